@@ -1,0 +1,25 @@
+//! # tirage
+//!
+//! A fair, verifiable lottery that replaces first-come online appointment release.
+//!
+//! A short tour, in the order a window lives:
+//!
+//! - [`domain`]: the rules, without I/O: identity normalisation and duplicate keys,
+//!   validation of what applicants send, the urgency weighting policy, window states.
+//! - `store` (feature `server`): the database (SQLite by default, PostgreSQL for several
+//!   instances) behind one repository API; SQL lives only there.
+//! - `http` (feature `server`): the JSON API with its OpenAPI description, staff
+//!   authentication, and errors as RFC 9457 problem documents.
+//! - [`draw`]: the pure core of the published draw (`tirage-draw-v1`): Merkle tree and
+//!   proofs, commitment, seed, random stream, ranking, slot assignment, bundle, verification.
+//!   No clock, no randomness, no I/O: everything comes in as values.
+//! - [`cli`]: the auditor's commands `tirage verify` and `tirage draw`, built on [`draw`]
+//!   alone, so that they compile without the server stack.
+
+pub mod cli;
+pub mod draw;
+
+#[cfg(feature = "server")]
+pub mod app;
+#[cfg(feature = "server")]
+pub mod config;

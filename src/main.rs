@@ -1,0 +1,41 @@
+//! The `tirage` command line: a thin shell over the library.
+//!
+//! `serve` and `migrate` need the `server` feature (on by default); `verify` and `draw`
+//! are the auditor's tools and build without it.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tirage", version, about = "A fair, verifiable lottery for appointments")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (API, pages, background jobs).
+    #[cfg(feature = "server")]
+    Serve(tirage::config::ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    #[cfg(feature = "server")]
+    Migrate(tirage::config::DatabaseArgs),
+    /// Re-compute a published draw bundle and report every value that differs.
+    Verify(tirage::cli::verify::VerifyArgs),
+    /// Run a draw offline from its inputs (DRAW-SPEC section 10) and write the bundle.
+    Draw(tirage::cli::draw::DrawArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        #[cfg(feature = "server")]
+        Command::Serve(args) => tirage::app::serve_main(args),
+        #[cfg(feature = "server")]
+        Command::Migrate(args) => tirage::app::migrate_main(args),
+        Command::Verify(args) => tirage::cli::verify::run(args),
+        Command::Draw(args) => tirage::cli::draw::run(args),
+    }
+}
