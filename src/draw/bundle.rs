@@ -47,26 +47,12 @@ pub struct RawInputs {
 impl RawInputs {
     /// Decodes and checks every field, naming the first bad one.
     pub fn decode(self) -> Result<DrawInputs, InputError> {
-        check_line(&self.window_id, "window_id")?;
-        check_line(&self.beacon, "beacon")?;
         let beacon_value = parse_lower_hex_any(&self.beacon_value)
             .ok_or_else(|| InputError::new("beacon_value", "must be lowercase hexadecimal"))?;
-        if parse_lower_hex(&self.seed_commitment, 32).is_none() {
-            return Err(InputError::new(
-                "seed_commitment",
-                "must be 64 lowercase hexadecimal characters",
-            ));
-        }
         let secret: [u8; 32] = parse_lower_hex(&self.secret, 32)
             .and_then(|bytes| bytes.try_into().ok())
             .ok_or_else(|| InputError::new("secret", "must be 64 lowercase hexadecimal characters"))?;
-        for (i, entry) in self.entries.iter().enumerate() {
-            check_weight(entry.weight, &format!("entries[{i}].weight"))?;
-        }
-        for (i, slot) in self.slots.iter().enumerate() {
-            check_slot(slot, &format!("slots[{i}]"))?;
-        }
-        Ok(DrawInputs {
+        let inputs = DrawInputs {
             window_id: self.window_id,
             beacon: self.beacon,
             beacon_value,
@@ -74,7 +60,30 @@ impl RawInputs {
             secret,
             entries: self.entries,
             slots: self.slots,
-        })
+        };
+        inputs.check()?;
+        Ok(inputs)
+    }
+}
+
+impl DrawInputs {
+    /// Checks the texts, weights and slots, naming the first bad field.
+    pub fn check(&self) -> Result<(), InputError> {
+        check_line(&self.window_id, "window_id")?;
+        check_line(&self.beacon, "beacon")?;
+        if parse_lower_hex(&self.seed_commitment, 32).is_none() {
+            return Err(InputError::new(
+                "seed_commitment",
+                "must be 64 lowercase hexadecimal characters",
+            ));
+        }
+        for (i, entry) in self.entries.iter().enumerate() {
+            check_weight(entry.weight, &format!("entries[{i}].weight"))?;
+        }
+        for (i, slot) in self.slots.iter().enumerate() {
+            check_slot(slot, &format!("slots[{i}]"))?;
+        }
+        Ok(())
     }
 }
 
@@ -218,6 +227,7 @@ pub fn draw(
 /// slots in slot order first. Refuses duplicate entry or slot ids and a
 /// `seed_commitment` that is not `hex(H(secret))`.
 pub fn run_draw(mut inputs: DrawInputs) -> Result<Bundle, InputError> {
+    inputs.check()?;
     if seed_commitment(&inputs.secret) != inputs.seed_commitment {
         return Err(InputError::new(
             "seed_commitment",
