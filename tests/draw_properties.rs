@@ -9,7 +9,10 @@ use tirage::draw::verify::{VerifyError, check_bundle, verify};
 use tirage::draw::{Bundle, Entry, EntryId, Slot, run_draw, sha256};
 
 fn entry_strategy() -> impl Strategy<Value = Entry> {
-    (any::<[u8; 16]>(), prop_oneof![Just(1u32), Just(2), Just(4), Just(8), 1..=1_000_000u32])
+    (
+        any::<[u8; 16]>(),
+        prop_oneof![Just(1u32), Just(2), Just(4), Just(8), 1..=1_000_000u32],
+    )
         .prop_map(|(id, weight)| Entry {
             id: EntryId::from_bytes(id),
             weight,
@@ -228,7 +231,10 @@ fn the_run_draw_refuses_what_it_cannot_draw() {
     let mut wrong_commitment = base.clone();
     wrong_commitment.entries.truncate(1);
     wrong_commitment.seed_commitment = hex::encode([0u8; 32]);
-    assert_eq!(run_draw(wrong_commitment).unwrap_err().field, "seed_commitment");
+    assert_eq!(
+        run_draw(wrong_commitment).unwrap_err().field,
+        "seed_commitment"
+    );
 
     let mut twice = base;
     twice.entries.truncate(1);

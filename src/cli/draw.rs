@@ -48,7 +48,11 @@ pub fn run(args: DrawArgs) -> ExitCode {
     }
 }
 
-fn write_json(out: impl std::io::Write, value: &impl serde::Serialize, pretty: bool) -> Result<(), String> {
+fn write_json(
+    out: impl std::io::Write,
+    value: &impl serde::Serialize,
+    pretty: bool,
+) -> Result<(), String> {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
     let result = if pretty {
         serde_json::to_writer_pretty(&mut out, value)

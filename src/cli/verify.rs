@@ -12,9 +12,11 @@ use crate::draw::verify::{Report, check_bundle};
 use crate::draw::{Bundle, Digest, Entry, EntryId};
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Exit status: 0 when every published value matches, 1 when one \
+#[command(
+    after_help = "Exit status: 0 when every published value matches, 1 when one \
 differs (or the --entry is not in the draw, or the proof fails), 2 when the input cannot \
-be read or is malformed.")]
+be read or is malformed."
+)]
 pub struct VerifyArgs {
     /// The bundle (JSON) to re-compute, or `-` to read it from standard input.
     #[arg(required_unless_present = "proof", value_name = "BUNDLE")]
@@ -72,7 +74,11 @@ fn run_bundle(path: &str, as_json: bool, entry: Option<&str>) -> ExitCode {
         print_report(&report, found.as_ref());
     }
     let entry_ok = found.as_ref().is_none_or(|f| f.in_draw);
-    ExitCode::from(if report.is_ok() && entry_ok { EXIT_OK } else { EXIT_MISMATCH })
+    ExitCode::from(if report.is_ok() && entry_ok {
+        EXIT_OK
+    } else {
+        EXIT_MISMATCH
+    })
 }
 
 fn print_report(report: &Report, entry: Option<&EntryOutcome>) {
@@ -147,11 +153,15 @@ impl EntryOutcome {
         let row = report.results.iter().find(|r| r.id == id);
         let selected = report.results.iter().filter(|r| r.slot.is_some()).count() as u64;
         let slot = row.and_then(|r| r.slot.as_ref()).and_then(|slot_id| {
-            report.slots.iter().find(|s| &s.id == slot_id).map(|s| SlotView {
-                id: s.id.clone(),
-                starts_at: s.starts_at.clone(),
-                counter: s.counter.clone(),
-            })
+            report
+                .slots
+                .iter()
+                .find(|s| &s.id == slot_id)
+                .map(|s| SlotView {
+                    id: s.id.clone(),
+                    starts_at: s.starts_at.clone(),
+                    counter: s.counter.clone(),
+                })
         });
         let waiting_position = row
             .filter(|r| r.slot.is_none())

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::FORMAT;
 use super::assign::{assign, results_hash};
 use super::commit::{CommitmentInput, commitment, seed, seed_commitment, slots_hash, sort_slots};
 use super::merkle::{leaf_hash, root};
@@ -16,7 +17,6 @@ use super::types::{
     Digest, Entry, EntryId, InputError, Slot, check_line, check_slot, check_weight,
     parse_lower_hex, parse_lower_hex_any,
 };
-use super::FORMAT;
 
 /// What a draw is computed from, checked and decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,9 @@ impl RawInputs {
             .ok_or_else(|| InputError::new("beacon_value", "must be lowercase hexadecimal"))?;
         let secret: [u8; 32] = parse_lower_hex(&self.secret, 32)
             .and_then(|bytes| bytes.try_into().ok())
-            .ok_or_else(|| InputError::new("secret", "must be 64 lowercase hexadecimal characters"))?;
+            .ok_or_else(|| {
+                InputError::new("secret", "must be 64 lowercase hexadecimal characters")
+            })?;
         let inputs = DrawInputs {
             window_id: self.window_id,
             beacon: self.beacon,
@@ -236,13 +238,19 @@ pub fn run_draw(mut inputs: DrawInputs) -> Result<Bundle, InputError> {
     }
     inputs.entries.sort_unstable_by_key(|e| e.id);
     if let Some(pair) = inputs.entries.windows(2).find(|p| p[0].id == p[1].id) {
-        return Err(InputError::new("entries", format!("the id {} appears twice", pair[0].id)));
+        return Err(InputError::new(
+            "entries",
+            format!("the id {} appears twice", pair[0].id),
+        ));
     }
     sort_slots(&mut inputs.slots);
     let mut slot_ids: Vec<&str> = inputs.slots.iter().map(|s| s.id.as_str()).collect();
     slot_ids.sort_unstable();
     if let Some(pair) = slot_ids.windows(2).find(|p| p[0] == p[1]) {
-        return Err(InputError::new("slots", format!("the slot id {} appears twice", pair[0])));
+        return Err(InputError::new(
+            "slots",
+            format!("the slot id {} appears twice", pair[0]),
+        ));
     }
 
     let committed = commit(

@@ -88,8 +88,7 @@ mod tests {
                 counter: "G2".into(),
             },
         ];
-        let expected =
-            sha256(b"S1\t2027-01-04T08:30:00Z\tG1\nS2\t2027-01-04T08:30:00Z\tG2\n");
+        let expected = sha256(b"S1\t2027-01-04T08:30:00Z\tG1\nS2\t2027-01-04T08:30:00Z\tG2\n");
         assert_eq!(slots_hash(&slots), expected);
         assert_eq!(slots_hash(&[]), sha256(b""));
     }
@@ -134,7 +133,11 @@ mod tests {
 
         let secret = [0x33; 32];
         let s = seed(&c, &secret, &[0xde, 0xad]);
-        let text = format!("tirage-seed-v1\n{}\n{}\ndead\n", hex::encode(c), "33".repeat(32));
+        let text = format!(
+            "tirage-seed-v1\n{}\n{}\ndead\n",
+            hex::encode(c),
+            "33".repeat(32)
+        );
         assert_eq!(s, sha256(text.as_bytes()));
         assert_eq!(seed_commitment(&secret), hex::encode(sha256(&secret)));
     }

@@ -148,14 +148,20 @@ mod tests {
             1 => leaves[0],
             n => {
                 // the largest power of two smaller than n
-                let k = if n.is_power_of_two() { n / 2 } else { n.next_power_of_two() / 2 };
+                let k = if n.is_power_of_two() {
+                    n / 2
+                } else {
+                    n.next_power_of_two() / 2
+                };
                 node_hash(&mth(&leaves[..k]), &mth(&leaves[k..]))
             }
         }
     }
 
     fn leaves(n: usize) -> Vec<Digest> {
-        (0..n).map(|i| data_leaf_hash(&(i as u32).to_be_bytes())).collect()
+        (0..n)
+            .map(|i| data_leaf_hash(&(i as u32).to_be_bytes()))
+            .collect()
     }
 
     #[test]

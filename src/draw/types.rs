@@ -207,7 +207,10 @@ pub fn check_weight(weight: u32, path: &str) -> Result<(), InputError> {
 /// Checks a one-line text that is hashed between newlines (the window id, the beacon).
 pub fn check_line(text: &str, path: &str) -> Result<(), InputError> {
     if text.contains(['\n', '\t', '\r']) {
-        return Err(InputError::new(path, "must not contain a tab or line break"));
+        return Err(InputError::new(
+            path,
+            "must not contain a tab or line break",
+        ));
     }
     Ok(())
 }

@@ -7,10 +7,10 @@
 
 use subtle::ConstantTimeEq;
 
+use super::FORMAT;
 use super::bundle::{Bundle, DrawInputs, ResultRow, commit, draw};
 use super::commit::{seed_commitment, sort_slots};
 use super::types::{Entry, InputError, Slot};
-use super::FORMAT;
 
 /// Why a bundle does not verify: the first published value that differs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,9 +176,21 @@ pub fn check_bundle(bundle: Bundle) -> Result<Report, InputError> {
         &inputs.entries,
         &inputs.slots,
     );
-    checks.push(Check::digest("entries_root", hex::encode(committed.entries_root), &entries_root));
-    checks.push(Check::digest("slots_hash", hex::encode(committed.slots_hash), &slots_hash));
-    checks.push(Check::digest("commitment", hex::encode(committed.commitment), &commitment));
+    checks.push(Check::digest(
+        "entries_root",
+        hex::encode(committed.entries_root),
+        &entries_root,
+    ));
+    checks.push(Check::digest(
+        "slots_hash",
+        hex::encode(committed.slots_hash),
+        &slots_hash,
+    ));
+    checks.push(Check::digest(
+        "commitment",
+        hex::encode(committed.commitment),
+        &commitment,
+    ));
 
     let outcome = draw(
         &committed.commitment,
@@ -190,7 +202,11 @@ pub fn check_bundle(bundle: Bundle) -> Result<Report, InputError> {
     checks.push(Check::digest("seed", hex::encode(outcome.seed), &seed));
     let expected_results = outcome.rows(&inputs.entries, &inputs.slots);
     checks.push(results_check(&expected_results, &results));
-    checks.push(Check::digest("results_hash", hex::encode(outcome.results_hash), &results_hash));
+    checks.push(Check::digest(
+        "results_hash",
+        hex::encode(outcome.results_hash),
+        &results_hash,
+    ));
 
     Ok(Report {
         window_id: inputs.window_id,
