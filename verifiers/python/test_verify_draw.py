@@ -435,6 +435,12 @@ class Tampering(unittest.TestCase):
             s[4], s[5] = s[5], s[4]
         self.check(f, ["slots"], ["slots_hash", "commitment", "results", "results_hash"])
 
+    def test_duplicate_slot_id_is_a_named_fail(self):
+        def f(b):
+            b["slots"][1]["id"] = b["slots"][0]["id"]
+        out = self.check(f, ["slots", "slots_hash"], ["entries_root"])
+        self.assertIn("both have id", out)
+
     def test_beacon_none_with_value(self):
         b = copy.deepcopy(load("one-entry.json"))
         b["beacon_value"] = "00"
@@ -525,6 +531,14 @@ class MalformedInput(unittest.TestCase):
             "beacon_value odd": lambda b: b.update(beacon_value="abc"),
             "beacon_value not hex": lambda b: b.update(beacon_value="zz"),
             "secret short": lambda b: b.update(secret="00" * 31),
+            "secret upper": lambda b: b.update(secret=b["secret"].upper()),
+            "beacon_value upper": lambda b: b.update(beacon_value=b["beacon_value"].upper()),
+            "seed_commitment upper": lambda b: b.update(
+                seed_commitment=b["seed_commitment"].upper()),
+            "seed_commitment short": lambda b: b.update(seed_commitment="abc"),
+            "beacon tab": lambda b: b.update(beacon="drand\tx"),
+            "beacon cr": lambda b: b.update(beacon="drand\rx"),
+            "window_id cr": lambda b: b.update(window_id="a\rb"),
             "secret not hex": lambda b: b.update(secret="g" * 64),
             "secret type": lambda b: b.update(secret=None),
             "seed_commitment type": lambda b: b.update(seed_commitment=5),
@@ -551,6 +565,12 @@ class MalformedInput(unittest.TestCase):
                 starts_at="2027-01-04T08:30:00.0Z"),
             "starts_at date": lambda b: b["slots"][0].update(starts_at="2027-02-30T08:30:00Z"),
             "starts_at hour": lambda b: b["slots"][0].update(starts_at="2027-01-04T24:00:00Z"),
+            "starts_at 1900-02-29": lambda b: b["slots"][0].update(
+                starts_at="1900-02-29T08:30:00Z"),
+            "starts_at second 61": lambda b: b["slots"][0].update(
+                starts_at="2027-01-04T08:30:61Z"),
+            "starts_at month 13": lambda b: b["slots"][0].update(
+                starts_at="2027-13-04T08:30:00Z"),
             "starts_at digits": lambda b: b["slots"][0].update(
                 starts_at="\u0662027-01-04T08:30:00Z"),
             "counter empty": lambda b: b["slots"][0].update(counter=""),
@@ -564,6 +584,10 @@ class MalformedInput(unittest.TestCase):
             "result rank string": lambda b: b["results"][0].update(rank="1"),
             "result slot type": lambda b: b["results"][0].update(slot=3),
             "result id type": lambda b: b["results"][0].update(id=None),
+            "result id upper": lambda b: b["results"][0].update(id=b["results"][0]["id"].upper()),
+            "result rank negative": lambda b: b["results"][0].update(rank=-1),
+            "result rank float": lambda b: b["results"][0].update(rank=1.0),
+            "result missing slot": lambda b: b["results"][0].pop("slot"),
             "entries_root type": lambda b: b.update(entries_root=None),
             "results_hash type": lambda b: b.update(results_hash=[]),
         }
@@ -578,6 +602,11 @@ class MalformedInput(unittest.TestCase):
             "slot id 64": lambda b: b["slots"][0].update(id="a" * 64),
             "weight max": lambda b: b["entries"][0].update(weight=1000000),
             "unknown field": lambda b: b.update(signature="xyz", statistics={"n": 20}),
+            "leap second": lambda b: b["slots"][-1].update(starts_at="2027-01-05T08:30:60Z"),
+            "year 0000": lambda b: b["slots"][-1].update(starts_at="0000-02-29T08:30:00Z"),
+            "2000-02-29": lambda b: b["slots"][-1].update(starts_at="2000-02-29T08:30:00Z"),
+            "result rank 0": lambda b: b["results"][0].update(rank=0),
+            "result slot not a slot id": lambda b: b["results"][0].update(slot="a b"),
         }
         for label, f in ok.items():
             path = self.tmp.write(self.mutated(f))
@@ -717,6 +746,64 @@ class Performance(unittest.TestCase):
             tmp.cleanup()
         self.assertEqual(code, 0, out + err)
         self.assertLess(elapsed, 30.0)
+
+
+TIRAGE_BIN = os.environ.get("TIRAGE_BIN")
+
+
+@unittest.skipUnless(TIRAGE_BIN, "set TIRAGE_BIN to a built tirage binary to compare with it")
+class CrossImplementation(unittest.TestCase):
+    """Compare with the service's own implementation (the Rust `tirage`
+    binary), when one is given: TIRAGE_BIN=target/release/tirage."""
+
+    def test_rust_verifies_the_golden_vectors(self):
+        for name in GOLDEN:
+            p = subprocess.run([TIRAGE_BIN, "verify", os.path.join(VECTORS, name)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.assertEqual(p.returncode, 0, name + p.stdout.decode() + p.stderr.decode())
+        p = subprocess.run([TIRAGE_BIN, "verify", "--proof",
+                            os.path.join(VECTORS, "tiers-proof.json")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+
+    def test_random_draws_agree(self):
+        rng = random.Random(20270104)
+        counters = ["G1", "Guichet \u00e9", "a b", "\u00e9" * 64, "G\u00a0N"]
+        for trial in range(40):
+            n = rng.choice([0, 1, 2, 7, rng.randint(0, 200)])
+            ids = set()
+            while len(ids) < n:
+                ids.add(bytes(rng.randrange(256) for _ in range(16)).hex())
+            secret = bytes(rng.randrange(256) for _ in range(32))
+            beacon = rng.choice(["none", "drand:quicknet:round=%d" % rng.randint(1, 10 ** 8)])
+            inputs = {
+                "window_id": rng.choice(["w", "34-renewal-2027-01-\u00e9", ""]),
+                "beacon": beacon,
+                "beacon_value": "" if beacon == "none" else bytes(
+                    rng.randrange(256) for _ in range(32)).hex(),
+                "seed_commitment": vd.sha256(secret).hex(),
+                "secret": secret.hex(),
+                "entries": [{"id": i, "weight": rng.choice([1, 2, 4, 8, 1000000,
+                                                            rng.randint(1, 1000000)])}
+                            for i in ids],
+                "slots": [{"id": "S%d" % k,
+                           "starts_at": "2027-%02d-%02dT%02d:%02d:00Z" % (
+                               rng.randint(1, 12), rng.randint(1, 28), rng.randint(0, 23),
+                               rng.choice([0, 30])),
+                           "counter": rng.choice(counters)}
+                          for k in range(rng.randint(0, n + 5))],
+            }
+            p = subprocess.run([TIRAGE_BIN, "draw", "--input", "-"],
+                               input=json.dumps(inputs).encode("utf-8"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.assertEqual(p.returncode, 0, p.stderr.decode())
+            theirs = json.loads(p.stdout.decode("utf-8"))
+            mine = make_vectors.make_bundle(
+                inputs["window_id"], inputs["beacon"], bytes.fromhex(inputs["beacon_value"]),
+                secret, inputs["entries"], inputs["slots"], "")
+            for key in ("entries_root", "slots_hash", "commitment", "seed", "results",
+                        "results_hash"):
+                self.assertEqual(theirs[key], mine[key], "trial %d: %s" % (trial, key))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ unreadable or malformed (or the command line is wrong).
 """
 
 import argparse
-import datetime
 import hashlib
 import json
 import re
@@ -387,8 +386,8 @@ def compute_draw(window_id, beacon, beacon_value, seed_commitment, secret,
 # --------------------------------------------------------------------------
 
 _ID_RE = re.compile(r"[0-9a-f]{32}\Z")
-_HEX_RE = re.compile(r"(?:[0-9a-fA-F]{2})*\Z")
-_HASH_RE = re.compile(r"[0-9a-fA-F]{64}\Z")
+_HEX_RE = re.compile(r"(?:[0-9a-f]{2})*\Z")
+_HASH_RE = re.compile(r"[0-9a-f]{64}\Z")
 _SLOT_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
 _STARTS_AT_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
 
@@ -456,7 +455,8 @@ def _text(v, where):
 def _hex_bytes(v, where, length=None):
     _text(v, where)
     if not _HEX_RE.match(v):
-        raise Malformed("%s: must be hexadecimal (an even number of 0-9 a-f), found %s"
+        raise Malformed("%s: must be lowercase hexadecimal (an even number of 0-9 a-f), "
+                        "found %s"
                         % (where, _show(v)))
     b = bytes.fromhex(v)
     if length is not None and len(b) != length:
@@ -479,14 +479,24 @@ def _weight(v, where):
     return v
 
 
+def _days_in_month(year, month):
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 29 if leap else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
 def _starts_at(v, where):
+    """Exactly YYYY-MM-DDTHH:MM:SSZ naming a real UTC time. As in RFC 3339,
+    the year may be 0000 (proleptic Gregorian calendar) and the second may be
+    60 (a leap second)."""
     _text(v, where)
     ok = bool(_STARTS_AT_RE.match(v))
     if ok:
-        try:
-            datetime.datetime.strptime(v, "%Y-%m-%dT%H:%M:%SZ")
-        except ValueError:
-            ok = False
+        year, month, day = int(v[0:4]), int(v[5:7]), int(v[8:10])
+        hour, minute, second = int(v[11:13]), int(v[14:16]), int(v[17:19])
+        ok = (1 <= month <= 12 and 1 <= day <= _days_in_month(year, month)
+              and hour <= 23 and minute <= 59 and second <= 60)
     if not ok:
         raise Malformed("%s: must be a UTC time written exactly YYYY-MM-DDTHH:MM:SSZ, found %s"
                         % (where, _show(v)))
@@ -533,18 +543,23 @@ def parse_bundle(doc):
     if fmt != FORMAT:
         raise Malformed("format: must be %s, found %s" % (json.dumps(FORMAT), _show(fmt)))
 
+    # Tab and line breaks would blur the line-based hash inputs: refused in
+    # window_id (spec section 4) and in beacon ("a one-line text", section 3).
     window_id = _text(doc["window_id"], "window_id")
-    if "\t" in window_id or "\n" in window_id:
-        raise Malformed("window_id: must not contain a tab or a newline")
+    if any(c in window_id for c in "\t\n\r"):
+        raise Malformed("window_id: must not contain a tab or a line break")
     beacon = _text(doc["beacon"], "beacon")
-    if "\n" in beacon:
-        raise Malformed("beacon: must be one line (no newline)")
+    if any(c in beacon for c in "\t\n\r"):
+        raise Malformed("beacon: must be one line of text (no tab or line break)")
     beacon_value = _hex_bytes(doc["beacon_value"], "beacon_value")
     seed_commitment = _text(doc["seed_commitment"], "seed_commitment")
+    if not _HASH_RE.match(seed_commitment):
+        raise Malformed("seed_commitment: must be 64 lowercase hex characters, found %s"
+                        % _show(seed_commitment))
     secret = _hex_bytes(doc["secret"], "secret")
     if len(secret) != 32:
-        raise Malformed("secret: must be 64 hex characters (32 bytes), found %d characters"
-                        % len(doc["secret"]))
+        raise Malformed("secret: must be 64 lowercase hex characters (32 bytes), found %d "
+                        "characters" % len(doc["secret"]))
 
     entries = []
     for k, e in enumerate(_list(doc["entries"], "entries")):
@@ -575,9 +590,10 @@ def parse_bundle(doc):
         where = "results[%d]" % k
         _object(r, where)
         rank = _need(r, "rank", where)
-        if not _is_int(rank):
-            raise Malformed("%s.rank: must be an integer, found %s" % (where, _show(rank)))
-        rid = _text(_need(r, "id", where), where + ".id")
+        if not _is_int(rank) or not 0 <= rank < U64:
+            raise Malformed("%s.rank: must be a non-negative integer, found %s"
+                            % (where, _show(rank)))
+        rid = _entry_id(_need(r, "id", where), where + ".id")
         slot = _need(r, "slot", where)
         if slot is not None:
             _text(slot, where + ".slot")
@@ -641,6 +657,15 @@ def _first_unordered_slot(slots):
     return None
 
 
+def _first_duplicate_slot_id(slots):
+    seen = {}
+    for k, s in enumerate(slots):
+        if s["id"] in seen:
+            return seen[s["id"]], k
+        seen[s["id"]] = k
+    return None
+
+
 def _result_text(item):
     if item is None:
         return "(end of list)"
@@ -676,8 +701,16 @@ def verify_bundle(inputs, published):
         entries = sorted(entries, key=lambda e: e["id"])
 
     bad = _first_unordered_slot(slots)
-    if bad is None:
+    dup = _first_duplicate_slot_id(slots)
+    if bad is None and dup is None:
         checks.append(_check("slots", True))
+    elif bad is None:
+        # Results name slots by id alone, so two slots with one id would make
+        # the published assignment ambiguous.
+        checks.append(_check(
+            "slots", False, "each slot id once",
+            "slots[%d] and slots[%d] both have id %s" % (dup[0], dup[1], slots[dup[1]]["id"]),
+            detail="a result naming this id could mean either slot"))
     else:
         k = bad
         checks.append(_check(
