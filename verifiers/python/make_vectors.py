@@ -158,14 +158,17 @@ def rfc6962_vectors():
                  "leaf hash is SHA-256(0x00 || data); tirage's entry leaves instead hash "
                  "0x00 || id (16 bytes) || weight (4 bytes, big-endian). Computed by "
                  "verifiers/python/verify_draw.py.",
-        "source": "The leaves and the roots of sizes 0..8 are the published RFC 6962 test "
-                  "data of transparency-dev/merkle (proof/verify_test.go, the 'leaves' and "
-                  "'roots' tables, inherited from google/certificate-transparency); the "
-                  "audit paths of (leaf_index 0, size 8), (5, 8), (2, 3) and (1, 5) are "
-                  "checked against the inclusionProofs table of the same file (written there "
-                  "with 1-based leaf numbers 1, 6, 3, 2) and testdata/inclusion/3/"
-                  "happy-path.json. The other paths are computed here and verified with the "
-                  "RFC 9162 section 2.1.3.2 algorithm.",
+        "source": "The leaves and the tree heads of sizes 0..8 are the published RFC 6962 "
+                  "test data of google/certificate-transparency "
+                  "(cpp/merkletree/merkle_tree_test.cc: kInputs, kSHA256EmptyTreeHash, "
+                  "kSHA256Roots), carried over to transparency-dev/merkle "
+                  "(proof/verify_test.go: leaves, roots). The audit paths of (leaf_index 0, "
+                  "tree_size 8), (5, 8), (2, 3) and (1, 5) were checked against kSHA256Paths / "
+                  "inclusionProofs in the same files (written there with 1-based leaf numbers "
+                  "1, 6, 3, 2) and against transparency-dev/merkle "
+                  "testdata/inclusion/3/happy-path.json. The other paths are computed here by "
+                  "the RFC 6962 section 2.1.1 definition and verified with the RFC 9162 "
+                  "section 2.1.3.2 algorithm.",
         "leaf_hash": "sha256(0x00 || data)",
         "node_hash": "sha256(0x01 || left || right)",
         "leaves": leaves_hex,
