@@ -2,26 +2,25 @@
 //!
 //! At each step an entry is picked among those left with probability proportional to
 //! its weight: `t = uniform(remaining)`, then the smallest `i` whose running sum of
-//! weights exceeds `t`. A Fenwick tree keeps the running sums, so each step costs
-//! `O(log n)` and the whole ranking `O(n log n)` with integers only.
+//! weights exceeds `t`. A tree of partial sums (see [`SumTree`], a wide cousin of the
+//! Fenwick tree) answers that in `O(log n)`, so the whole ranking is `O(n log n)`, with
+//! integers only.
 
 use super::stream::Stream;
 
 /// Ranks every entry. `weights` are in entry order; the result lists entry indices in
 /// rank order (the first element has rank 1).
 pub fn rank(weights: &[u32], stream: &mut Stream) -> Vec<usize> {
-    let mut tree = Fenwick::new(weights);
-    let mut left: Vec<u64> = weights.iter().map(|&w| u64::from(w)).collect();
-    let mut remaining: u64 = left.iter().sum();
+    let mut tree = SumTree::new(weights);
+    let mut remaining: u64 = weights.iter().map(|&w| u64::from(w)).sum();
     let mut order = Vec::with_capacity(weights.len());
     for _ in 0..weights.len() {
         let t = stream.uniform(remaining);
         let i = tree.first_above(t);
-        let w = left[i];
+        let w = tree.weight(i);
         order.push(i);
         tree.subtract(i, w);
         remaining -= w;
-        left[i] = 0;
     }
     order
 }
@@ -35,50 +34,57 @@ pub fn ranks_by_entry(order: &[usize]) -> Vec<u64> {
     ranks
 }
 
-/// A Fenwick (binary indexed) tree of `u64` sums, 1-based inside.
-struct Fenwick {
-    sums: Vec<u64>,
-    /// The largest power of two not above the size, where the descent starts.
-    top: usize,
+/// Children per node of the [`SumTree`].
+const FANOUT: usize = 16;
+
+/// A tree of running sums with 16 children per node: level 0 holds the weights, each
+/// level above the sums of 16 nodes below. Finding the first index above `t` scans at
+/// most 16 neighbouring sums per level (a cache line or two) over about `log16 n`
+/// levels, and removing a weight touches one node per level. It answers exactly what a
+/// Fenwick tree would, with far fewer cache misses on a million entries.
+struct SumTree {
+    levels: Vec<Vec<u64>>,
 }
 
-impl Fenwick {
+impl SumTree {
     fn new(weights: &[u32]) -> Self {
-        let n = weights.len();
-        let mut sums = vec![0u64; n + 1];
-        for (i, &w) in weights.iter().enumerate() {
-            sums[i + 1] += u64::from(w);
-            let parent = (i + 1) + ((i + 1) & (i + 1).wrapping_neg());
-            if parent <= n {
-                sums[parent] += sums[i + 1];
-            }
+        let mut levels = vec![weights.iter().map(|&w| u64::from(w)).collect::<Vec<u64>>()];
+        while levels.last().is_some_and(|level| level.len() > FANOUT) {
+            let below = levels.last().expect("checked above");
+            let above = below.chunks(FANOUT).map(|c| c.iter().sum()).collect();
+            levels.push(above);
         }
-        let top = if n == 0 { 0 } else { 1 << n.ilog2() };
-        Self { sums, top }
+        Self { levels }
     }
 
-    /// The smallest index `i` (0-based) with `w[0] + ... + w[i] > t`; `t` must be below
-    /// the total.
+    fn weight(&self, index: usize) -> u64 {
+        self.levels[0][index]
+    }
+
+    /// The smallest index `i` with `w[0] + ... + w[i] > t`; `t` must be below the total.
     fn first_above(&self, mut t: u64) -> usize {
-        let mut pos = 0;
-        let mut step = self.top;
-        while step > 0 {
-            let next = pos + step;
-            if next < self.sums.len() && self.sums[next] <= t {
-                pos = next;
-                t -= self.sums[next];
+        let mut node = 0;
+        for level in self.levels.iter().rev() {
+            let start = node * FANOUT;
+            let end = (start + FANOUT).min(level.len());
+            let mut child = start;
+            for (i, &sum) in level[start..end].iter().enumerate() {
+                child = start + i;
+                if sum > t {
+                    break;
+                }
+                t -= sum;
             }
-            step >>= 1;
+            node = child;
         }
-        // `pos` leaves have a sum <= t; the next one (0-based index pos) goes above it.
-        pos
+        node
     }
 
     fn subtract(&mut self, index: usize, amount: u64) {
-        let mut i = index + 1;
-        while i < self.sums.len() {
-            self.sums[i] -= amount;
-            i += i & i.wrapping_neg();
+        let mut i = index;
+        for level in &mut self.levels {
+            level[i] -= amount;
+            i /= FANOUT;
         }
     }
 }
@@ -110,8 +116,8 @@ mod tests {
     }
 
     #[test]
-    fn fenwick_ranking_equals_the_linear_scan() {
-        for n in 0..60u32 {
+    fn tree_ranking_equals_the_linear_scan() {
+        for n in (0..300u32).chain([4095, 4096, 4097]) {
             let weights: Vec<u32> = (0..n).map(|i| 1 + (i * 7919) % 13).collect();
             let seed = [n as u8; 32];
             let fast = rank(&weights, &mut Stream::new(&seed));

@@ -53,15 +53,38 @@ impl EntryId {
 
     /// Parses exactly 32 lowercase hexadecimal characters.
     pub fn parse_hex(text: &str) -> Result<Self, &'static str> {
-        let bytes: [u8; 16] = parse_lower_hex(text, 16)
-            .ok_or("must be 32 lowercase hexadecimal characters")?
-            .try_into()
-            .map_err(|_| "must be 32 lowercase hexadecimal characters")?;
+        const WHY: &str = "must be 32 lowercase hexadecimal characters";
+        let text = text.as_bytes();
+        if text.len() != 32 {
+            return Err(WHY);
+        }
+        let mut bytes = [0u8; 16];
+        let mut invalid = 0u8;
+        for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
+            let (high, low) = (
+                HEX_VALUE[usize::from(pair[0])],
+                HEX_VALUE[usize::from(pair[1])],
+            );
+            invalid |= (high | low) & 0xf0;
+            *byte = (high << 4) | (low & 0x0f);
+        }
+        if invalid != 0 {
+            return Err(WHY);
+        }
         Ok(Self(bytes))
     }
 
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        String::from_utf8(self.hex_bytes().to_vec()).expect("hex is ASCII")
+    }
+
+    /// The 32 lowercase hex characters, without allocating.
+    pub fn hex_bytes(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
+        }
+        out
     }
 }
 
@@ -79,11 +102,38 @@ impl fmt::Display for EntryId {
 
 impl Serialize for EntryId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut buf = [0u8; 32];
-        hex::encode_to_slice(self.0, &mut buf).expect("32 bytes hold 16 in hex");
+        let buf = self.hex_bytes();
         serializer.serialize_str(std::str::from_utf8(&buf).expect("hex is ASCII"))
     }
 }
+
+/// The value of each lowercase hex digit; 0xff for every other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// The two lowercase hex digits of each byte value.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [DIGITS[i >> 4], DIGITS[i & 0x0f]];
+        i += 1;
+    }
+    table
+};
 
 impl<'de> Deserialize<'de> for EntryId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
