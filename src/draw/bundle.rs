@@ -226,10 +226,13 @@ pub fn draw(
 }
 
 /// The whole draw from its inputs, in any order: entries are put in entry order and
-/// slots in slot order first. Refuses duplicate entry or slot ids and a
-/// `seed_commitment` that is not `hex(H(secret))`.
+/// slots in slot order first. Refuses duplicate entry or slot ids, a `seed_commitment`
+/// that is not `hex(H(secret))`, and a beacon value when the beacon is `none`.
 pub fn run_draw(mut inputs: DrawInputs) -> Result<Bundle, InputError> {
     inputs.check()?;
+    if inputs.beacon == "none" && !inputs.beacon_value.is_empty() {
+        return Err(InputError::new("beacon_value", "must be empty when the beacon is none"));
+    }
     if seed_commitment(&inputs.secret) != inputs.seed_commitment {
         return Err(InputError::new(
             "seed_commitment",

@@ -19,6 +19,8 @@ pub enum VerifyError {
     Malformed(#[from] InputError),
     #[error("seed_commitment is not sha256(secret)")]
     SeedCommitmentMismatch,
+    #[error("beacon_value is not empty although the beacon is none")]
+    BeaconValueWithoutBeacon,
     #[error("entries are not listed in ascending id order, or an id repeats")]
     EntriesOrder,
     #[error("slots are not listed in slot order, or a slot id repeats")]
@@ -67,6 +69,7 @@ impl Check {
     fn error(&self) -> VerifyError {
         match self.name {
             "seed_commitment" => VerifyError::SeedCommitmentMismatch,
+            "beacon_value" => VerifyError::BeaconValueWithoutBeacon,
             "entries" => VerifyError::EntriesOrder,
             "slots" => VerifyError::SlotsOrder,
             "entries_root" => VerifyError::EntriesRootMismatch,
@@ -145,6 +148,17 @@ pub fn check_bundle(bundle: Bundle) -> Result<Report, InputError> {
         seed_commitment(&inputs.secret),
         &inputs.seed_commitment,
     ));
+    if inputs.beacon == "none" && !inputs.beacon_value.is_empty() {
+        // Section 5: with no beacon there is no public value; a non-empty one would
+        // change the seed without anything public to check it against.
+        checks.push(Check {
+            name: "beacon_value",
+            ok: false,
+            expected: String::new(),
+            found: hex::encode(&inputs.beacon_value),
+            first_rank: None,
+        });
+    }
     checks.push(order_check(
         "entries",
         "ids strictly ascending",

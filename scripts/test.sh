@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting and lints, the Rust test suites (with the
+# server and without it), the independent Python verifier, and the cross-check of the
+# two verifiers on a 10,000-entry draw.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --check
+
+step "lints (server build, every target: lib, bin, tests, benches)"
+cargo clippy --all-targets --all-features -- -D warnings
+
+step "lints (auditor build without the server stack)"
+cargo clippy --no-default-features --lib --bins -- -D warnings
+
+step "Rust tests (server build)"
+cargo test --all-features
+
+step "auditor build without the server stack, and its tests"
+cargo test --no-default-features --test draw_vectors --test draw_properties --test cli_verify
+cargo build --no-default-features --bin tirage
+tirage=target/debug/tirage
+
+step "independent Python verifier"
+python3 -m unittest discover -s verifiers/python
+
+step "both verifiers agree on a 10,000-entry draw made by tirage draw"
+scripts/cross-verify.sh "$tirage" 10000 500
+
+echo
+echo "all tests passed"
