@@ -1040,6 +1040,9 @@ if __name__ == "__main__":
         sys.stderr.write("verify_draw.py: interrupted\n")
         code = 130
     except BrokenPipeError:
+        # the reader went away (e.g. "| head"); stay quiet at exit
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = EXIT_MISMATCH
     except Exception as e:  # never show a traceback to the person auditing
         sys.stderr.write("verify_draw.py: internal error: %s: %s\n" % (type(e).__name__, e))
