@@ -20,6 +20,7 @@ pub mod bundle;
 pub mod commit;
 pub mod merkle;
 pub mod order;
+pub mod stats;
 pub mod stream;
 pub mod types;
 pub mod verify;
