@@ -330,6 +330,34 @@ fn inclusion_proofs_from_receipts() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).starts_with("FAIL"));
 
+    // with the bundle, the proof's root and size must be the bundle's
+    let tiers = vector("tiers.json");
+    let out = tirage(
+        &[
+            "verify",
+            "--proof",
+            proof.to_str().unwrap(),
+            tiers.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("OK    proof_root"), "{stdout}");
+    let other = vector("equal-weights.json");
+    let out = tirage(
+        &[
+            "verify",
+            "--proof",
+            proof.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL  proof_root"), "{stdout}");
+
     value["audit_path"][0] = "xyz".into();
     let out = tirage(
         &["verify", "--proof", "-"],

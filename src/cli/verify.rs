@@ -27,18 +27,29 @@ pub struct VerifyArgs {
     /// Also report this entry's weight, rank and slot.
     #[arg(long, value_name = "ENTRY_ID")]
     pub entry: Option<String>,
-    /// Check an inclusion proof from a receipt instead (a JSON file with entry_id,
-    /// weight, leaf_index, tree_size, audit_path and entries_root; `-` for stdin).
-    #[arg(long, value_name = "PROOF", conflicts_with_all = ["bundle", "entry"])]
+    /// Check an inclusion proof from a receipt (a JSON file with entry_id, weight,
+    /// leaf_index, tree_size, audit_path and entries_root; `-` for stdin). With a
+    /// BUNDLE too, also check that the proof's root and size are that bundle's.
+    #[arg(long, value_name = "PROOF", conflicts_with = "entry")]
     pub proof: Option<String>,
 }
 
 pub fn run(args: VerifyArgs) -> ExitCode {
     match (&args.proof, &args.bundle) {
-        (Some(proof), _) => run_proof(proof, args.json),
+        (Some(proof), bundle) => run_proof(proof, bundle.as_deref(), args.json),
         (None, Some(bundle)) => run_bundle(bundle, args.json, args.entry.as_deref()),
         (None, None) => malformed("give a BUNDLE file, `-`, or --proof FILE"),
     }
+}
+
+/// Reads and re-computes a bundle; the error is the message for a malformed one.
+fn load_report(path: &str) -> Result<Report, String> {
+    let data = read_input(path)?;
+    let invalid =
+        |e: &dyn std::fmt::Display| format!("{path} is not a valid tirage-draw-v1 bundle: {e}");
+    let bundle: Bundle = serde_json::from_slice(&data).map_err(|e| invalid(&e))?;
+    drop(data);
+    check_bundle(bundle).map_err(|e| invalid(&e))
 }
 
 fn run_bundle(path: &str, as_json: bool, entry: Option<&str>) -> ExitCode {
@@ -46,18 +57,9 @@ fn run_bundle(path: &str, as_json: bool, entry: Option<&str>) -> ExitCode {
         Ok(entry) => entry,
         Err(why) => return malformed(format!("--entry {why}")),
     };
-    let data = match read_input(path) {
-        Ok(data) => data,
-        Err(e) => return malformed(e),
-    };
-    let bundle: Bundle = match serde_json::from_slice(&data) {
-        Ok(bundle) => bundle,
-        Err(e) => return malformed(format!("{path} is not a valid tirage-draw-v1 bundle: {e}")),
-    };
-    drop(data);
-    let report = match check_bundle(bundle) {
+    let report = match load_report(path) {
         Ok(report) => report,
-        Err(e) => return malformed(format!("{path} is not a valid tirage-draw-v1 bundle: {e}")),
+        Err(e) => return malformed(e),
     };
     let found = entry.map(|id| EntryOutcome::find(&report, id));
     if as_json {
@@ -206,7 +208,7 @@ struct Proof {
     entries_root: String,
 }
 
-fn run_proof(path: &str, as_json: bool) -> ExitCode {
+fn run_proof(path: &str, bundle: Option<&str>, as_json: bool) -> ExitCode {
     let data = match read_input(path) {
         Ok(data) => data,
         Err(e) => return malformed(e),
@@ -238,14 +240,48 @@ fn run_proof(path: &str, as_json: bool) -> ExitCode {
         weight: proof.weight,
     });
     let ok = verify_inclusion(&leaf, proof.leaf_index, proof.tree_size, &audit_path, &root);
+    // With the bundle: the proof must be about this bundle's entries.
+    let report = match bundle.map(load_report).transpose() {
+        Ok(report) => report,
+        Err(e) => return malformed(e),
+    };
+    let root_check = report.as_ref().map(|report| {
+        let published = report.checks.iter().find(|c| c.name == "entries_root");
+        let expected = published.map(|c| c.expected.clone()).unwrap_or_default();
+        let n = report.entries.len() as u64;
+        (
+            expected == proof.entries_root && n == proof.tree_size,
+            format!("{expected} ({n} entries)"),
+            format!("{} ({} entries)", proof.entries_root, proof.tree_size),
+        )
+    });
+    let all_ok = ok
+        && root_check.as_ref().is_none_or(|(same, _, _)| *same)
+        && report.as_ref().is_none_or(Report::is_ok);
     if as_json {
+        let bundle_checks = report.as_ref().map(|r| &r.checks);
         println!(
             "{:#}",
-            json!({"ok": ok, "entry_id": proof.entry_id, "weight": proof.weight,
+            json!({"ok": all_ok, "proof_ok": ok, "entry_id": proof.entry_id, "weight": proof.weight,
                    "leaf_index": proof.leaf_index, "tree_size": proof.tree_size,
-                   "entries_root": proof.entries_root})
+                   "entries_root": proof.entries_root,
+                   "proof_root": root_check.as_ref().map(|(same, expected, found)|
+                        json!({"ok": same, "expected": expected, "found": found})),
+                   "checks": bundle_checks})
         );
-    } else if ok {
+        return ExitCode::from(if all_ok { EXIT_OK } else { EXIT_MISMATCH });
+    }
+    if let Some(report) = &report {
+        print_report(report, None);
+    }
+    if let Some((same, expected, found)) = &root_check {
+        if *same {
+            println!("OK    proof_root       {found}");
+        } else {
+            println!("FAIL  proof_root       expected {expected}, found {found}");
+        }
+    }
+    if ok {
         println!(
             "OK    entry {} with weight {} is leaf {} of {} under entries_root {}",
             proof.entry_id, proof.weight, proof.leaf_index, proof.tree_size, proof.entries_root
@@ -256,5 +292,5 @@ fn run_proof(path: &str, as_json: bool) -> ExitCode {
             proof.entry_id, proof.weight, proof.leaf_index, proof.tree_size, proof.entries_root
         );
     }
-    ExitCode::from(if ok { EXIT_OK } else { EXIT_MISMATCH })
+    ExitCode::from(if all_ok { EXIT_OK } else { EXIT_MISMATCH })
 }

@@ -94,7 +94,9 @@ impl DrawInputs {
 pub struct ResultRow {
     pub rank: u64,
     pub id: EntryId,
-    /// The assigned slot's id, `null` for the waiting list.
+    /// The assigned slot's id, `null` for the waiting list. The key must be present:
+    /// a line without it is malformed, not silently "no slot".
+    #[serde(deserialize_with = "Option::deserialize")]
     pub slot: Option<String>,
 }
 
@@ -231,7 +233,10 @@ pub fn draw(
 pub fn run_draw(mut inputs: DrawInputs) -> Result<Bundle, InputError> {
     inputs.check()?;
     if inputs.beacon == "none" && !inputs.beacon_value.is_empty() {
-        return Err(InputError::new("beacon_value", "must be empty when the beacon is none"));
+        return Err(InputError::new(
+            "beacon_value",
+            "must be empty when the beacon is none",
+        ));
     }
     if seed_commitment(&inputs.secret) != inputs.seed_commitment {
         return Err(InputError::new(
