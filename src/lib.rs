@@ -17,9 +17,16 @@
 //!   alone, so that they compile without the server stack.
 
 pub mod cli;
+pub mod domain;
 pub mod draw;
 
 #[cfg(feature = "server")]
 pub mod app;
 #[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
+pub mod http;
+#[cfg(feature = "server")]
+pub mod jobs;
+#[cfg(feature = "server")]
+pub mod store;

@@ -1,0 +1,234 @@
+//! The running service: wiring configuration, store, mailer, clock and router together,
+//! and the `serve` and `migrate` commands.
+//!
+//! [`Application::build`] does everything that can fail at start (open and migrate the
+//! database, seed the admin token, set up mail, bind the port) before anything is
+//! served; [`Application::run_until_stopped`] serves until SIGTERM, ctrl-c or a
+//! [`ShutdownHandle`], lets requests in flight finish, flushes the outbox and closes the
+//! database. Tests build the very same application, on port 0 and a temporary database.
+
+use std::io;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{DatabaseArgs, LogFormat, MIN_ADMIN_TOKEN_CHARS, ServeArgs};
+use crate::domain::codes::hash_staff_token;
+use crate::http::{self, AppState};
+use crate::jobs::clock::{Clock, SystemClock};
+use crate::jobs::mailer::{self, MailError};
+use crate::store::{Store, StoreError};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("mail: {0}")]
+    Mail(#[from] MailError),
+    #[error("network: {0}")]
+    Io(#[from] io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// The service, built and bound, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    router: Router,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Asks a running [`Application`] to stop, as SIGTERM would.
+#[derive(Clone)]
+pub struct ShutdownHandle(watch::Sender<bool>);
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Application {
+    /// Builds the service with the system clock.
+    pub async fn build(config: ServeArgs) -> Result<Self, StartupError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Builds the service with the given clock (tests fix the time with it).
+    pub async fn build_with_clock(
+        config: ServeArgs,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let store = Store::connect(&config.database.database_url).await?;
+        store.migrate().await?;
+        if let Some(token) = config.admin_token.as_deref() {
+            let token = token.trim();
+            if token.chars().count() < MIN_ADMIN_TOKEN_CHARS {
+                return Err(StartupError::Config(format!(
+                    "the admin token must have at least {MIN_ADMIN_TOKEN_CHARS} characters"
+                )));
+            }
+            let mut id = [0u8; 8];
+            getrandom::fill(&mut id)
+                .map_err(|e| StartupError::Config(format!("OS randomness: {e}")))?;
+            if store
+                .seed_admin_token(&hex::encode(id), &hash_staff_token(token), clock.now())
+                .await?
+            {
+                tracing::info!("admin token from the configuration registered");
+            }
+        }
+        let mailer = mailer::build(&config.mail, &config.mail_from)?;
+        let state = AppState::new(store, mailer, clock);
+        let router = http::router(state.clone());
+        let listener = TcpListener::bind(config.listen).await?;
+        let address = listener.local_addr()?;
+        tracing::info!(mail = %config.mail, "service built");
+        Ok(Self {
+            listener,
+            address,
+            router,
+            state,
+            shutdown: watch::Sender::new(false),
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The router, to call in-process without a socket.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutdown.clone())
+    }
+
+    /// Serves until a signal or the shutdown handle, then stops gracefully: requests in
+    /// flight finish, the outbox gets a last pass, the database is closed.
+    pub async fn run_until_stopped(self) -> io::Result<()> {
+        let outbox = tokio::spawn(self.state.outbox.clone().run(self.shutdown.subscribe()));
+        let mut stop = self.shutdown.subscribe();
+        let signal = async move {
+            tokio::select! {
+                () = termination_signal() => tracing::info!("stop signal received, shutting down"),
+                _ = stop.wait_for(|stop| *stop) => tracing::info!("shutdown requested"),
+            }
+        };
+        tracing::info!(address = %self.address, "listening");
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(signal)
+            .await;
+        self.shutdown.send_replace(true);
+        if let Err(error) = outbox.await {
+            tracing::error!(error = %error, "the outbox sender failed");
+        }
+        self.state.store.close().await;
+        tracing::info!("stopped");
+        served
+    }
+}
+
+/// SIGTERM (what service managers and containers send) or ctrl-c.
+async fn termination_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// Logs to standard error, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    // A second initialisation (in tests) is harmless: the first subscriber stays.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+fn runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+/// `tirage serve`.
+pub fn serve_main(args: ServeArgs) -> ExitCode {
+    init_tracing(args.log_format);
+    let result = runtime().map_err(StartupError::Io).and_then(|rt| {
+        rt.block_on(async {
+            let app = Application::build(args).await?;
+            app.run_until_stopped().await?;
+            Ok::<_, StartupError>(())
+        })
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %error, "the service stopped on an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tirage migrate`.
+pub fn migrate_main(args: DatabaseArgs) -> ExitCode {
+    init_tracing(LogFormat::Text);
+    let result = runtime().map_err(StartupError::Io).and_then(|rt| {
+        rt.block_on(async {
+            let store = Store::connect(&args.database_url).await?;
+            store.migrate().await?;
+            store.close().await;
+            Ok::<_, StartupError>(())
+        })
+    });
+    match result {
+        Ok(()) => {
+            tracing::info!("the database schema is up to date");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "migration failed");
+            ExitCode::FAILURE
+        }
+    }
+}

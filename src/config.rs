@@ -1,0 +1,104 @@
+//! Configuration, from command-line flags or environment variables (flags win).
+//!
+//! Every setting has a default that runs the service on one machine with an embedded
+//! SQLite file; see `docs/configuration.md` for the full table and the reasons behind
+//! the defaults.
+
+use std::net::SocketAddr;
+
+use clap::ValueEnum;
+
+use crate::jobs::mailer::MailTransport;
+
+/// Where the database is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://PATH?mode=rwc` (or a bare file path). The file is created
+    /// and migrated at start.
+    #[arg(
+        long = "database",
+        env = "TIRAGE_DATABASE_URL",
+        default_value = "sqlite://tirage.db?mode=rwc",
+        value_name = "URL"
+    )]
+    pub database_url: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Everything `tirage serve` needs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Address and port to listen on. Port 0 picks a free port.
+    #[arg(
+        long,
+        env = "TIRAGE_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: SocketAddr,
+
+    /// A staff token with the admin role, created at start if it does not exist yet
+    /// (at least 32 characters). Use it to create named tokens for each person.
+    #[arg(
+        long,
+        env = "TIRAGE_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub admin_token: Option<String>,
+
+    /// How mail is sent: `log`, `file:DIR` (one .eml file per message) or
+    /// `smtp://host:port`.
+    #[arg(
+        long,
+        env = "TIRAGE_MAIL",
+        default_value = "log",
+        value_name = "TRANSPORT"
+    )]
+    pub mail: MailTransport,
+
+    /// The sender of mails.
+    #[arg(
+        long,
+        env = "TIRAGE_MAIL_FROM",
+        default_value = "tirage <no-reply@tirage.invalid>",
+        value_name = "MAILBOX"
+    )]
+    pub mail_from: String,
+
+    /// Log format.
+    #[arg(long, env = "TIRAGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    /// The settings for a service on `listen` with a database at `database_url`, and every
+    /// other setting at its default (used by tests and embedders).
+    pub fn new(database_url: impl Into<String>, listen: SocketAddr) -> Self {
+        Self {
+            database: DatabaseArgs {
+                database_url: database_url.into(),
+            },
+            listen,
+            admin_token: None,
+            mail: MailTransport::Log,
+            mail_from: "tirage <no-reply@tirage.invalid>".to_owned(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;

@@ -1,0 +1,238 @@
+//! Extractors: JSON bodies with problem-document rejections, bearer credentials, staff
+//! authentication, idempotency keys, and randomness from the operating system.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::state::AppState;
+use crate::domain::codes::hash_staff_token;
+use crate::domain::validation::{Issue, ValidationErrors};
+use crate::store::{Actor, Role, StaffToken};
+
+/// A JSON request body, parsed into `T`, with a digest of its canonical form (for
+/// idempotency). Syntax errors answer 400, a missing or wrong content type 415, a value
+/// of the wrong type 422 naming its field, a body over the limit 413.
+#[derive(Debug)]
+pub struct JsonBody<T> {
+    pub value: T,
+    pub fingerprint: String,
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(request.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest(rejection.body_text())
+                }
+            })?;
+        let raw: Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+        let fingerprint = hex::encode(crate::draw::sha256(canonical(&raw).as_bytes()));
+        let value = serde_path_to_error::deserialize(raw).map_err(|error| {
+            let path = error.path().to_string();
+            let field = if path == "." { String::new() } else { path };
+            let message = error.into_inner().to_string();
+            let code = if message.starts_with("unknown field") {
+                "unknown_field"
+            } else {
+                "invalid_type"
+            };
+            ApiError::Validation(ValidationErrors::single(field, Issue::new(code, message)))
+        })?;
+        Ok(Self { value, fingerprint })
+    }
+}
+
+/// JSON with object keys sorted at every level and no white space, so that two bodies
+/// that mean the same give the same digest.
+fn canonical(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let members: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k])))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// The credential of `Authorization: Bearer <credential>`, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credential) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(credential.trim())
+        .filter(|c| !c.is_empty())
+}
+
+/// An access code presented as a bearer credential.
+#[derive(Debug)]
+pub struct AccessCode(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for AccessCode {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        bearer(&parts.headers)
+            .map(|code| Self(code.to_owned()))
+            .ok_or(ApiError::Unauthorized(
+                "send the entry's access code as Authorization: Bearer <access code>",
+            ))
+    }
+}
+
+/// A staff member authenticated by a live staff token (any role).
+#[derive(Debug, Clone)]
+pub struct Staff(pub StaffToken);
+
+impl Staff {
+    /// The token, if its role includes `needed`; 403 otherwise.
+    pub fn require(&self, needed: Role) -> Result<&StaffToken, ApiError> {
+        if self.0.role.includes(needed) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::Forbidden(needed))
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor::Staff(self.0.id.clone())
+    }
+}
+
+async fn staff_from_headers(
+    headers: &HeaderMap,
+    state: &AppState,
+) -> Result<Option<Staff>, ApiError> {
+    let Some(token) = bearer(headers) else {
+        return Ok(None);
+    };
+    match state
+        .store
+        .staff_token_by_hash(&hash_staff_token(token))
+        .await?
+    {
+        Some(token) => Ok(Some(Staff(token))),
+        None => Err(ApiError::Unauthorized(
+            "the staff token is unknown or revoked",
+        )),
+    }
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        staff_from_headers(&parts.headers, state)
+            .await?
+            .ok_or(ApiError::Unauthorized(
+                "send a staff token as Authorization: Bearer <token>",
+            ))
+    }
+}
+
+/// A staff member if a token is presented; anonymous otherwise. A presented token that
+/// is unknown is still refused, so that a typo is not silently treated as anonymous.
+#[derive(Debug, Clone)]
+pub struct MaybeStaff(pub Option<Staff>);
+
+impl FromRequestParts<AppState> for MaybeStaff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self(staff_from_headers(&parts.headers, state).await?))
+    }
+}
+
+/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(Self(None));
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| {
+                ApiError::BadRequest(
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+                )
+            })?;
+        Ok(Self(Some(key.to_owned())))
+    }
+}
+
+/// `N` random bytes from the operating system.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("OS randomness: {e}")))?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_ignores_key_order_and_space() {
+        let a: Value =
+            serde_json::from_str(r#"{"b": [1, {"y": 2, "x": "é"}], "a": null}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"a":null,"b":[1,{"x":"é","y":2}]}"#).unwrap();
+        assert_eq!(canonical(&a), canonical(&b));
+        assert_eq!(canonical(&a), r#"{"a":null,"b":[1,{"x":"é","y":2}]}"#);
+    }
+
+    #[test]
+    fn bearer_credentials() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert(AUTHORIZATION, "Bearer  abc ".parse().unwrap());
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert(AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
+    }
+}

@@ -1,0 +1,132 @@
+//! The HTTP service: the JSON API under `/api/v1`, its OpenAPI description at
+//! `/api/openapi.json` with a browsable page at `/api/docs`, and `/healthz`.
+//!
+//! - [`state`]: [`AppState`], what handlers share (store, clock, mail outbox).
+//! - [`error`]: [`ApiError`](error::ApiError), every refusal as an RFC 9457 problem.
+//! - [`extract`]: JSON bodies, bearer credentials, staff roles, idempotency keys.
+//! - [`api`]: the handlers, one module per area, each documented with `utoipa`.
+//!
+//! Handlers parse with [`domain`](crate::domain), act through [`Store`](crate::store::Store)
+//! and answer; they hold no SQL and no rules of their own beyond wiring.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::StatusCode;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod state;
+
+pub use state::AppState;
+
+use error::ApiError;
+
+/// The largest request body accepted on most routes.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// The largest body accepted when staff create or edit a window (a long slot list).
+pub const WINDOW_BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// Requests taking longer are answered 503.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tirage",
+        description = "A fair, verifiable lottery for préfecture appointments. Staff open windows \
+                       with their slots; applicants register once during the registration period; \
+                       a seeded, published draw allocates the slots.\n\n\
+                       Errors are RFC 9457 problem documents (`application/problem+json`) whose \
+                       `type` identifies the kind of problem."
+    ),
+    tags(
+        (name = "windows", description = "Registration windows and their slots"),
+        (name = "entries", description = "Registration, verification, status and withdrawal of entries"),
+        (name = "staff", description = "Staff tokens"),
+        (name = "health", description = "Service health"),
+    ),
+    modifiers(&SecuritySchemes),
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "staff_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A staff token (`tirage_...`), created by an admin"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "access_code",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The access code of an entry, from its receipt"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The documented routes and their OpenAPI description.
+pub fn api() -> (Router<AppState>, OpenApiDoc) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(api::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI description of the API, as served at `/api/openapi.json`.
+pub fn openapi() -> OpenApiDoc {
+    api().1
+}
+
+/// The OpenAPI description as committed in `openapi/openapi.json`: pretty JSON and a
+/// final newline.
+pub fn openapi_json() -> String {
+    let mut text = openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
+    text.push('\n');
+    text
+}
+
+/// The whole service, ready to serve.
+pub fn router(state: AppState) -> Router {
+    let (routes, openapi) = api();
+    routes
+        .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
+        .fallback(|| async { ApiError::NotFound("no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    // The route template, not the path: paths hold entry ids.
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("unmatched", MatchedPath::as_str);
+                    tracing::info_span!("request", http.method = %request.method(), http.route = route)
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .with_state(state)
+}

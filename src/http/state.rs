@@ -1,0 +1,33 @@
+//! What every handler can reach: the store, the mail outbox, the clock.
+
+use std::sync::Arc;
+
+use crate::jobs::clock::Clock;
+use crate::jobs::mailer::Mailer;
+use crate::jobs::outbox::OutboxSender;
+use crate::store::Store;
+
+/// The shared state of the HTTP service. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub outbox: OutboxSender,
+}
+
+impl AppState {
+    pub fn new(store: Store, mailer: Arc<dyn Mailer>, clock: Arc<dyn Clock>) -> Self {
+        let outbox = OutboxSender::new(store.clone(), mailer, Arc::clone(&clock));
+        Self {
+            store,
+            clock,
+            outbox,
+        }
+    }
+
+    /// Sends a queued mail in the background, right away; the outbox retries failures.
+    pub fn send_soon(&self, outbox_id: i64) {
+        let outbox = self.outbox.clone();
+        tokio::spawn(async move { outbox.deliver(outbox_id).await });
+    }
+}

@@ -1,0 +1,14 @@
+//! Work that happens outside a request: sending mails from the outbox, purging expired
+//! records, and the clock every time-dependent rule reads.
+//!
+//! - [`clock`]: the [`Clock`](clock::Clock) trait, the system clock and a settable
+//!   clock for tests.
+//! - [`mailer`]: the [`Mailer`](mailer::Mailer) trait and its three transports: `log`,
+//!   `file:DIR` (one `.eml` per message) and `smtp://host:port`.
+//! - [`messages`]: the texts of the mails, in French and English.
+//! - [`outbox`]: the sender that delivers queued mails and retries failures.
+
+pub mod clock;
+pub mod mailer;
+pub mod messages;
+pub mod outbox;

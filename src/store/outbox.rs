@@ -1,0 +1,159 @@
+//! The outbox: mails written in the same transaction as what caused them.
+//!
+//! A mail is sent right after its transaction commits; if that fails (the SMTP relay
+//! is down, the service stops), the background sender picks it up later. A mail is
+//! claimed for a short lease before sending, so two senders do not send it twice. Once
+//! sent, its recipient and body (which holds a one-time code) are erased.
+
+use chrono::{DateTime, Utc};
+
+use super::{Store, StoreError, on_db};
+
+/// A mail to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMail {
+    /// What the mail is, such as `verification_code`.
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// A queued mail claimed for sending.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxMail {
+    pub id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub attempts: i64,
+}
+
+/// Inside a write transaction: queues a mail and evaluates to its id.
+macro_rules! insert_mail {
+    ($tx:expr, $mail:expr, $now:expr) => {{
+        let id: i64 = sqlx::query_scalar(
+            "insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
+             values ($1, $2, $3, $4, $5, $5) returning id",
+        )
+        .bind(&$mail.kind)
+        .bind(&$mail.recipient)
+        .bind(&$mail.subject)
+        .bind(&$mail.body)
+        .bind($now)
+        .fetch_one(&mut *$tx)
+        .await?;
+        id
+    }};
+}
+pub(crate) use insert_mail;
+
+const CLAIM_COLUMNS: &str = "returning id, kind, recipient, subject, body, attempts";
+
+impl Store {
+    /// Claims one due mail until `lease_until`, if it is still unsent.
+    pub async fn claim_mail(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<OutboxMail>, StoreError> {
+        Ok(on_db!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "update outbox set next_attempt_at = $3
+                 where id = $1 and sent_at is null and failed_at is null and next_attempt_at <= $2
+                 {CLAIM_COLUMNS}"
+            )))
+            .bind(id)
+            .bind(now)
+            .bind(lease_until)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Claims up to `limit` due mails until `lease_until`.
+    pub async fn claim_due_mails(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<OutboxMail>, StoreError> {
+        Ok(on_db!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "update outbox set next_attempt_at = $2
+                 where id in (select id from outbox
+                              where sent_at is null and failed_at is null and next_attempt_at <= $1
+                              order by next_attempt_at, id limit $3)
+                 {CLAIM_COLUMNS}"
+            )))
+            .bind(now)
+            .bind(lease_until)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Records a successful send and erases the recipient and body.
+    pub async fn mail_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        on_db!(self, |pool| {
+            sqlx::query(
+                "update outbox set sent_at = $2, attempts = attempts + 1, recipient = '', body = '',
+                     last_error = null
+                 where id = $1",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await?
+        });
+        Ok(())
+    }
+
+    /// Records a failed send: retried at `retry_at`, or given up (and erased) when `None`.
+    pub async fn mail_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_db!(self, |pool| {
+            match retry_at {
+                Some(retry_at) => sqlx::query(
+                    "update outbox set attempts = attempts + 1, last_error = $2, next_attempt_at = $3
+                     where id = $1",
+                )
+                .bind(id)
+                .bind(error)
+                .bind(retry_at)
+                .execute(pool)
+                .await?,
+                None => sqlx::query(
+                    "update outbox set attempts = attempts + 1, last_error = $2, failed_at = $3,
+                         recipient = '', body = ''
+                     where id = $1",
+                )
+                .bind(id)
+                .bind(error)
+                .bind(now)
+                .execute(pool)
+                .await?,
+            }
+        });
+        Ok(())
+    }
+
+    /// How many mails wait to be sent.
+    pub async fn pending_mails(&self) -> Result<i64, StoreError> {
+        Ok(on_db!(self, |pool| {
+            sqlx::query_scalar(
+                "select cast(count(*) as bigint) from outbox where sent_at is null and failed_at is null",
+            )
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+}

@@ -1,0 +1,352 @@
+//! A fresh application per test: a temporary SQLite file migrated by the production
+//! code, mails written as files, and a clock the test sets.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tirage::app::Application;
+use tirage::config::ServeArgs;
+use tirage::jobs::clock::ManualClock;
+use tirage::jobs::mailer::MailTransport;
+use tirage::store::{Db, Store};
+use tower::ServiceExt;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef-0123456789";
+
+/// The time every test starts at: inside the registration period of [`window_body`].
+pub fn t0() -> DateTime<Utc> {
+    at("2026-12-05T10:00:00Z")
+}
+
+pub fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+static TRACING: Once = Once::new();
+
+/// Logs only when `TEST_LOG` is set.
+fn init_logs() {
+    TRACING.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
+                ))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+pub struct TestApp {
+    pub app: Application,
+    pub router: Router,
+    pub clock: ManualClock,
+    pub mail_dir: PathBuf,
+    pub dir: TempDir,
+}
+
+/// An answer, with its body parsed as JSON (`Value::Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Answer {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// Asserts a problem document of this status and type.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, kind: &str) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        assert_eq!(
+            self.content_type(),
+            "application/problem+json",
+            "{}",
+            self.text
+        );
+        assert_eq!(
+            self.json["type"],
+            format!("/problems/{kind}"),
+            "{}",
+            self.text
+        );
+        assert_eq!(self.json["status"], status);
+        assert!(self.json["title"].is_string() && self.json["detail"].is_string());
+        &self.json
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        &self.json
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Builds an app after letting the test adjust its settings.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut ServeArgs)) -> Self {
+        init_logs();
+        let dir = tempfile::tempdir().unwrap();
+        let mail_dir = dir.path().join("mail");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("tirage.db").display()
+        );
+        let mut config = ServeArgs::new(url, "127.0.0.1:0".parse().unwrap());
+        config.admin_token = Some(ADMIN_TOKEN.to_owned());
+        config.mail = MailTransport::File(mail_dir.clone());
+        adjust(&mut config);
+        let clock = ManualClock::new(t0());
+        let app = Application::build_with_clock(config, Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        let router = app.router();
+        Self {
+            app,
+            router,
+            clock,
+            mail_dir,
+            dir,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.app.state().store
+    }
+
+    /// Sends a request through the real router, in process.
+    pub async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = bearer {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(serde_json::to_vec(body).unwrap())),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        self.send_request(request).await
+    }
+
+    pub async fn send_request(&self, request: Request<Body>) -> Answer {
+        call(self.router.clone(), request).await
+    }
+
+    pub async fn get(&self, uri: &str, bearer: Option<&str>) -> Answer {
+        self.send(Method::GET, uri, bearer, None, &[]).await
+    }
+
+    pub async fn post(&self, uri: &str, bearer: Option<&str>, body: &Value) -> Answer {
+        self.send(Method::POST, uri, bearer, Some(body), &[]).await
+    }
+
+    pub async fn post_empty(&self, uri: &str, bearer: Option<&str>) -> Answer {
+        self.send(Method::POST, uri, bearer, None, &[]).await
+    }
+
+    pub async fn patch(&self, uri: &str, bearer: Option<&str>, body: &Value) -> Answer {
+        self.send(Method::PATCH, uri, bearer, Some(body), &[]).await
+    }
+
+    /// Creates a draft window as admin; returns its id.
+    pub async fn create_window(&self, body: &Value) -> String {
+        let answer = self.post("/api/v1/windows", Some(ADMIN_TOKEN), body).await;
+        answer.assert_status(201)["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates and opens the standard window; returns its id.
+    pub async fn open_window(&self) -> String {
+        let id = self.create_window(&window_body()).await;
+        self.post_empty(&format!("/api/v1/windows/{id}/open"), Some(ADMIN_TOKEN))
+            .await
+            .assert_status(200);
+        id
+    }
+
+    pub async fn register(&self, window_id: &str, body: &Value) -> Answer {
+        self.post(&format!("/api/v1/windows/{window_id}/entries"), None, body)
+            .await
+    }
+
+    /// Creates a staff token with this role; returns the token.
+    pub async fn token(&self, role: &str) -> String {
+        let body = json!({ "name": format!("test {role}"), "role": role });
+        let answer = self
+            .post("/api/v1/staff-tokens", Some(ADMIN_TOKEN), &body)
+            .await;
+        answer.assert_status(201)["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Rows in a table, straight from the database.
+    pub async fn count(&self, table: &str) -> i64 {
+        let Db::Sqlite(pool) = self.store().db();
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until at least `n` mails were written; returns them all, oldest first.
+    pub async fn mails(&self, n: usize) -> Vec<String> {
+        for _ in 0..250 {
+            let mut names: Vec<PathBuf> = std::fs::read_dir(&self.mail_dir)
+                .map(|dir| {
+                    dir.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if names.len() >= n {
+                names.sort();
+                return names
+                    .iter()
+                    .map(|p| std::fs::read_to_string(p).unwrap())
+                    .collect();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("expected {n} mail(s) in {}", self.mail_dir.display());
+    }
+
+    /// The verification code in the latest of `n` mails.
+    pub async fn code_from_mail(&self, n: usize) -> String {
+        let mails = self.mails(n).await;
+        code_in(mails.last().unwrap())
+    }
+}
+
+/// Sends a request through a router, in process.
+pub async fn call(router: Router, request: Request<Body>) -> Answer {
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Answer {
+        status,
+        headers,
+        text,
+        json,
+    }
+}
+
+/// A JSON POST request.
+pub fn post_request(uri: &str, body: &Value) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(serde_json::to_vec(body).unwrap()))
+        .unwrap()
+}
+
+/// The six-digit code standing alone on a line of a mail.
+pub fn code_in(mail: &str) -> String {
+    mail.lines()
+        .map(str::trim)
+        .find(|line| line.len() == 6 && line.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no code in mail:\n{mail}"))
+        .to_owned()
+}
+
+/// The minimal window of the issue, in the registration period at [`t0`].
+pub fn window_body() -> Value {
+    json!({
+        "site": "34",
+        "procedure": "renewal",
+        "registration_opens_at": "2026-12-01T08:00:00Z",
+        "registration_closes_at": "2026-12-15T18:00:00Z",
+        "draw_at": "2026-12-16T10:00:00Z",
+        "beacon": "none",
+        "slots": [{"starts_at": "2027-01-04T08:30:00Z", "counter": "G1"}]
+    })
+}
+
+/// A valid registration; `n` makes the identity and contact distinct.
+pub fn applicant(n: u32) -> Value {
+    json!({
+        "family_name": format!("Diallo{}", letters(n)),
+        "given_names": "Aminata",
+        "birth_date": "1991-03-14",
+        "nationality": "SEN",
+        "document": {"kind": "foreigner_number", "number": format!("75{:08}", n), "country": "FRA"},
+        "email": format!("aminata{n}@example.org"),
+        "phone": format!("+3361234{:04}", n),
+        "permit_expires_on": "2027-01-20",
+        "language": "fr"
+    })
+}
+
+/// A few letters that differ for each `n` (names may not hold digits).
+pub fn letters(mut n: u32) -> String {
+    let mut out = String::new();
+    loop {
+        out.push(char::from(b'a' + (n % 26) as u8));
+        n /= 26;
+        if n == 0 {
+            return out;
+        }
+    }
+}
+
+/// Registers and verifies an applicant; returns (entry id, access code).
+pub async fn registered_and_verified(
+    app: &TestApp,
+    window_id: &str,
+    n: u32,
+    mails_so_far: usize,
+) -> (String, String) {
+    let receipt = app.register(window_id, &applicant(n)).await;
+    let receipt = receipt.assert_status(201);
+    let entry_id = receipt["entry_id"].as_str().unwrap().to_owned();
+    let access = receipt["access_code"].as_str().unwrap().to_owned();
+    let code = app.code_from_mail(mails_so_far + 1).await;
+    app.post(
+        &format!("/api/v1/entries/{entry_id}/verify"),
+        Some(&access),
+        &json!({ "code": code }),
+    )
+    .await
+    .assert_status(200);
+    (entry_id, access)
+}

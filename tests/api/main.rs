@@ -1,0 +1,17 @@
+//! The HTTP API, tested through the real router: each test builds the application on a
+//! fresh temporary SQLite file, migrated by the production code, with mails written as
+//! files and a clock the test controls. Logs stay quiet unless `TEST_LOG` is set.
+
+mod helpers;
+
+mod duplicates;
+mod entries;
+mod health;
+mod idempotency;
+mod openapi;
+mod privacy;
+mod smoke;
+mod staff;
+mod validation;
+mod verification;
+mod windows;

@@ -1,0 +1,66 @@
+//! One test over a real socket: the service answers on its port and stops gracefully.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tirage::app::Application;
+use tirage::config::ServeArgs;
+use tirage::jobs::clock::SystemClock;
+
+use crate::helpers::{ADMIN_TOKEN, window_body};
+
+#[tokio::test]
+async fn serves_on_a_real_port_and_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("smoke.db").display()
+    );
+    let mut config = ServeArgs::new(url, "127.0.0.1:0".parse().unwrap());
+    config.admin_token = Some(ADMIN_TOKEN.into());
+    let app = Application::build_with_clock(config, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let port = app.port();
+    assert_ne!(port, 0);
+    let stop = app.shutdown_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let created = client
+        .post(format!("{base}/api/v1/windows"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&window_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let problem = client
+        .post(format!("{base}/api/v1/windows"))
+        .json(&window_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem.status(), 401);
+    assert_eq!(
+        problem.headers()["content-type"],
+        "application/problem+json"
+    );
+
+    stop.shutdown();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops within 10 s")
+        .unwrap()
+        .unwrap();
+    assert!(
+        client.get(format!("{base}/healthz")).send().await.is_err(),
+        "nothing listens any more"
+    );
+    // The database file was created and can be opened again.
+    assert!(dir.path().join("smoke.db").exists());
+}
