@@ -8,7 +8,7 @@
 //!
 //! The default policy is 8 / 4 / 2 / 1 for 30 / 60 / 90 days and beyond, +1 per
 //! unsuccessful draw, at most +4. Weights are integers from 1 to
-//! [`MAX_WEIGHT`](crate::draw::MAX_WEIGHT), as the draw requires.
+//! [`crate::draw::MAX_WEIGHT`], as the draw requires.
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};

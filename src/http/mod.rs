@@ -2,9 +2,9 @@
 //! `/api/openapi.json` with a browsable page at `/api/docs`, and `/healthz`.
 //!
 //! - [`state`]: [`AppState`], what handlers share (store, clock, mail outbox).
-//! - [`error`]: [`ApiError`](error::ApiError), every refusal as an RFC 9457 problem.
+//! - [`error`]: [`error::ApiError`], every refusal as an RFC 9457 problem.
 //! - [`extract`]: JSON bodies, bearer credentials, staff roles, idempotency keys.
-//! - [`api`]: the handlers, one module per area, each documented with `utoipa`.
+//! - [`mod@api`]: the handlers, one module per area, each documented with `utoipa`.
 //!
 //! Handlers parse with [`domain`](crate::domain), act through [`Store`](crate::store::Store)
 //! and answer; they hold no SQL and no rules of their own beyond wiring.

@@ -1,11 +1,11 @@
 //! The database, behind one repository API. SQL lives only in this module.
 //!
 //! [`Store`] wraps a connection pool per engine ([`Db`]). Each repository function is
-//! written once, inside [`on_db!`], which expands its body for every engine, so the
+//! written once, inside `on_db!`, which expands its body for every engine, so the
 //! same SQL text and the same Rust types run on each: `$1` placeholders, `bigint`,
 //! `returning`, and times bound as `chrono` values. SQLite is the embedded default (one
 //! file, created and migrated at start); PostgreSQL, for several instances, will be one
-//! more arm in [`Db`] and in [`on_db!`] plus its migration folder, without any change to
+//! more arm in [`Db`] and in `on_db!` plus its migration folder, without any change to
 //! the handlers.
 //!
 //! Rules that must hold under concurrency are enforced by the database itself: the

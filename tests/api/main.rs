@@ -8,6 +8,7 @@ mod duplicates;
 mod entries;
 mod health;
 mod idempotency;
+mod mail;
 mod openapi;
 mod privacy;
 mod smoke;
