@@ -7,7 +7,7 @@
 //! [`ShutdownHandle`], lets requests in flight finish, flushes the outbox and closes the
 //! database. Tests build the very same application, on port 0 and a temporary database.
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -177,6 +177,7 @@ pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(io::stderr().is_terminal())
         .with_writer(io::stderr);
     // A second initialisation (in tests) is harmless: the first subscriber stays.
     let _ = match format {

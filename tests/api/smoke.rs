@@ -64,3 +64,58 @@ async fn serves_on_a_real_port_and_shuts_down_gracefully() {
     // The database file was created and can be opened again.
     assert!(dir.path().join("smoke.db").exists());
 }
+
+/// The `tirage serve` command, configured by environment variables, stops on SIGTERM.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_serve_command_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tirage"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("TIRAGE_LISTEN", "127.0.0.1:0")
+        .env("TIRAGE_LOG_FORMAT", "json")
+        .env("TIRAGE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("TIRAGE_MAIL", "file:./mail")
+        .env("RUST_LOG", "info")
+        .env_remove("TIRAGE_DATABASE_URL")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = logs
+            .next()
+            .expect("the service logs where it listens")
+            .unwrap();
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if event["message"] == "listening" {
+            break event["address"].as_str().unwrap().to_owned();
+        }
+    };
+    let health = reqwest::get(format!("http://{address}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    // The default database is a file in the working directory, created at start.
+    assert!(dir.path().join("tirage.db").exists());
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = logs.map_while(Result::ok).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("stop signal received")),
+        "{rest:?}"
+    );
+}
