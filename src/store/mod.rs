@@ -37,7 +37,7 @@ pub use entries::{
 pub use idempotency::IdempotencyRequest;
 pub use outbox::{NewMail, OutboxMail};
 pub use staff::{Role, StaffToken};
-pub use windows::WindowRecord;
+pub use windows::{WindowFilter, WindowRecord};
 
 /// Expands `$body` once per database engine, with `$pool` bound to that engine's pool.
 macro_rules! on_db {

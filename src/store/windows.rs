@@ -47,6 +47,14 @@ impl WindowRecord {
     }
 }
 
+/// Which windows to list; `None` matches every value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowFilter {
+    pub site: Option<String>,
+    pub procedure: Option<String>,
+    pub state: Option<WindowState>,
+}
+
 #[derive(sqlx::FromRow)]
 struct WindowRow {
     id: String,
@@ -359,14 +367,26 @@ impl Store {
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 
-    /// Windows, most recent registration period first; drafts only when asked.
-    pub async fn windows(&self, include_drafts: bool) -> Result<Vec<WindowRecord>, StoreError> {
+    /// Windows matching `filter`, most recent registration period first; drafts only
+    /// when `include_drafts`.
+    pub async fn windows(
+        &self,
+        include_drafts: bool,
+        filter: &WindowFilter,
+    ) -> Result<Vec<WindowRecord>, StoreError> {
         let rows: Vec<WindowRow> = on_db!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{SELECT_WINDOW} where ($1 or w.state <> 'draft')
+                "{SELECT_WINDOW}
+                 where ($1 or w.state <> 'draft')
+                   and ($2 is null or w.site = $2)
+                   and ($3 is null or w.procedure = $3)
+                   and ($4 is null or w.state = $4)
                  order by w.registration_opens_at desc, w.id"
             )))
             .bind(include_drafts)
+            .bind(filter.site.as_deref())
+            .bind(filter.procedure.as_deref())
+            .bind(filter.state.map(WindowState::as_str))
             .fetch_all(pool)
             .await?
         });

@@ -322,3 +322,69 @@ async fn the_audit_trail_is_append_only() {
     );
     assert_eq!(app.count("audit_events").await, before);
 }
+
+#[tokio::test]
+async fn long_slot_lists_are_accepted() {
+    let app = TestApp::spawn().await;
+    let mut body = window_body();
+    let slots: Vec<Value> = (0..3000)
+        .map(|i| {
+            json!({
+                "starts_at": format!("2027-01-{:02}T{:02}:{:02}:00Z", 4 + i / 600, 6 + (i / 60) % 10, i % 60),
+                "counter": "Guichet principal du rez-de-chaussée"
+            })
+        })
+        .collect();
+    body["slots"] = json!(slots);
+    assert!(serde_json::to_vec(&body).unwrap().len() > 64 * 1024);
+    let id = app.create_window(&body).await;
+    let window = app
+        .get(&format!("/api/v1/windows/{id}"), Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(window.json["slots"]["count"], 3000);
+}
+
+#[tokio::test]
+async fn windows_can_be_listed_by_site_procedure_and_state() {
+    let app = TestApp::spawn().await;
+    let open = app.open_window().await;
+    let mut other = window_body();
+    other["site"] = json!("13");
+    let draft = app.create_window(&other).await;
+
+    let ids = |answer: &crate::helpers::Answer| -> Vec<String> {
+        answer.json["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(&app.get("/api/v1/windows?site=34", None).await),
+        [open.clone()]
+    );
+    assert!(
+        ids(&app.get("/api/v1/windows?site=13", None).await).is_empty(),
+        "drafts stay hidden"
+    );
+    assert_eq!(
+        ids(&app.get("/api/v1/windows?site=13", Some(ADMIN_TOKEN)).await),
+        [draft.clone()]
+    );
+    assert_eq!(
+        ids(&app
+            .get("/api/v1/windows?state=draft", Some(ADMIN_TOKEN))
+            .await),
+        [draft]
+    );
+    assert_eq!(
+        ids(&app
+            .get("/api/v1/windows?procedure=renewal&state=open", None)
+            .await),
+        [open]
+    );
+    app.get("/api/v1/windows?state=sleeping", None)
+        .await
+        .assert_problem(400, "bad-request");
+}

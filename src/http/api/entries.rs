@@ -249,7 +249,11 @@ async fn register(
     };
     let receipt_json = serde_json::to_string(&receipt).map_err(ApiError::internal)?;
     let idempotency = idempotency_key.as_deref().map(|key| IdempotencyRequest {
-        scope: format!("{}:{}", channel.as_str(), window.id),
+        // Keys are the client's: an applicant's device, or one staff member's.
+        scope: match staff {
+            Some(staff) => format!("counter:{}:{}", window.id, staff.0.id),
+            None => format!("online:{}", window.id),
+        },
         key,
         fingerprint: body.fingerprint.clone(),
         status: StatusCode::CREATED.as_u16(),

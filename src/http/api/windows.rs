@@ -1,10 +1,11 @@
 //! Windows: created, edited and opened by staff; read by everyone.
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -15,7 +16,7 @@ use crate::http::WINDOW_BODY_LIMIT;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{JsonBody, MaybeStaff, Staff, random_bytes};
 use crate::http::state::AppState;
-use crate::store::{AuditEvent, EntryCounts, Role, WindowRecord};
+use crate::store::{AuditEvent, EntryCounts, Role, WindowFilter, WindowRecord};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -183,22 +184,43 @@ async fn create_window(
     Ok((StatusCode::CREATED, Json(window.into())))
 }
 
+/// Which windows to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WindowQuery {
+    /// Only this site.
+    pub site: Option<String>,
+    /// Only this procedure.
+    pub procedure: Option<String>,
+    /// Only windows in this state.
+    pub state: Option<WindowState>,
+}
+
 /// List windows.
 ///
 /// Everyone sees the windows that are not drafts; staff tokens also see drafts.
 #[utoipa::path(
     get, path = "/api/v1/windows", tag = "windows", operation_id = "list_windows",
+    params(WindowQuery),
     security((), ("staff_token" = [])),
     responses(
         (status = 200, description = "Windows, latest registration period first", body = WindowList),
+        (status = 400, description = "An unknown state in the query", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "An unknown staff token was sent", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_windows(
     State(state): State<AppState>,
     staff: MaybeStaff,
+    query: Result<Query<WindowQuery>, QueryRejection>,
 ) -> Result<Json<WindowList>, ApiError> {
-    let windows = state.store.windows(staff.0.is_some()).await?;
+    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let filter = WindowFilter {
+        site: query.site,
+        procedure: query.procedure,
+        state: query.state,
+    };
+    let windows = state.store.windows(staff.0.is_some(), &filter).await?;
     Ok(Json(WindowList {
         windows: windows.into_iter().map(Into::into).collect(),
     }))
