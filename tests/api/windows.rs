@@ -362,7 +362,7 @@ async fn windows_can_be_listed_by_site_procedure_and_state() {
     };
     assert_eq!(
         ids(&app.get("/api/v1/windows?site=34", None).await),
-        [open.clone()]
+        [open.as_str()]
     );
     assert!(
         ids(&app.get("/api/v1/windows?site=13", None).await).is_empty(),
@@ -370,7 +370,7 @@ async fn windows_can_be_listed_by_site_procedure_and_state() {
     );
     assert_eq!(
         ids(&app.get("/api/v1/windows?site=13", Some(ADMIN_TOKEN)).await),
-        [draft.clone()]
+        [draft.as_str()]
     );
     assert_eq!(
         ids(&app
