@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "tirage", version, about = "A fair, verifiable lottery for appointments")]
+#[command(
+    name = "tirage",
+    version,
+    about = "A fair, verifiable lottery for appointments"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

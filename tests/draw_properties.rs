@@ -239,7 +239,10 @@ fn the_run_draw_refuses_what_it_cannot_draw() {
     let mut value_without_beacon = base.clone();
     value_without_beacon.entries.truncate(1);
     value_without_beacon.beacon_value = vec![1];
-    assert_eq!(run_draw(value_without_beacon).unwrap_err().field, "beacon_value");
+    assert_eq!(
+        run_draw(value_without_beacon).unwrap_err().field,
+        "beacon_value"
+    );
 
     let mut twice = base;
     twice.entries.truncate(1);
