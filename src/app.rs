@@ -37,6 +37,9 @@ pub enum StartupError {
     Config(String),
 }
 
+/// How often the scheduler looks for windows to close or draw.
+const SCHEDULER_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The service, built and bound, not yet serving.
 pub struct Application {
     listener: TcpListener,
@@ -127,6 +130,12 @@ impl Application {
     /// flight finish, the outbox gets a last pass, the database is closed.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         let outbox = tokio::spawn(self.state.outbox.clone().run(self.shutdown.subscribe()));
+        let scheduler = tokio::spawn(crate::jobs::scheduler::run(
+            self.state.store.clone(),
+            Arc::clone(&self.state.clock),
+            SCHEDULER_TICK,
+            self.shutdown.subscribe(),
+        ));
         let mut stop = self.shutdown.subscribe();
         let signal = async move {
             tokio::select! {
@@ -141,6 +150,9 @@ impl Application {
         self.shutdown.send_replace(true);
         if let Err(error) = outbox.await {
             tracing::error!(error = %error, "the outbox sender failed");
+        }
+        if let Err(error) = scheduler.await {
+            tracing::error!(error = %error, "the scheduler failed");
         }
         self.state.store.close().await;
         tracing::info!("stopped");

@@ -36,4 +36,6 @@ pub mod http;
 #[cfg(feature = "server")]
 pub mod jobs;
 #[cfg(feature = "server")]
+pub mod lifecycle;
+#[cfg(feature = "server")]
 pub mod store;

@@ -318,6 +318,7 @@ impl From<StoreError> for ApiError {
             StoreError::WrongState(wrong) => Self::WrongState(wrong),
             StoreError::RegistrationClosed(closed) => Self::RegistrationClosed(closed),
             StoreError::Duplicate(rule) => Self::Duplicate(rule),
+            StoreError::WindowNotReady { state, detail } => Self::WindowNotReady { state, detail },
             StoreError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
             StoreError::EntryState(status) => Self::EntryState(status),
             other @ (StoreError::UnsupportedUrl(_)

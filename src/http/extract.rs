@@ -45,31 +45,60 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if !is_json(request.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::BadRequest(rejection.body_text())
-                }
-            })?;
-        let raw: Value =
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-        let fingerprint = hex::encode(crate::draw::sha256(canonical(&raw).as_bytes()));
-        let value = serde_path_to_error::deserialize(raw).map_err(|error| {
-            let path = error.path().to_string();
-            let field = if path == "." { String::new() } else { path };
-            let message = error.into_inner().to_string();
-            let code = if message.starts_with("unknown field") {
-                "unknown_field"
-            } else {
-                "invalid_type"
-            };
-            ApiError::Validation(ValidationErrors::single(field, Issue::new(code, message)))
-        })?;
-        Ok(Self { value, fingerprint })
+        let bytes = body_bytes(request, state).await?;
+        parse_json(&bytes)
     }
+}
+
+/// A JSON body that may be left out entirely (no body at all): `None` then, and
+/// otherwise the same rules as [`JsonBody`].
+#[derive(Debug)]
+pub struct OptionalJsonBody<T>(pub Option<JsonBody<T>>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let json = is_json(request.headers());
+        let bytes = body_bytes(request, state).await?;
+        if bytes.is_empty() {
+            return Ok(Self(None));
+        }
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse_json(&bytes).map(|body| Self(Some(body)))
+    }
+}
+
+async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest(rejection.body_text())
+            }
+        })
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError> {
+    let raw: Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    let fingerprint = hex::encode(crate::draw::sha256(canonical(&raw).as_bytes()));
+    let value = serde_path_to_error::deserialize(raw).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        let message = error.into_inner().to_string();
+        let code = if message.starts_with("unknown field") {
+            "unknown_field"
+        } else {
+            "invalid_type"
+        };
+        ApiError::Validation(ValidationErrors::single(field, Issue::new(code, message)))
+    })?;
+    Ok(JsonBody { value, fingerprint })
 }
 
 /// JSON with object keys sorted at every level and no white space, so that two bodies

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::jobs::clock::Clock;
 use crate::jobs::mailer::Mailer;
 use crate::jobs::outbox::OutboxSender;
+use crate::lifecycle::ProofCache;
 use crate::store::Store;
 
 /// The shared state of the HTTP service. Cheap to clone.
@@ -13,6 +14,8 @@ pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub outbox: OutboxSender,
+    /// Merkle trees of closed windows, for applicants' inclusion proofs.
+    pub proofs: ProofCache,
 }
 
 impl AppState {
@@ -22,6 +25,7 @@ impl AppState {
             store,
             clock,
             outbox,
+            proofs: ProofCache::default(),
         }
     }
 

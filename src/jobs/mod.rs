@@ -7,8 +7,10 @@
 //!   `file:DIR` (one `.eml` per message) and `smtp://host:port`.
 //! - [`messages`]: the texts of the mails, in French and English.
 //! - [`outbox`]: the sender that delivers queued mails and retries failures.
+//! - [`scheduler`]: closes and draws windows when their time comes.
 
 pub mod clock;
 pub mod mailer;
 pub mod messages;
 pub mod outbox;
+pub mod scheduler;

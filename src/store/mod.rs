@@ -20,9 +20,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{SqlitePool, Transaction};
 
 use crate::domain::identity::DuplicateRule;
-use crate::domain::window::{RegistrationClosed, WrongState};
+use crate::domain::window::{RegistrationClosed, WindowState, WrongState};
 
 pub mod audit;
+pub mod draws;
 pub mod entries;
 pub mod idempotency;
 pub mod outbox;
@@ -73,6 +74,11 @@ pub enum StoreError {
     RegistrationClosed(#[from] RegistrationClosed),
     #[error("duplicate entry ({})", .0.as_str())]
     Duplicate(DuplicateRule),
+    #[error("window is {state}: {detail}")]
+    WindowNotReady {
+        state: WindowState,
+        detail: &'static str,
+    },
     #[error("the idempotency key was used with a different request")]
     IdempotencyKeyReused,
     #[error("the entry is {0}")]

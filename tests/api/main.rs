@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod draws;
 mod duplicates;
 mod entries;
 mod health;

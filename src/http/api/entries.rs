@@ -23,10 +23,12 @@ use crate::domain::validation::{Issue, ValidationErrors};
 use crate::domain::weighting::Weight;
 use crate::domain::window::{WindowState, check_registration_period};
 use crate::draw::EntryId;
+use crate::http::api::windows::SlotView;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{AccessCode, IdempotencyKey, JsonBody, Staff, random_bytes};
 use crate::http::state::AppState;
 use crate::jobs::messages;
+use crate::lifecycle::{EntryStanding, standing};
 use crate::store::{
     EntryRecord, EntryStatus, IdempotencyRequest, NewCode, NewEntry, NewMail, RegisterOutcome,
     ResendOutcome, Role, StoreError, VerifyOutcome, WindowRecord,
@@ -77,7 +79,7 @@ pub struct EntryWindow {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EntryView {
     pub entry_id: String,
-    pub status: EntryStatus,
+    pub status: EntryStanding,
     pub channel: Channel,
     /// The weight in the draw, and how it was reached.
     pub weight: Weight,
@@ -89,6 +91,36 @@ pub struct EntryView {
     pub verified_at: Option<DateTime<Utc>>,
     pub withdrawn_at: Option<DateTime<Utc>>,
     pub window: EntryWindow,
+    /// Once registration has closed: the proof that this entry, with this weight, is in
+    /// the committed list. Check it with `tirage verify --proof FILE`.
+    pub proof: Option<InclusionProof>,
+    /// Once drawn: the rank, and the slot or the place on the waiting list.
+    pub draw: Option<EntryDraw>,
+}
+
+/// An inclusion proof (RFC 6962 audit path) of an entry's leaf under `entries_root`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InclusionProof {
+    pub entry_id: String,
+    pub weight: i64,
+    pub leaf_index: i64,
+    pub tree_size: i64,
+    /// Sibling hashes from the leaf up, hex.
+    pub audit_path: Vec<String>,
+    pub entries_root: String,
+}
+
+/// An entry's part in its window's draw.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EntryDraw {
+    pub rank: i64,
+    pub n_entries: i64,
+    pub n_slots: i64,
+    pub n_selected: i64,
+    /// The appointment given by the draw, if selected.
+    pub slot: Option<SlotView>,
+    /// For an entry without a slot: how many are before it on the waiting list, plus one.
+    pub waiting_position: Option<i64>,
 }
 
 /// The one-time code received by mail.
@@ -118,11 +150,53 @@ fn explain_weight(entry: &EntryRecord, window: &WindowRecord) -> Weight {
     weight
 }
 
-fn entry_view(entry: EntryRecord, window: &WindowRecord) -> EntryView {
-    EntryView {
+/// The entry view, with its proof and draw outcome once there are some.
+async fn entry_view(
+    state: &AppState,
+    entry: EntryRecord,
+    window: &WindowRecord,
+) -> Result<EntryView, ApiError> {
+    let outcome = state.store.entry_outcome(&entry.id).await?;
+    let proof = match &outcome {
+        Some(outcome) => {
+            let index = usize::try_from(outcome.leaf_index).map_err(ApiError::internal)?;
+            let path = state
+                .proofs
+                .audit_path(&state.store, &outcome.window_id, index)
+                .await?;
+            Some(InclusionProof {
+                entry_id: entry.id.clone(),
+                weight: outcome.weight,
+                leaf_index: outcome.leaf_index,
+                tree_size: outcome.n_entries,
+                audit_path: path.iter().map(hex::encode).collect(),
+                entries_root: outcome.entries_root.clone(),
+            })
+        }
+        None => None,
+    };
+    let draw = outcome.as_ref().and_then(|o| {
+        let (rank, n_selected) = (o.rank?, o.n_selected?);
+        Some(EntryDraw {
+            rank,
+            n_entries: o.n_entries,
+            n_slots: o.n_slots,
+            n_selected,
+            slot: o.slot.clone().map(|s| SlotView {
+                id: s.id,
+                starts_at: s.starts_at,
+                counter: s.counter,
+            }),
+            waiting_position: (rank > n_selected).then_some(rank - n_selected),
+        })
+    });
+    let status = standing(entry.status, window, outcome.as_ref(), state.clock.now());
+    Ok(EntryView {
+        proof,
+        draw,
         weight: explain_weight(&entry, window),
         entry_id: entry.id,
-        status: entry.status,
+        status,
         channel: entry.channel,
         family_name: entry.family_name,
         given_names: entry.given_names,
@@ -136,7 +210,7 @@ fn entry_view(entry: EntryRecord, window: &WindowRecord) -> EntryView {
             registration_closes_at: window.registration_closes_at,
             draw_at: window.draw_at,
         },
-    }
+    })
 }
 
 /// A fresh six-digit code.
@@ -333,7 +407,7 @@ async fn register(
         (status = 422, description = "Invalid fields, each named; or an idempotency key reused with another body", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn create_entry(
+pub(crate) async fn create_entry(
     State(state): State<AppState>,
     Path(id): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
@@ -364,7 +438,7 @@ async fn create_entry(
         (status = 422, description = "Invalid fields, each named", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn create_counter_entry(
+pub(crate) async fn create_counter_entry(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
@@ -412,14 +486,14 @@ async fn owned_entry(
         (status = 404, description = "No entry with this id and access code", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn get_entry(
+pub(crate) async fn get_entry(
     State(state): State<AppState>,
     Path(entry_id): Path<String>,
     AccessCode(code): AccessCode,
 ) -> Result<Json<EntryView>, ApiError> {
     authorize(&state, &entry_id, &code).await?;
     let (entry, window) = owned_entry(&state, &entry_id).await?;
-    Ok(Json(entry_view(entry, &window)))
+    Ok(Json(entry_view(&state, entry, &window).await?))
 }
 
 /// Verify your e-mail address with the code you received.
@@ -440,7 +514,7 @@ async fn get_entry(
     )
 )]
 #[tracing::instrument(skip_all, fields(entry.id = %entry_id))]
-async fn verify_entry(
+pub(crate) async fn verify_entry(
     State(state): State<AppState>,
     Path(entry_id): Path<String>,
     AccessCode(access): AccessCode,
@@ -470,7 +544,7 @@ async fn verify_entry(
         VerifyOutcome::Exhausted => return Err(ApiError::CodeExhausted),
     }
     let (entry, window) = owned_entry(&state, &entry_id).await?;
-    Ok(Json(entry_view(entry, &window)))
+    Ok(Json(entry_view(&state, entry, &window).await?))
 }
 
 /// Ask for a new verification code.
@@ -489,7 +563,7 @@ async fn verify_entry(
     )
 )]
 #[tracing::instrument(skip_all, fields(entry.id = %entry_id))]
-async fn resend_entry_code(
+pub(crate) async fn resend_entry_code(
     State(state): State<AppState>,
     Path(entry_id): Path<String>,
     AccessCode(access): AccessCode,
@@ -560,7 +634,7 @@ async fn resend_entry_code(
     )
 )]
 #[tracing::instrument(skip_all, fields(entry.id = %entry_id))]
-async fn withdraw_entry(
+pub(crate) async fn withdraw_entry(
     State(state): State<AppState>,
     Path(entry_id): Path<String>,
     AccessCode(access): AccessCode,
@@ -572,5 +646,5 @@ async fn withdraw_entry(
         .await?;
     let window = state.store.window(&entry.window_id).await?;
     tracing::info!("entry withdrawn");
-    Ok(Json(entry_view(entry, &window)))
+    Ok(Json(entry_view(&state, entry, &window).await?))
 }

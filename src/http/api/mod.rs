@@ -9,6 +9,7 @@ use super::state::AppState;
 use axum::Json;
 use axum::extract::State;
 
+pub mod draws;
 pub mod entries;
 pub mod staff;
 pub mod windows;
@@ -18,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_health))
         .merge(windows::router())
+        .merge(draws::router())
         .merge(entries::router())
         .merge(staff::router())
 }

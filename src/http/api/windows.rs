@@ -137,7 +137,7 @@ pub struct EventList {
 }
 
 /// Loads a window that the caller may see: drafts only for staff.
-async fn visible_window(
+pub(crate) async fn visible_window(
     state: &AppState,
     id: &str,
     staff: &MaybeStaff,
@@ -168,7 +168,7 @@ async fn visible_window(
     )
 )]
 #[tracing::instrument(skip_all)]
-async fn create_window(
+pub(crate) async fn create_window(
     State(state): State<AppState>,
     staff: Staff,
     body: JsonBody<WindowForm>,
@@ -263,7 +263,7 @@ async fn get_window(
     )
 )]
 #[tracing::instrument(skip_all, fields(window.id = %id))]
-async fn update_window(
+pub(crate) async fn update_window(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
@@ -324,7 +324,7 @@ async fn list_slots(
     )
 )]
 #[tracing::instrument(skip_all, fields(window.id = %id))]
-async fn open_window(
+pub(crate) async fn open_window(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
@@ -362,7 +362,7 @@ async fn open_window(
     )
 )]
 #[tracing::instrument(skip_all, fields(window.id = %id))]
-async fn cancel_window(
+pub(crate) async fn cancel_window(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,

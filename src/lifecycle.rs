@@ -1,0 +1,324 @@
+//! The life of a window after registration: close (commitment) and draw (results and
+//! bundle), shared by the API, the pages and the scheduler.
+//!
+//! The store reads the inputs and records the outputs in single transactions; the
+//! numbers come from the pure draw core. The draw is deterministic: run again on the
+//! same committed inputs (after a crash, or by a second instance) it gives the same
+//! bytes, and the store lets only one run be recorded.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::validation::{Issue, ValidationErrors};
+use crate::domain::weighting::WeightingPolicy;
+use crate::domain::window::WindowState;
+use crate::draw::bundle::{DrawInputs, assemble, draw};
+use crate::draw::merkle::{MerkleTree, leaf_hash};
+use crate::draw::stats::{Statistics, statistics};
+use crate::draw::{Bundle, Digest};
+use crate::store::draws::{CommitmentRecord, DrawOutput, DrawRecord};
+use crate::store::{Actor, Store, StoreError, WindowRecord};
+
+/// Why a draw was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DrawError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid beacon value")]
+    Invalid(ValidationErrors),
+}
+
+/// The bundle as the service publishes it: the DRAW-SPEC section 10 fields, then
+/// what helps people read it (verifiers ignore fields they do not know).
+#[derive(Serialize)]
+struct PublishedBundle<'a> {
+    #[serde(flatten)]
+    bundle: &'a Bundle,
+    statistics: &'a Statistics,
+    window: PublishedWindow<'a>,
+}
+
+#[derive(Serialize)]
+struct PublishedWindow<'a> {
+    site: &'a str,
+    procedure: &'a str,
+    registration_opens_at: DateTime<Utc>,
+    registration_closes_at: DateTime<Utc>,
+    draw_at: DateTime<Utc>,
+    committed_at: DateTime<Utc>,
+    drawn_at: DateTime<Utc>,
+    policy: &'a WeightingPolicy,
+}
+
+/// Closes an open window whose registration period is over and publishes its
+/// commitment.
+pub async fn close(
+    store: &Store,
+    window_id: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<CommitmentRecord, StoreError> {
+    let record = store.close_window(window_id, actor, now).await?;
+    tracing::info!(
+        window.id = %window_id,
+        entries = record.n_entries,
+        commitment = %record.commitment,
+        "window closed"
+    );
+    Ok(record)
+}
+
+/// Checks the beacon value given for a draw against the window's beacon: none for
+/// `none`, required (hex) otherwise.
+pub fn beacon_value(
+    window: &WindowRecord,
+    given: Option<&str>,
+) -> Result<Vec<u8>, ValidationErrors> {
+    let given = given.map(str::trim).filter(|v| !v.is_empty());
+    match (window.beacon.as_str(), given) {
+        ("none", None) => Ok(Vec::new()),
+        ("none", Some(_)) => Err(ValidationErrors::single(
+            "beacon_value",
+            Issue::new(
+                "not_expected",
+                "this window's beacon is none: send no beacon value",
+            ),
+        )),
+        (_, None) => Err(ValidationErrors::single(
+            "beacon_value",
+            Issue::new(
+                "required",
+                format!(
+                    "the value of the beacon \"{}\" is required, in hexadecimal",
+                    window.beacon
+                ),
+            ),
+        )),
+        (_, Some(text)) => match hex::decode(text) {
+            Ok(bytes) if text.bytes().all(|b| !b.is_ascii_uppercase()) && bytes.len() <= 1024 => {
+                Ok(bytes)
+            }
+            _ => Err(ValidationErrors::single(
+                "beacon_value",
+                Issue::new(
+                    "invalid_hex",
+                    "must be lowercase hexadecimal, at most 1024 bytes",
+                ),
+            )),
+        },
+    }
+}
+
+/// Runs the draw of a closed window whose draw time has come, and publishes results,
+/// statistics and bundle.
+pub async fn run_draw(
+    store: &Store,
+    window_id: &str,
+    beacon_value_hex: Option<&str>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<DrawRecord, DrawError> {
+    let window = store.window(window_id).await?;
+    window.state.record_draw().map_err(StoreError::from)?;
+    if now < window.draw_at {
+        return Err(StoreError::WindowNotReady {
+            state: window.state,
+            detail: "the draw time has not come yet",
+        }
+        .into());
+    }
+    let beacon_value = beacon_value(&window, beacon_value_hex).map_err(DrawError::Invalid)?;
+    let inputs = store.draw_inputs(window_id).await?;
+    let computed = {
+        let inputs = inputs.clone();
+        let beacon_value = beacon_value.clone();
+        let window = window.clone();
+        tokio::task::spawn_blocking(move || compute(&window, inputs, beacon_value, now))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("the draw computation failed: {e}")))??
+    };
+    let (outcome, stats, bundle_json) = computed;
+    let output = DrawOutput {
+        beacon_value: &beacon_value,
+        outcome: &outcome,
+        statistics: &stats,
+        bundle_json: &bundle_json,
+    };
+    let record = store
+        .record_draw(window_id, &inputs, &output, actor, now)
+        .await?;
+    tracing::info!(
+        window.id = %window_id,
+        results_hash = %record.results_hash,
+        selected = record.n_selected,
+        "window drawn"
+    );
+    Ok(record)
+}
+
+type Computed = (crate::draw::bundle::Outcome, Statistics, Vec<u8>);
+
+fn compute(
+    window: &WindowRecord,
+    inputs: crate::store::draws::DrawInputsRecord,
+    beacon_value: Vec<u8>,
+    now: DateTime<Utc>,
+) -> Result<Computed, StoreError> {
+    let commitment: Digest = hex::decode(&inputs.commitment.commitment)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("commitment of {}", window.id)))?;
+    let outcome = draw(
+        &commitment,
+        &inputs.secret,
+        &beacon_value,
+        &inputs.entries,
+        &inputs.slots,
+    );
+    let committed = crate::draw::bundle::Committed {
+        entries_root: parse_digest(&inputs.commitment.entries_root, "entries_root")?,
+        slots_hash: parse_digest(&inputs.commitment.slots_hash, "slots_hash")?,
+        commitment,
+    };
+    let draw_inputs = DrawInputs {
+        window_id: window.id.clone(),
+        beacon: inputs.commitment.beacon.clone(),
+        beacon_value,
+        seed_commitment: inputs.commitment.seed_commitment.clone(),
+        secret: inputs.secret,
+        entries: inputs.entries,
+        slots: inputs.slots,
+    };
+    let bundle = assemble(draw_inputs, &committed, &outcome);
+    let stats = statistics(&bundle.entries, &bundle.results, bundle.slots.len());
+    let published = PublishedBundle {
+        bundle: &bundle,
+        statistics: &stats,
+        window: PublishedWindow {
+            site: &window.site,
+            procedure: &window.procedure,
+            registration_opens_at: window.registration_opens_at,
+            registration_closes_at: window.registration_closes_at,
+            draw_at: window.draw_at,
+            committed_at: inputs.commitment.committed_at,
+            drawn_at: now,
+            policy: &window.policy,
+        },
+    };
+    let json = serde_json::to_vec(&published)
+        .map_err(|e| StoreError::Corrupt(format!("bundle of {}: {e}", window.id)))?;
+    Ok((outcome, stats, json))
+}
+
+fn parse_digest(text: &str, what: &str) -> Result<Digest, StoreError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("{what} {text:?}")))
+}
+
+/// Merkle trees of closed windows, kept so that each applicant's inclusion proof is read
+/// off in `O(log n)` instead of rehashing every entry. A few windows at most.
+#[derive(Clone, Default)]
+pub struct ProofCache {
+    trees: Arc<Mutex<HashMap<String, Arc<MerkleTree>>>>,
+}
+
+/// Windows whose trees are kept at once.
+const CACHED_TREES: usize = 4;
+
+impl ProofCache {
+    /// The audit path of leaf `leaf_index` in the committed tree of `window_id`.
+    pub async fn audit_path(
+        &self,
+        store: &Store,
+        window_id: &str,
+        leaf_index: usize,
+    ) -> Result<Vec<Digest>, StoreError> {
+        let cached = self
+            .trees
+            .lock()
+            .expect("proof cache lock")
+            .get(window_id)
+            .cloned();
+        let tree = match cached {
+            Some(tree) => tree,
+            None => {
+                let entries = store.frozen_entries(window_id).await?;
+                let tree = tokio::task::spawn_blocking(move || {
+                    Arc::new(MerkleTree::new(entries.iter().map(leaf_hash).collect()))
+                })
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("merkle tree: {e}")))?;
+                let mut trees = self.trees.lock().expect("proof cache lock");
+                if trees.len() >= CACHED_TREES {
+                    trees.clear();
+                }
+                trees.insert(window_id.to_owned(), Arc::clone(&tree));
+                tree
+            }
+        };
+        tree.audit_path(leaf_index)
+            .ok_or_else(|| StoreError::Corrupt(format!("leaf {leaf_index} of {window_id}")))
+    }
+}
+
+/// Whether the window's waiting list is still in use: until its last slot starts.
+pub fn waiting_list_active(window: &WindowRecord, now: DateTime<Utc>) -> bool {
+    window.state == WindowState::Drawn
+        && window
+            .last_slot_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|last| now < last)
+}
+
+/// Where an entry stands, as its owner is told: its registration status before the
+/// close, then its part in the draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryStanding {
+    /// Registered online; the e-mail address is not verified yet.
+    PendingVerification,
+    /// Verified; takes part in the draw (frozen into it once registration closed).
+    Eligible,
+    /// Withdrawn by the applicant.
+    Withdrawn,
+    /// Not in the draw: the e-mail address was not verified before registration closed.
+    Excluded,
+    /// Drawn with a slot.
+    Selected,
+    /// Drawn without a slot, on the waiting list: offered a cancelled slot in rank order.
+    Waiting,
+    /// Drawn without a slot, and the window's last slot has passed.
+    NotSelected,
+}
+
+/// The standing of an entry from its stored status, its window and its draw outcome.
+pub fn standing(
+    stored: crate::store::EntryStatus,
+    window: &WindowRecord,
+    outcome: Option<&crate::store::draws::EntryOutcome>,
+    now: DateTime<Utc>,
+) -> EntryStanding {
+    use crate::store::EntryStatus;
+    match (stored, outcome) {
+        (EntryStatus::Withdrawn, _) => EntryStanding::Withdrawn,
+        (_, Some(outcome)) => match (outcome.rank, outcome.n_selected) {
+            (Some(rank), Some(selected)) if rank <= selected => EntryStanding::Selected,
+            (Some(_), _) if waiting_list_active(window, now) => EntryStanding::Waiting,
+            (Some(_), _) => EntryStanding::NotSelected,
+            (None, _) => EntryStanding::Eligible,
+        },
+        (EntryStatus::PendingVerification, None)
+            if matches!(window.state, WindowState::Closed | WindowState::Drawn) =>
+        {
+            EntryStanding::Excluded
+        }
+        (EntryStatus::PendingVerification, None) => EntryStanding::PendingVerification,
+        (EntryStatus::Eligible, None) => EntryStanding::Eligible,
+    }
+}

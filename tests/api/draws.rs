@@ -1,0 +1,497 @@
+//! Close -> commitment -> draw -> bundle, through the API, the scheduler and a restart.
+//! Every bundle the service publishes is checked by the draw core's verifier and by the
+//! independent Python verifier.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tirage::app::Application;
+use tirage::config::ServeArgs;
+use tirage::draw::merkle::{leaf_hash, verify_inclusion};
+use tirage::draw::verify::check_bundle;
+use tirage::draw::{Bundle, Digest, Entry, EntryId};
+use tirage::jobs::clock::ManualClock;
+use tirage::jobs::scheduler;
+use tirage::store::Db;
+
+use crate::helpers::{ADMIN_TOKEN, Answer, TestApp, applicant, at, registered_and_verified, t0};
+
+/// A window with three slots on two counters.
+fn three_slot_window(beacon: &str) -> Value {
+    json!({
+        "site": "34",
+        "procedure": "renewal",
+        "registration_opens_at": "2026-12-01T08:00:00Z",
+        "registration_closes_at": "2026-12-15T18:00:00Z",
+        "draw_at": "2026-12-16T10:00:00Z",
+        "beacon": beacon,
+        "slots": [
+            {"starts_at": "2027-01-04T08:30:00Z", "counter": "G1"},
+            {"starts_at": "2027-01-04T08:30:00Z", "counter": "G2"},
+            {"starts_at": "2027-01-05T09:00:00Z", "counter": "G1"}
+        ]
+    })
+}
+
+const AFTER_CLOSE: &str = "2026-12-15T18:00:00Z";
+const AFTER_DRAW_TIME: &str = "2026-12-16T10:00:00Z";
+
+async fn open(app: &TestApp, body: &Value) -> String {
+    let id = app.create_window(body).await;
+    app.post_empty(&format!("/api/v1/windows/{id}/open"), Some(ADMIN_TOKEN))
+        .await
+        .assert_status(200);
+    id
+}
+
+/// Registers `n` people at the counter (verified in person); returns (id, access code).
+async fn counter_entries(
+    app: &TestApp,
+    window_id: &str,
+    first: u32,
+    n: u32,
+) -> Vec<(String, String)> {
+    let mut entries = Vec::new();
+    for i in first..first + n {
+        let mut body = applicant(i);
+        // different urgency tiers: expiring soon, in two months, no permit
+        body["permit_expires_on"] = match i % 3 {
+            0 => json!("2027-01-10"),
+            1 => json!("2027-02-25"),
+            _ => Value::Null,
+        };
+        let answer = app
+            .post(
+                &format!("/api/v1/windows/{window_id}/counter-entries"),
+                Some(ADMIN_TOKEN),
+                &body,
+            )
+            .await;
+        let receipt = answer.assert_status(201);
+        entries.push((
+            receipt["entry_id"].as_str().unwrap().to_owned(),
+            receipt["access_code"].as_str().unwrap().to_owned(),
+        ));
+    }
+    entries
+}
+
+fn digest(value: &Value) -> Digest {
+    hex::decode(value.as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+/// Runs the independent Python verifier on a bundle; returns its exit code and output.
+fn python_verify(bundle: &[u8]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bundle.json");
+    std::fs::write(&path, bundle).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/verifiers/python/verify_draw.py"
+    );
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[tokio::test]
+async fn a_window_is_closed_committed_drawn_and_verifiable() {
+    let app = TestApp::spawn().await;
+    let window_id = open(&app, &three_slot_window("none")).await;
+    let counter = counter_entries(&app, &window_id, 10, 6).await;
+    let (online, online_access) = registered_and_verified(&app, &window_id, 1, 0).await;
+    let unverified = app.register(&window_id, &applicant(2)).await;
+    let unverified = unverified.assert_status(201).clone();
+    let withdrawn = &counter[5];
+    app.post_empty(
+        &format!("/api/v1/entries/{}/withdraw", withdrawn.0),
+        Some(&withdrawn.1),
+    )
+    .await
+    .assert_status(200);
+
+    // Not before the end of the registration period, and not by an auditor.
+    let close_uri = format!("/api/v1/windows/{window_id}/close");
+    let early = app.post_empty(&close_uri, Some(ADMIN_TOKEN)).await;
+    assert_eq!(early.assert_problem(409, "wrong-state")["state"], "open");
+    app.get(&format!("/api/v1/windows/{window_id}/commitment"), None)
+        .await
+        .assert_problem(409, "wrong-state");
+    app.clock.set(at(AFTER_CLOSE));
+    let auditor = app.token("auditor").await;
+    app.post_empty(&close_uri, Some(&auditor))
+        .await
+        .assert_problem(403, "forbidden");
+
+    let closed = app.post_empty(&close_uri, Some(ADMIN_TOKEN)).await;
+    let commitment = closed.assert_status(200).clone();
+    assert_eq!(
+        commitment["n_entries"], 6,
+        "5 at the counter + 1 verified online"
+    );
+    assert_eq!(commitment["n_slots"], 3);
+    let published = app
+        .get(&format!("/api/v1/windows/{window_id}/commitment"), None)
+        .await;
+    assert_eq!(published.assert_status(200), &commitment);
+    let window = app.get(&format!("/api/v1/windows/{window_id}"), None).await;
+    assert_eq!(window.json["state"], "closed");
+    assert_eq!(window.json["commitment"], commitment["commitment"]);
+    app.post_empty(&close_uri, Some(ADMIN_TOKEN))
+        .await
+        .assert_problem(409, "wrong-state");
+
+    // After close: the unverified entry is excluded, the others carry a proof.
+    let unverified_uri = format!(
+        "/api/v1/entries/{}",
+        unverified["entry_id"].as_str().unwrap()
+    );
+    let view = app
+        .get(&unverified_uri, unverified["access_code"].as_str())
+        .await;
+    assert_eq!(view.assert_status(200)["status"], "excluded");
+    assert_eq!(view.json["proof"], Value::Null);
+    let view = app
+        .get(&format!("/api/v1/entries/{online}"), Some(&online_access))
+        .await;
+    let view = view.assert_status(200).clone();
+    assert_eq!(view["status"], "eligible");
+    let proof = &view["proof"];
+    let entry = Entry {
+        id: EntryId::parse_hex(&online).unwrap(),
+        weight: proof["weight"].as_u64().unwrap() as u32,
+    };
+    let path: Vec<Digest> = proof["audit_path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(digest)
+        .collect();
+    assert_eq!(proof["entries_root"], commitment["entries_root"]);
+    assert!(verify_inclusion(
+        &leaf_hash(&entry),
+        proof["leaf_index"].as_u64().unwrap(),
+        proof["tree_size"].as_u64().unwrap(),
+        &path,
+        &digest(&proof["entries_root"]),
+    ));
+
+    // The draw: not before its time, no beacon value for beacon none.
+    let draw_uri = format!("/api/v1/windows/{window_id}/draw");
+    app.post_empty(&draw_uri, Some(ADMIN_TOKEN))
+        .await
+        .assert_problem(409, "wrong-state");
+    app.clock.set(at(AFTER_DRAW_TIME));
+    let refused = app
+        .post(
+            &draw_uri,
+            Some(ADMIN_TOKEN),
+            &json!({"beacon_value": "abcd"}),
+        )
+        .await;
+    assert_eq!(
+        refused.assert_problem(422, "validation")["errors"][0]["field"],
+        "beacon_value"
+    );
+    assert_eq!(app.count("draws").await, 0);
+    let drawn = app.post_empty(&draw_uri, Some(ADMIN_TOKEN)).await;
+    let drawn = drawn.assert_status(200).clone();
+    assert_eq!(drawn["n_selected"], 3);
+    app.post_empty(&draw_uri, Some(ADMIN_TOKEN))
+        .await
+        .assert_problem(409, "wrong-state");
+
+    // The bundle: exactly what the spec describes, verified by both verifiers.
+    let bundle_uri = format!("/api/v1/windows/{window_id}/bundle");
+    let answer = app.get(&bundle_uri, None).await;
+    answer.assert_status(200);
+    assert_eq!(answer.content_type(), "application/json");
+    let bundle: Bundle = serde_json::from_str(&answer.text).unwrap();
+    assert_eq!(bundle.window_id, window_id);
+    assert_eq!(
+        bundle.commitment,
+        commitment["commitment"].as_str().unwrap()
+    );
+    assert_eq!(
+        bundle.entries_root,
+        commitment["entries_root"].as_str().unwrap()
+    );
+    assert_eq!(bundle.seed, drawn["seed"].as_str().unwrap());
+    assert_eq!(bundle.results_hash, drawn["results_hash"].as_str().unwrap());
+    assert_eq!(bundle.entries.len(), 6);
+    let report = check_bundle(bundle.clone()).unwrap();
+    assert!(report.is_ok(), "{:?}", report.checks);
+    let (code, output) = python_verify(answer.text.as_bytes());
+    assert_eq!(code, 0, "{output}");
+    // the secret is revealed now, and it is the committed one
+    let window = app.get(&format!("/api/v1/windows/{window_id}"), None).await;
+    assert_eq!(window.json["seed_commitment"], bundle.seed_commitment);
+    assert_eq!(answer.json["statistics"]["selected"], 3);
+
+    // A strong ETag: an unchanged copy is not sent again.
+    let etag = answer.headers["etag"].to_str().unwrap().to_owned();
+    let request = axum::http::Request::builder()
+        .uri(&bundle_uri)
+        .header("if-none-match", &etag)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let again: Answer = app.send_request(request).await;
+    assert_eq!(again.status.as_u16(), 304);
+
+    // Results: public, in rank order, the selected ones with their slot.
+    let results = app
+        .get(&format!("/api/v1/windows/{window_id}/results"), None)
+        .await;
+    let results = results.assert_status(200).clone();
+    let lines = results["results"].as_array().unwrap();
+    assert_eq!(lines.len(), 6);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["rank"], i + 1);
+        assert_eq!(line["entry_id"], bundle.results[i].id.to_hex());
+        assert_eq!(line["slot"].is_null(), i >= 3);
+    }
+
+    // Each applicant sees their own outcome, consistent with the bundle.
+    for (entry_id, access) in counter
+        .iter()
+        .take(5)
+        .chain([(online.clone(), online_access.clone())].iter())
+    {
+        let view = app
+            .get(&format!("/api/v1/entries/{entry_id}"), Some(access))
+            .await;
+        let view = view.assert_status(200);
+        let row = bundle
+            .results
+            .iter()
+            .find(|r| r.id.to_hex() == *entry_id)
+            .unwrap();
+        assert_eq!(view["draw"]["rank"], row.rank);
+        match &row.slot {
+            Some(slot) => {
+                assert_eq!(view["status"], "selected");
+                assert_eq!(view["draw"]["slot"]["id"], slot.as_str());
+            }
+            None => {
+                assert_eq!(view["status"], "waiting");
+                assert_eq!(view["draw"]["waiting_position"], row.rank - 3);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_named_beacon_needs_its_value() {
+    let app = TestApp::spawn().await;
+    let window_id = open(
+        &app,
+        &three_slot_window("rfc3797:lottery results of 2026-12-16"),
+    )
+    .await;
+    counter_entries(&app, &window_id, 1, 4).await;
+    app.clock.set(at(AFTER_DRAW_TIME));
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/close"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    let draw_uri = format!("/api/v1/windows/{window_id}/draw");
+    for body in [
+        json!({}),
+        json!({"beacon_value": "XYZ"}),
+        json!({"beacon_value": "ABCD"}),
+    ] {
+        let refused = app.post(&draw_uri, Some(ADMIN_TOKEN), &body).await;
+        assert_eq!(
+            refused.assert_problem(422, "validation")["errors"][0]["field"],
+            "beacon_value"
+        );
+    }
+    app.post_empty(&draw_uri, Some(ADMIN_TOKEN))
+        .await
+        .assert_problem(422, "validation");
+    let drawn = app
+        .post(
+            &draw_uri,
+            Some(ADMIN_TOKEN),
+            &json!({"beacon_value": "39333139"}),
+        )
+        .await;
+    assert_eq!(drawn.assert_status(200)["beacon_value"], "39333139");
+    let bundle = app
+        .get(&format!("/api/v1/windows/{window_id}/bundle"), None)
+        .await;
+    let bundle: Bundle = serde_json::from_str(&bundle.text).unwrap();
+    assert_eq!(bundle.beacon_value, "39333139");
+    assert!(check_bundle(bundle).unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn two_concurrent_draws_make_one_draw() {
+    let app = TestApp::spawn().await;
+    let window_id = open(&app, &three_slot_window("none")).await;
+    counter_entries(&app, &window_id, 1, 5).await;
+    app.clock.set(at(AFTER_DRAW_TIME));
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/close"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    let uri = format!("/api/v1/windows/{window_id}/draw");
+    let (a, b) = tokio::join!(
+        app.post_empty(&uri, Some(ADMIN_TOKEN)),
+        app.post_empty(&uri, Some(ADMIN_TOKEN))
+    );
+    let mut codes = [a.status.as_u16(), b.status.as_u16()];
+    codes.sort_unstable();
+    assert_eq!(codes, [200, 409], "{} / {}", a.text, b.text);
+    assert_eq!(app.count("draws").await, 1);
+    assert_eq!(app.count("draw_results").await, 5);
+}
+
+#[tokio::test]
+async fn a_failed_draw_changes_nothing_and_runs_again_with_the_same_result() {
+    let app = TestApp::spawn().await;
+    let window_id = open(&app, &three_slot_window("none")).await;
+    counter_entries(&app, &window_id, 1, 7).await;
+    app.clock.set(at(AFTER_DRAW_TIME));
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/close"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+
+    // The last write of the draw fails, as a crash would interrupt it.
+    let Db::Sqlite(pool) = app.store().db();
+    sqlx::query(
+        "create trigger fail_bundle before insert on bundles
+         begin select raise(abort, 'disk gone'); end",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let uri = format!("/api/v1/windows/{window_id}/draw");
+    app.post_empty(&uri, Some(ADMIN_TOKEN))
+        .await
+        .assert_problem(500, "internal");
+    assert_eq!(app.count("draws").await, 0);
+    assert_eq!(app.count("draw_results").await, 0);
+    let window = app.get(&format!("/api/v1/windows/{window_id}"), None).await;
+    assert_eq!(window.json["state"], "closed");
+
+    sqlx::query("drop trigger fail_bundle")
+        .execute(pool)
+        .await
+        .unwrap();
+    let drawn = app.post_empty(&uri, Some(ADMIN_TOKEN)).await;
+    let drawn = drawn.assert_status(200).clone();
+    // The same committed inputs give the same draw, whoever re-computes it.
+    let bundle = app
+        .get(&format!("/api/v1/windows/{window_id}/bundle"), None)
+        .await;
+    let bundle: Bundle = serde_json::from_str(&bundle.text).unwrap();
+    let again = tirage::draw::run_draw(bundle.raw_inputs().decode().unwrap()).unwrap();
+    assert_eq!(again.results_hash, drawn["results_hash"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn the_scheduler_closes_and_draws_after_a_restart_exactly_once() {
+    let app = TestApp::spawn().await;
+    let window_id = open(&app, &three_slot_window("none")).await;
+    counter_entries(&app, &window_id, 1, 4).await;
+    // Nothing is due during registration.
+    assert_eq!(
+        scheduler::tick(app.store(), &ManualClock::new(t0())).await,
+        0
+    );
+
+    // The service stops; it starts again after both the close and the draw time.
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        app.dir.path().join("tirage.db").display()
+    );
+    app.app.state().store.close().await;
+    let later = ManualClock::new(at("2026-12-20T00:00:00Z"));
+    let restarted = Application::build_with_clock(
+        ServeArgs::new(url, "127.0.0.1:0".parse().unwrap()),
+        Arc::new(later.clone()),
+    )
+    .await
+    .unwrap();
+    let store = &restarted.state().store;
+    assert_eq!(scheduler::tick(store, &later).await, 1, "the close");
+    assert_eq!(
+        store.window(&window_id).await.unwrap().state.as_str(),
+        "closed"
+    );
+    assert_eq!(scheduler::tick(store, &later).await, 1, "the draw");
+    assert_eq!(
+        store.window(&window_id).await.unwrap().state.as_str(),
+        "drawn"
+    );
+    assert_eq!(scheduler::tick(store, &later).await, 0, "nothing twice");
+    let (_, bundle) = store.bundle(&window_id).await.unwrap().unwrap();
+    let bundle: Bundle = serde_json::from_slice(&bundle).unwrap();
+    assert!(check_bundle(bundle).unwrap().is_ok());
+    let events = store.window_events(&window_id).await.unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "window.closed").count(), 1);
+    assert_eq!(actions.iter().filter(|a| **a == "window.drawn").count(), 1);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "window.drawn" && e.actor == "system")
+    );
+}
+
+#[tokio::test]
+async fn a_bundle_holds_no_personal_data() {
+    let app = TestApp::spawn().await;
+    let window_id = open(&app, &three_slot_window("none")).await;
+    counter_entries(&app, &window_id, 1, 4).await;
+    app.clock.set(at(AFTER_DRAW_TIME));
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/close"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/draw"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    let bundle = app
+        .get(&format!("/api/v1/windows/{window_id}/bundle"), None)
+        .await;
+    let results = app
+        .get(&format!("/api/v1/windows/{window_id}/results"), None)
+        .await;
+    for n in 1..5 {
+        let person = applicant(n);
+        for value in [
+            person["family_name"].as_str().unwrap(),
+            person["email"].as_str().unwrap(),
+            person["document"]["number"].as_str().unwrap(),
+            person["phone"].as_str().unwrap(),
+            "1991-03-14",
+        ] {
+            assert!(!bundle.text.contains(value), "{value} in the bundle");
+            assert!(!results.text.contains(value), "{value} in the results");
+        }
+    }
+}
