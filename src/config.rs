@@ -81,6 +81,11 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "TIRAGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Mark the web pages' cookies `Secure`: set it when the service is reached over
+    /// HTTPS (through a reverse proxy that terminates TLS).
+    #[arg(long, env = "TIRAGE_SECURE_COOKIES")]
+    pub secure_cookies: bool,
 }
 
 impl ServeArgs {
@@ -96,6 +101,7 @@ impl ServeArgs {
             mail: MailTransport::Log,
             mail_from: "tirage <no-reply@tirage.invalid>".to_owned(),
             log_format: LogFormat::Text,
+            secure_cookies: false,
         }
     }
 }

@@ -26,6 +26,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod pages;
 pub mod state;
 
 pub use state::AppState;
@@ -112,6 +113,7 @@ pub fn openapi_json() -> String {
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api();
     routes
+        .merge(pages::router(state.clone()))
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

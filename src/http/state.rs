@@ -16,6 +16,8 @@ pub struct AppState {
     pub outbox: OutboxSender,
     /// Merkle trees of closed windows, for applicants' inclusion proofs.
     pub proofs: ProofCache,
+    /// Mark the pages' cookies `Secure` (the service is reached over HTTPS).
+    pub secure_cookies: bool,
 }
 
 impl AppState {
@@ -26,7 +28,14 @@ impl AppState {
             clock,
             outbox,
             proofs: ProofCache::default(),
+            secure_cookies: false,
         }
+    }
+
+    /// Marks the pages' cookies `Secure`, for a service reached over HTTPS.
+    pub fn with_secure_cookies(mut self, secure: bool) -> Self {
+        self.secure_cookies = secure;
+        self
     }
 
     /// Sends a queued mail in the background, right away; the outbox retries failures.
