@@ -26,6 +26,9 @@ enum Command {
     /// Create or upgrade the database schema, then exit.
     #[cfg(feature = "server")]
     Migrate(tirage::config::DatabaseArgs),
+    /// Run a whole window with synthetic applicants, for a first look.
+    #[cfg(feature = "server")]
+    Demo(tirage::demo::DemoArgs),
     /// Re-compute a published draw bundle and report every value that differs.
     Verify(tirage::cli::verify::VerifyArgs),
     /// Run a draw offline from its inputs (DRAW-SPEC section 10) and write the bundle.
@@ -39,6 +42,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => tirage::app::serve_main(args),
         #[cfg(feature = "server")]
         Command::Migrate(args) => tirage::app::migrate_main(args),
+        #[cfg(feature = "server")]
+        Command::Demo(args) => tirage::demo::demo_main(args),
         Command::Verify(args) => tirage::cli::verify::run(args),
         Command::Draw(args) => tirage::cli::draw::run(args),
     }

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod demo;
 mod draws;
 mod duplicates;
 mod entries;
