@@ -155,13 +155,12 @@ pub fn problem_key(error: &ApiError) -> &'static str {
         ApiError::NotFound(_) => "error.not_found",
         ApiError::Unauthorized(_) | ApiError::Forbidden(_) => "error.forbidden",
         ApiError::Internal(_) => "error.internal",
-        ApiError::Validation(_)
-        | ApiError::MalformedJson(_)
-        | ApiError::BadRequest(_)
-        | ApiError::UnsupportedMediaType
-        | ApiError::PayloadTooLarge
-        | ApiError::MethodNotAllowed
-        | ApiError::IdempotencyKeyReused => "error.bad_form",
+        // Other refusals (new kinds included) by their HTTP meaning.
+        other => match other.problem().status {
+            409 => "problem.entry_state",
+            429 => "problem.too_many_requests",
+            _ => "error.bad_form",
+        },
     }
 }
 

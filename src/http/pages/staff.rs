@@ -29,6 +29,7 @@ use crate::http::api::windows as windows_api;
 use crate::http::error::ApiError;
 use crate::http::extract::{IdempotencyKey, Staff};
 use crate::http::state::AppState;
+use crate::lifecycle;
 use crate::store::{AuditEvent, Role, StoreError, WindowFilter, WindowRecord};
 
 pub fn router() -> Router<AppState> {
@@ -47,6 +48,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/staff/windows/{id}/open", post(open_window))
         .route("/staff/windows/{id}/cancel", post(cancel_window))
+        .route("/staff/windows/{id}/close", post(close_window))
+        .route("/staff/windows/{id}/draw", post(draw_window))
         .route(
             "/staff/windows/{id}/counter",
             get(counter_form).post(counter_register),
@@ -241,6 +244,7 @@ pub const TIME_ZONES: &[&str] = &[
     "Indian/Mayotte",
     "Pacific/Noumea",
     "Pacific/Tahiti",
+    "UTC",
 ];
 
 pub const WEEKDAYS: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -641,7 +645,10 @@ struct StaffWindowPage {
     window: WindowRecord,
     slots: Vec<(String, String, String)>,
     registration_open: bool,
-    problem: Option<&'static str>,
+    /// Registration is over, so the window may be closed.
+    registration_over: bool,
+    /// A refusal, in the page's language.
+    problem: Option<String>,
 }
 
 impl StaffWindowPage {
@@ -654,7 +661,7 @@ async fn staff_window_page(
     state: &AppState,
     ctx: Ctx,
     id: &str,
-    problem: Option<&'static str>,
+    problem: Option<String>,
 ) -> Result<Response, PageError> {
     let window = staff_window(state, &ctx, id).await?;
     let slots = state
@@ -672,14 +679,17 @@ async fn staff_window_page(
             )
         })
         .collect();
+    let closed = closed_reason(&window, state.clock.now());
+    let failed = problem.is_some();
     let mut response = render(&StaffWindowPage {
-        registration_open: closed_reason(&window, state.clock.now()).is_none(),
+        registration_open: closed.is_none(),
+        registration_over: closed == Some("register.ended"),
         ctx,
         window,
         slots,
         problem,
     });
-    if problem.is_some() {
+    if failed {
         *response.status_mut() = StatusCode::CONFLICT;
     }
     Ok(response)
@@ -709,7 +719,19 @@ async fn after_action<T>(
         Err(error @ (ApiError::Forbidden(_) | ApiError::Unauthorized(_))) => {
             Err(PageError::from_api(ctx.lang, error))
         }
-        Err(error) => staff_window_page(state, ctx, id, Some(problem_key(&error))).await,
+        Err(ApiError::Validation(errors)) => {
+            let fields = FieldErrors::from_validation(&errors, ctx.t, &[]);
+            let text = fields
+                .fields()
+                .next()
+                .and_then(|f| fields.get(f))
+                .map(str::to_owned);
+            staff_window_page(state, ctx, id, text).await
+        }
+        Err(error) => {
+            let text = ctx.t.s(problem_key(&error)).to_owned();
+            staff_window_page(state, ctx, id, Some(text)).await
+        }
     }
 }
 
@@ -738,6 +760,47 @@ async fn cancel_window(
 ) -> Result<Response, PageError> {
     let outcome =
         windows_api::cancel_window(State(state.clone()), s.staff.clone(), Path(id.clone())).await;
+    after_action(&state, s.ctx, &id, outcome).await
+}
+
+/// `POST /staff/windows/{id}/close`: freezes the entries and publishes the commitment.
+async fn close_window(
+    State(state): State<AppState>,
+    s: StaffCtx,
+    Path(id): Path<String>,
+    PageForm(ActionFields {}): PageForm<ActionFields>,
+) -> Result<Response, PageError> {
+    s.require(Role::Staff)?;
+    let outcome = lifecycle::close(&state.store, &id, &s.staff.actor(), state.clock.now())
+        .await
+        .map_err(ApiError::from);
+    after_action(&state, s.ctx, &id, outcome).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DrawFields {
+    beacon_value: String,
+}
+
+/// `POST /staff/windows/{id}/draw`: runs the draw with the beacon's value.
+async fn draw_window(
+    State(state): State<AppState>,
+    s: StaffCtx,
+    Path(id): Path<String>,
+    PageForm(fields): PageForm<DrawFields>,
+) -> Result<Response, PageError> {
+    s.require(Role::Staff)?;
+    let value = Some(fields.beacon_value.trim()).filter(|v| !v.is_empty());
+    let outcome = lifecycle::run_draw(
+        &state.store,
+        &id,
+        value,
+        &s.staff.actor(),
+        state.clock.now(),
+    )
+    .await
+    .map_err(ApiError::from);
     after_action(&state, s.ctx, &id, outcome).await
 }
 
