@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, the Rust test suites (with the
-# server and without it), the independent Python verifier, and the cross-check of the
-# two verifiers on a 10,000-entry draw.
+# server and without it), the web pages in headless Chromium, the independent Python
+# verifier, and the cross-check of the two verifiers on a 10,000-entry draw.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,10 +19,14 @@ cargo clippy --no-default-features --lib --bins -- -D warnings
 step "Rust tests (server build)"
 cargo test --all-features
 
+step "web pages in a real browser (Chromium, axe-core, 360 px screenshots in browser-tests/output)"
+cargo build --all-features --bin tirage
+TIRAGE_BIN="$PWD/${CARGO_TARGET_DIR:-target}/debug/tirage" browser-tests/run.sh
+
 step "auditor build without the server stack, and its tests"
 cargo test --no-default-features --test draw_vectors --test draw_properties --test cli_verify
 cargo build --no-default-features --bin tirage
-tirage=target/debug/tirage
+tirage=${CARGO_TARGET_DIR:-target}/debug/tirage
 
 step "independent Python verifier"
 python3 -m unittest discover -s verifiers/python

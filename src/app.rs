@@ -90,7 +90,7 @@ impl Application {
             }
         }
         let mailer = mailer::build(&config.mail, &config.mail_from)?;
-        let state = AppState::new(store, mailer, clock);
+        let state = AppState::new(store, mailer, clock).with_secure_cookies(config.secure_cookies);
         let router = http::router(state.clone());
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
