@@ -300,15 +300,41 @@ test('staff sign in, create, open, register at the counter, close and draw; the 
   assert.match(page.url(), /\/staff\/sign-in/);
   await mainPage(page, 'staff-sign-in');
   await page.fill('#f-token', 'tirage_wrong');
-  await page.click('button.primary');
+  await page.click('#sign-in-token');
   await page.waitForSelector('#signin-problem');
   await page.fill('#f-token', ADMIN);
-  await page.click('button.primary');
+  await page.click('#sign-in-token');
   await page.waitForURL(/\/staff$/);
   const cookies = await page.context().cookies();
   const session = cookies.find((c) => c.name === 'tirage_staff');
   assert.ok(session?.httpOnly && session.sameSite === 'Strict', 'an HttpOnly, SameSite=Strict session');
   await mainPage(page, 'staff-dashboard');
+
+  // The admin creates an account for an agent, who then signs in with a password.
+  await page.click('a[href="/staff/accounts"]');
+  await page.fill('#f-username', 'agent.martin');
+  await page.fill('#f-name', 'Guichet 2 - M. Martin');
+  await page.selectOption('#f-role', 'staff');
+  await page.fill('#f-password', 'court');
+  await page.click('button.primary');
+  assert.match(await page.textContent('#f-password-error'), /12 caractères au moins/);
+  assert.equal(await page.inputValue('#f-username'), 'agent.martin');
+  await page.fill('#f-password', 'un mot de passe assez long');
+  await page.click('button.primary');
+  await page.waitForSelector('#account-created');
+  await mainPage(page, 'staff-accounts');
+  await page.click('.main-nav button.link');
+  await page.goto(`${base}/staff`);
+  assert.match(page.url(), /\/staff\/sign-in/);
+  await page.fill('#f-username', 'agent.martin');
+  await page.fill('#f-password', 'un mot de passe faux');
+  await page.click('#sign-in-account');
+  await page.waitForSelector('#signin-problem');
+  await page.fill('#f-username', 'agent.martin');
+  await page.fill('#f-password', 'un mot de passe assez long');
+  await page.click('#sign-in-account');
+  await page.waitForURL(/\/staff$/);
+  assert.match(await page.textContent('.main-nav'), /Guichet 2 - M\. Martin/);
 
   // A window whose registration closes in 25 seconds; the draw follows at once.
   const t = (ms) => new Date(ms).toISOString().slice(0, 19);

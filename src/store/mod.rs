@@ -22,6 +22,7 @@ use sqlx::{SqlitePool, Transaction};
 use crate::domain::identity::DuplicateRule;
 use crate::domain::window::{RegistrationClosed, WindowState, WrongState};
 
+pub mod accounts;
 pub mod audit;
 pub mod draws;
 pub mod entries;

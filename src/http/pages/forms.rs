@@ -49,6 +49,8 @@ pub const FIELD_ERROR_CODES: &[&str] = &[
     "invalid_type",
     "unknown_field",
     "incorrect_code",
+    "too_short",
+    "unknown_role",
 ];
 
 /// Bad fields of a submitted form, by form field name, with their message in the

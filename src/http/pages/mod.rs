@@ -12,6 +12,7 @@
 //! - [`applicant`]: open windows of a site, registration, code verification, status,
 //!   withdrawal.
 //! - [`window`]: the public page of a window, for applicants and auditors.
+//! - [`accounts`]: staff accounts with argon2id-hashed passwords.
 //! - [`staff`]: sign-in, windows (create, edit with a slot preview, open, cancel),
 //!   registration at the counter, counts, the audit trail.
 //!
@@ -30,6 +31,7 @@ use super::state::AppState;
 use crate::domain::slots::TimeZone;
 use crate::store::StaffToken;
 
+pub mod accounts;
 pub mod applicant;
 pub mod forms;
 pub mod i18n;

@@ -38,6 +38,10 @@ pub fn router() -> Router<AppState> {
         .route("/staff/sign-out", post(sign_out))
         .route("/staff", get(dashboard))
         .route(
+            "/staff/accounts",
+            get(super::accounts::list).post(super::accounts::create),
+        )
+        .route(
             "/staff/windows/new",
             get(new_window_form).post(create_window),
         )
@@ -92,7 +96,7 @@ impl FromRequestParts<AppState> for StaffCtx {
 }
 
 impl StaffCtx {
-    fn require(&self, role: Role) -> Result<(), PageError> {
+    pub(super) fn require(&self, role: Role) -> Result<(), PageError> {
         self.staff
             .require(role)
             .map(|_| ())
@@ -138,24 +142,31 @@ async fn sign_in_form(
 #[serde(default)]
 struct SignInFields {
     token: String,
+    username: String,
+    password: String,
     next: String,
 }
 
-/// `POST /staff/sign-in`: a staff token starts a session.
+/// `POST /staff/sign-in`: a staff token, or an account's user name and password,
+/// starts a session.
 async fn sign_in(
     State(state): State<AppState>,
     ctx: Ctx,
     PageForm(fields): PageForm<SignInFields>,
 ) -> Result<Response, PageError> {
     let token = fields.token.trim();
-    let found = if token.is_empty() {
-        None
-    } else {
+    let found = if !token.is_empty() {
         state
             .store
             .staff_token_by_hash(&hash_staff_token(token))
             .await
             .map_err(|e| PageError::internal(ctx.lang, e))?
+    } else if !fields.username.trim().is_empty() {
+        super::accounts::sign_in(&state, &fields.username, &fields.password)
+            .await
+            .map_err(|e| PageError::internal(ctx.lang, e))?
+    } else {
+        None
     };
     let Some(token) = found else {
         tracing::info!("staff sign-in refused");
@@ -189,6 +200,15 @@ async fn sign_out(State(state): State<AppState>, PageForm(_): PageForm<NextQuery
 struct DashboardPage {
     ctx: Ctx,
     windows: Vec<WindowRecord>,
+}
+
+impl DashboardPage {
+    fn is_admin(&self) -> bool {
+        self.ctx
+            .staff
+            .as_ref()
+            .is_some_and(|s| s.role.includes(Role::Admin))
+    }
 }
 
 /// `GET /staff`: every window, drafts included, with counts per entry status.
