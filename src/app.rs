@@ -19,6 +19,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{DatabaseArgs, LogFormat, MIN_ADMIN_TOKEN_CHARS, ServeArgs};
 use crate::domain::codes::hash_staff_token;
+use crate::domain::waitlist::OfferPolicy;
 use crate::http::{self, AppState};
 use crate::jobs::clock::{Clock, SystemClock};
 use crate::jobs::mailer::{self, MailError};
@@ -89,8 +90,18 @@ impl Application {
                 tracing::info!("admin token from the configuration registered");
             }
         }
+        let offer_policy = OfferPolicy::new(config.offer_hours, config.offer_margin_hours)
+            .map_err(StartupError::Config)?;
+        let mut check_key = [0u8; 32];
+        getrandom::fill(&mut check_key)
+            .map_err(|e| StartupError::Config(format!("OS randomness: {e}")))?;
+        if store.ensure_check_code_key(&check_key, clock.now()).await? {
+            tracing::info!("check-code key created");
+        }
         let mailer = mailer::build(&config.mail, &config.mail_from)?;
-        let state = AppState::new(store, mailer, clock).with_secure_cookies(config.secure_cookies);
+        let state = AppState::new(store, mailer, clock)
+            .with_secure_cookies(config.secure_cookies)
+            .with_offer_policy(offer_policy);
         let router = http::router(state.clone());
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;

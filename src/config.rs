@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use clap::ValueEnum;
 
+use crate::domain::waitlist::{DEFAULT_MARGIN_HOURS, DEFAULT_OFFER_HOURS, MAX_OFFER_HOURS};
 use crate::jobs::mailer::MailTransport;
 
 /// Where the database is.
@@ -82,6 +83,27 @@ pub struct ServeArgs {
     #[arg(long, env = "TIRAGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Hours a cancelled slot, offered to the next person on the waiting list, stays
+    /// open for them to accept (1 to 720).
+    #[arg(
+        long,
+        env = "TIRAGE_OFFER_HOURS",
+        default_value_t = DEFAULT_OFFER_HOURS,
+        value_parser = clap::value_parser!(i64).range(1..=MAX_OFFER_HOURS),
+        value_name = "HOURS"
+    )]
+    pub offer_hours: i64,
+
+    /// Hours before a slot when every offer of it closes, however recent (0 to 720).
+    #[arg(
+        long,
+        env = "TIRAGE_OFFER_MARGIN_HOURS",
+        default_value_t = DEFAULT_MARGIN_HOURS,
+        value_parser = clap::value_parser!(i64).range(0..=MAX_OFFER_HOURS),
+        value_name = "HOURS"
+    )]
+    pub offer_margin_hours: i64,
+
     /// Mark the web pages' cookies `Secure`: set it when the service is reached over
     /// HTTPS (through a reverse proxy that terminates TLS).
     #[arg(long, env = "TIRAGE_SECURE_COOKIES")]
@@ -101,6 +123,8 @@ impl ServeArgs {
             mail: MailTransport::Log,
             mail_from: "tirage <no-reply@tirage.invalid>".to_owned(),
             log_format: LogFormat::Text,
+            offer_hours: DEFAULT_OFFER_HOURS,
+            offer_margin_hours: DEFAULT_MARGIN_HOURS,
             secure_cookies: false,
         }
     }

@@ -156,6 +156,7 @@ pub async fn run_draw(
         selected = record.n_selected,
         "window drawn"
     );
+    crate::jobs::offers::after_draw(store, window_id, now).await;
     Ok(record)
 }
 
@@ -293,8 +294,11 @@ pub enum EntryStanding {
     Selected,
     /// Drawn without a slot, on the waiting list: offered a cancelled slot in rank order.
     Waiting,
-    /// Drawn without a slot, and the window's last slot has passed.
+    /// Drawn without a slot, and no longer on the waiting list: the window's last slot
+    /// has passed, or an offered slot was declined or not accepted in time.
     NotSelected,
+    /// Gave up their slot, or their place on the waiting list.
+    Cancelled,
 }
 
 /// The standing of an entry from its stored status, its window and its draw outcome.

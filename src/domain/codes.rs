@@ -10,7 +10,7 @@ use crate::draw::sha256;
 
 /// Crockford's base 32: no I, L, O or U, so that a code read aloud or copied by hand
 /// survives.
-const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+pub(crate) const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// Wrong verification codes accepted before a code is dead.
 pub const MAX_CODE_ATTEMPTS: u32 = 5;

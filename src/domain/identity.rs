@@ -465,15 +465,13 @@ impl DuplicateKeys {
                 document.number.as_str()
             ),
         };
-        let person = format!(
-            "{}\n{}\n{}",
-            identity.family_name.folded(),
-            identity.given_names.folded(),
-            identity.birth_date.format("%Y-%m-%d")
-        );
         Self {
             document: key("document", &document_key),
-            person: key("person", &person),
+            person: person_key(
+                &identity.family_name,
+                &identity.given_names,
+                identity.birth_date,
+            ),
             email: identity
                 .email
                 .as_ref()
@@ -490,6 +488,22 @@ impl DuplicateKeys {
             DuplicateRule::Phone => self.phone.as_deref(),
         }
     }
+}
+
+/// The duplicate key of a person (folded names and birth date); recomputed when staff
+/// correct a name.
+pub fn person_key(
+    family_name: &PersonName,
+    given_names: &PersonName,
+    birth_date: NaiveDate,
+) -> String {
+    let person = format!(
+        "{}\n{}\n{}",
+        family_name.folded(),
+        given_names.folded(),
+        birth_date.format("%Y-%m-%d")
+    );
+    key("person", &person)
 }
 
 fn key(domain: &str, value: &str) -> String {

@@ -11,11 +11,16 @@
 //! - [`weighting`]: the urgency weighting policy.
 //! - [`window`]: window states, settings and slots; [`slots`]: slot templates.
 //! - [`codes`]: access codes, verification codes and staff tokens, and their hashes.
+//! - `checkcode` (feature `server`): the check code printed on a convocation;
+//!   [`waitlist`]: the deadlines of offers of freed slots.
 
+#[cfg(feature = "server")]
+pub mod checkcode;
 pub mod codes;
 pub mod identity;
 pub mod registration;
 pub mod slots;
 pub mod validation;
+pub mod waitlist;
 pub mod weighting;
 pub mod window;

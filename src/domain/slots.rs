@@ -10,7 +10,8 @@
 use std::collections::HashSet;
 
 use chrono::{
-    DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone as _, Utc, Weekday,
+    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone as _,
+    Utc, Weekday,
 };
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +114,24 @@ impl TimeZone {
                 }
             }
         }
+    }
+}
+
+impl TimeZone {
+    /// The offset east of UTC, in minutes, in force at `instant`.
+    pub fn offset_minutes(self, instant: DateTime<Utc>) -> i32 {
+        match self {
+            Self::Fixed(minutes) => minutes,
+            Self::EuropeParis if is_eu_summer_time(instant) => 120,
+            Self::EuropeParis => 60,
+        }
+    }
+
+    /// The local time at `instant`, with its offset, such as `2027-01-04T09:30:00+01:00`.
+    pub fn to_local(self, instant: DateTime<Utc>) -> DateTime<FixedOffset> {
+        let offset = FixedOffset::east_opt(self.offset_minutes(instant) * 60)
+            .expect("offsets are within a day");
+        instant.with_timezone(&offset)
     }
 }
 
@@ -441,6 +460,27 @@ mod tests {
         assert!(is_eu_summer_time(t("2027-03-28T01:00:00Z")));
         assert!(is_eu_summer_time(t("2027-10-31T00:59:59Z")));
         assert!(!is_eu_summer_time(t("2027-10-31T01:00:00Z")));
+        let paris = TimeZone::EuropeParis;
+        assert_eq!(
+            paris.to_local(t("2027-01-04T08:30:00Z")).to_rfc3339(),
+            "2027-01-04T09:30:00+01:00"
+        );
+        assert_eq!(
+            paris.to_local(t("2027-07-05T08:30:00Z")).to_rfc3339(),
+            "2027-07-05T10:30:00+02:00"
+        );
+        let summer_morning = NaiveDate::from_ymd_opt(2027, 7, 5)
+            .unwrap()
+            .and_hms_opt(10, 30, 0)
+            .unwrap();
+        assert_eq!(
+            paris.to_local(paris.to_utc(summer_morning)).naive_local(),
+            summer_morning
+        );
+        assert_eq!(
+            TimeZone::Fixed(240).offset_minutes(t("2027-07-05T08:30:00Z")),
+            240
+        );
         assert_eq!(parse_offset("-03:30"), Some(-210));
         assert_eq!(parse_offset("+15:00"), None);
     }

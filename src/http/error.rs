@@ -14,6 +14,8 @@ use serde::Serialize;
 use crate::domain::identity::DuplicateRule;
 use crate::domain::validation::{FieldError, ValidationErrors};
 use crate::domain::window::{RegistrationClosed, WindowState, WrongState};
+use crate::lifecycle::EntryStanding;
+use crate::store::slots::OfferState;
 use crate::store::{EntryStatus, Role, StoreError};
 
 /// The media type of problem documents.
@@ -43,9 +45,10 @@ pub struct Problem {
     /// The window's state (`/problems/wrong-state`, `/problems/registration-closed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<WindowState>,
-    /// The entry's status (`/problems/entry-state`).
+    /// The entry's status, as `GET /api/v1/entries/{entry_id}` shows it
+    /// (`/problems/entry-state`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub entry_status: Option<EntryStatus>,
+    pub entry_status: Option<EntryStanding>,
     /// When registration opens or opened (`/problems/registration-closed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_opens_at: Option<DateTime<Utc>>,
@@ -58,6 +61,12 @@ pub struct Problem {
     /// Seconds to wait before trying again (`/problems/too-many-requests`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<i64>,
+    /// When the check code was used (`/problems/already-checked-in`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_in_at: Option<DateTime<Utc>>,
+    /// The state of the latest offer of a freed slot (`/problems/offer-state`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offer_state: Option<OfferState>,
 }
 
 /// Everything a handler can answer instead of success.
@@ -92,6 +101,17 @@ pub enum ApiError {
     RegistrationClosed(RegistrationClosed),
     #[error("entry is {0}")]
     EntryState(EntryStatus),
+    #[error("entry is {0:?}")]
+    EntryStanding(EntryStanding),
+    #[error("already checked in")]
+    AlreadyCheckedIn { at: DateTime<Utc> },
+    #[error("slot: {0}")]
+    SlotState(String),
+    #[error("offer: {detail}")]
+    OfferState {
+        detail: String,
+        state: Option<OfferState>,
+    },
     #[error("duplicate: {}", .0.as_str())]
     Duplicate(DuplicateRule),
     #[error("idempotency key reused with another request")]
@@ -132,6 +152,8 @@ impl ApiError {
             registration_closes_at: None,
             attempts_left: None,
             retry_after: None,
+            checked_in_at: None,
+            offer_state: None,
         };
         problem.detail = match self {
             Self::Validation(errors) => {
@@ -165,8 +187,22 @@ impl ApiError {
                 closed.to_string()
             }
             Self::EntryState(status) => {
-                problem.entry_status = Some(*status);
+                problem.entry_status = Some(standing_of(*status));
                 format!("the entry is {status}")
+            }
+            Self::EntryStanding(standing) => {
+                problem.entry_status = Some(*standing);
+                let name = serde_json::to_value(standing).unwrap_or_default();
+                format!("the entry is {}", name.as_str().unwrap_or_default())
+            }
+            Self::AlreadyCheckedIn { at } => {
+                problem.checked_in_at = Some(*at);
+                format!("this convocation was already used, at {}", at.to_rfc3339())
+            }
+            Self::SlotState(detail) => detail.clone(),
+            Self::OfferState { detail, state } => {
+                problem.offer_state = *state;
+                detail.clone()
             }
             Self::Duplicate(rule) => {
                 problem.rule = Some(*rule);
@@ -231,11 +267,22 @@ impl ApiError {
                 "registration-closed",
                 "Registration is not open",
             ),
-            Self::EntryState(_) => (
+            Self::EntryState(_) | Self::EntryStanding(_) => (
                 StatusCode::CONFLICT,
                 "entry-state",
                 "Not possible in the entry's current status",
             ),
+            Self::AlreadyCheckedIn { .. } => (
+                StatusCode::CONFLICT,
+                "already-checked-in",
+                "Already checked in",
+            ),
+            Self::SlotState(_) => (
+                StatusCode::CONFLICT,
+                "slot-state",
+                "Not possible in the slot's current state",
+            ),
+            Self::OfferState { .. } => (StatusCode::CONFLICT, "offer-state", "No open offer"),
             Self::Duplicate(_) => (StatusCode::CONFLICT, "duplicate", "Already registered"),
             Self::IdempotencyKeyReused => (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -296,6 +343,15 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, value);
         }
         response
+    }
+}
+
+/// A stored status as the entry's standing (the same values).
+fn standing_of(status: EntryStatus) -> EntryStanding {
+    match status {
+        EntryStatus::PendingVerification => EntryStanding::PendingVerification,
+        EntryStatus::Eligible => EntryStanding::Eligible,
+        EntryStatus::Withdrawn => EntryStanding::Withdrawn,
     }
 }
 

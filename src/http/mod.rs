@@ -54,6 +54,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         (name = "windows", description = "Registration windows and their slots"),
         (name = "entries", description = "Registration, verification, status and withdrawal of entries"),
         (name = "draws", description = "Closing and drawing windows; commitments, results and bundles"),
+        (name = "slots", description = "Named slots: convocations, check-in, no-shows, name corrections, cancellation and the waiting list"),
         (name = "staff", description = "Staff tokens"),
         (name = "health", description = "Service health"),
     ),

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::domain::waitlist::OfferPolicy;
 use crate::jobs::clock::Clock;
 use crate::jobs::mailer::Mailer;
 use crate::jobs::outbox::OutboxSender;
@@ -18,6 +19,8 @@ pub struct AppState {
     pub proofs: ProofCache,
     /// Mark the pages' cookies `Secure` (the service is reached over HTTPS).
     pub secure_cookies: bool,
+    /// How long offers of freed slots stay open ([`AppState::with_offer_policy`]).
+    pub offer_policy: OfferPolicy,
 }
 
 impl AppState {
@@ -29,7 +32,14 @@ impl AppState {
             outbox,
             proofs: ProofCache::default(),
             secure_cookies: false,
+            offer_policy: OfferPolicy::default(),
         }
+    }
+
+    /// Times offers of freed slots with `policy` instead of the default.
+    pub fn with_offer_policy(mut self, policy: OfferPolicy) -> Self {
+        self.offer_policy = policy;
+        self
     }
 
     /// Marks the pages' cookies `Secure`, for a service reached over HTTPS.

@@ -3,7 +3,10 @@
 //! Mails carry no personal data beyond the address they are sent to: no name, no
 //! document number. Plain text, short lines, the code alone on its own line.
 
+use chrono::{DateTime, Datelike, Utc};
+
 use crate::domain::identity::Language;
+use crate::domain::slots::TimeZone;
 
 /// The subject and body of the mail that carries a verification code.
 pub fn verification_code(
@@ -55,6 +58,386 @@ pub fn verification_code(
     }
 }
 
+/// A time as people in metropolitan France read it, in the mail's language:
+/// `lundi 4 janvier 2027 à 09:30 (heure de Paris)`,
+/// `Monday 4 January 2027 at 09:30 (Paris time)`.
+pub fn local_time(language: Language, at: DateTime<Utc>) -> String {
+    const JOURS: [&str; 7] = [
+        "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
+    ];
+    const MOIS: [&str; 12] = [
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ];
+    let local = TimeZone::EuropeParis.to_local(at);
+    let day = local.weekday().num_days_from_monday() as usize;
+    let month = local.month0() as usize;
+    match language {
+        Language::Fr => format!(
+            "{} {} {} {} à {} (heure de Paris)",
+            JOURS[day],
+            local.day(),
+            MOIS[month],
+            local.year(),
+            local.format("%H:%M")
+        ),
+        Language::En => format!(
+            "{} {} {} {} at {} (Paris time)",
+            local.format("%A"),
+            local.day(),
+            local.format("%B"),
+            local.year(),
+            local.format("%H:%M")
+        ),
+    }
+}
+
+const FOOTER_FR: &str = "Ce message est envoyé automatiquement, merci de ne pas y répondre.\n";
+const FOOTER_EN: &str = "This message is sent automatically, please do not reply.\n";
+
+/// The mail sent after the draw to an entry that got a slot.
+pub fn result_selected(
+    language: Language,
+    site: &str,
+    procedure: &str,
+    entry_id: &str,
+    starts_at: DateTime<Utc>,
+    counter: &str,
+) -> (String, String) {
+    let when = local_time(language, starts_at);
+    match language {
+        Language::Fr => (
+            "Tirage au sort : vous avez un rendez-vous".to_owned(),
+            format!(
+                "Bonjour,\n\
+                 \n\
+                 Le tirage au sort des rendez-vous a eu lieu (site {site},\n\
+                 démarche {procedure}). Votre inscription a été tirée au sort :\n\
+                 \n\
+                 \x20   {entry_id}\n\
+                 \n\
+                 Votre rendez-vous :\n\
+                 \n\
+                 \x20   {when}\n\
+                 \x20   guichet {counter}\n\
+                 \n\
+                 Imprimez votre convocation à votre nom depuis la page de votre\n\
+                 inscription (avec votre code d'accès), ou à l'adresse :\n\
+                 \n\
+                 \x20   /api/v1/entries/{entry_id}/convocation.html\n\
+                 \n\
+                 Présentez-la au guichet avec votre pièce d'identité. Le\n\
+                 rendez-vous est à votre nom : il ne peut être ni cédé ni vendu.\n\
+                 \n\
+                 Si vous ne pouvez pas venir, annulez-le : il sera proposé à la\n\
+                 personne suivante sur la liste d'attente.\n\
+                 \n\
+                 {FOOTER_FR}"
+            ),
+        ),
+        Language::En => (
+            "Appointment lottery: you have an appointment".to_owned(),
+            format!(
+                "Hello,\n\
+                 \n\
+                 The appointment lottery has taken place (site {site},\n\
+                 procedure {procedure}). Your registration was drawn:\n\
+                 \n\
+                 \x20   {entry_id}\n\
+                 \n\
+                 Your appointment:\n\
+                 \n\
+                 \x20   {when}\n\
+                 \x20   counter {counter}\n\
+                 \n\
+                 Print your convocation, in your name, from the page of your\n\
+                 registration (with your access code), or at:\n\
+                 \n\
+                 \x20   /api/v1/entries/{entry_id}/convocation.html\n\
+                 \n\
+                 Bring it to the counter with your identity document. The\n\
+                 appointment is in your name: it cannot be given or sold.\n\
+                 \n\
+                 If you cannot come, cancel it: it will be offered to the next\n\
+                 person on the waiting list.\n\
+                 \n\
+                 {FOOTER_EN}"
+            ),
+        ),
+    }
+}
+
+/// The mail sent after the draw to an entry on the waiting list.
+pub fn result_waiting(
+    language: Language,
+    site: &str,
+    procedure: &str,
+    entry_id: &str,
+    position: i64,
+) -> (String, String) {
+    match language {
+        Language::Fr => (
+            "Tirage au sort : vous êtes sur la liste d'attente".to_owned(),
+            format!(
+                "Bonjour,\n\
+                 \n\
+                 Le tirage au sort des rendez-vous a eu lieu (site {site},\n\
+                 démarche {procedure}). Votre inscription n'a pas obtenu de\n\
+                 rendez-vous :\n\
+                 \n\
+                 \x20   {entry_id}\n\
+                 \n\
+                 Elle est sur la liste d'attente, en position :\n\
+                 \n\
+                 \x20   {position}\n\
+                 \n\
+                 Quand un rendez-vous est annulé, il est proposé dans l'ordre de la\n\
+                 liste d'attente. Vous recevrez alors un message, avec un délai pour\n\
+                 l'accepter.\n\
+                 \n\
+                 {FOOTER_FR}"
+            ),
+        ),
+        Language::En => (
+            "Appointment lottery: you are on the waiting list".to_owned(),
+            format!(
+                "Hello,\n\
+                 \n\
+                 The appointment lottery has taken place (site {site},\n\
+                 procedure {procedure}). Your registration did not get an\n\
+                 appointment:\n\
+                 \n\
+                 \x20   {entry_id}\n\
+                 \n\
+                 It is on the waiting list, at position:\n\
+                 \n\
+                 \x20   {position}\n\
+                 \n\
+                 When an appointment is cancelled, it is offered in the order of\n\
+                 the waiting list. You will then get a message, with a deadline to\n\
+                 accept it.\n\
+                 \n\
+                 {FOOTER_EN}"
+            ),
+        ),
+    }
+}
+
+/// The mail sent after the draw to an entry left out for want of verification.
+pub fn result_excluded(
+    language: Language,
+    site: &str,
+    procedure: &str,
+    entry_id: &str,
+    closed_at: Option<DateTime<Utc>>,
+) -> (String, String) {
+    let closed = closed_at.map(|at| local_time(language, at));
+    match language {
+        Language::Fr => (
+            "Tirage au sort : votre inscription n'a pas participé".to_owned(),
+            format!(
+                "Bonjour,\n\
+                 \n\
+                 Le tirage au sort des rendez-vous a eu lieu (site {site},\n\
+                 démarche {procedure}). Votre inscription n'y a pas participé :\n\
+                 \n\
+                 \x20   {entry_id}\n\
+                 \n\
+                 Votre adresse e-mail n'a pas été confirmée avec le code reçu avant\n\
+                 la fin des inscriptions{}.\n\
+                 \n\
+                 Vous pourrez vous inscrire au prochain tirage : pensez à saisir le\n\
+                 code reçu par e-mail. Vous pouvez aussi vous inscrire au guichet de\n\
+                 la préfecture.\n\
+                 \n\
+                 {FOOTER_FR}",
+                closed.map(|c| format!(",\nle {c}")).unwrap_or_default()
+            ),
+        ),
+        Language::En => (
+            "Appointment lottery: your registration was not in the draw".to_owned(),
+            format!(
+                "Hello,\n\
+                 \n\
+                 The appointment lottery has taken place (site {site},\n\
+                 procedure {procedure}). Your registration was not in the draw:\n\
+                 \n\
+                 \x20   {entry_id}\n\
+                 \n\
+                 Your e-mail address was not confirmed with the code you received\n\
+                 before registration closed{}.\n\
+                 \n\
+                 You can register for the next draw: remember to enter the code\n\
+                 sent by e-mail. You can also register at the counter of the\n\
+                 préfecture.\n\
+                 \n\
+                 {FOOTER_EN}",
+                closed.map(|c| format!(",\non {c}")).unwrap_or_default()
+            ),
+        ),
+    }
+}
+
+/// The mail offering a freed slot to the next entry on the waiting list.
+pub fn slot_offer(
+    language: Language,
+    site: &str,
+    procedure: &str,
+    entry_id: &str,
+    starts_at: DateTime<Utc>,
+    counter: &str,
+    expires_at: DateTime<Utc>,
+) -> (String, String) {
+    let when = local_time(language, starts_at);
+    let deadline = local_time(language, expires_at);
+    match language {
+        Language::Fr => (
+            "Un rendez-vous vous est proposé".to_owned(),
+            format!(
+                "Bonjour,\n\
+                 \n\
+                 Un rendez-vous a été annulé (site {site}, démarche {procedure}).\n\
+                 Il vous est proposé, car vous êtes le premier sur la liste\n\
+                 d'attente :\n\
+                 \n\
+                 \x20   {when}\n\
+                 \x20   guichet {counter}\n\
+                 \n\
+                 Pour l'accepter, répondez avant le :\n\
+                 \n\
+                 \x20   {deadline}\n\
+                 \n\
+                 sur la page de votre inscription (avec votre code d'accès), ou par\n\
+                 une requête avec votre code d'accès :\n\
+                 \n\
+                 \x20   POST /api/v1/entries/{entry_id}/offer/accept\n\
+                 \n\
+                 (ou .../offer/decline pour le refuser). Sans réponse à temps, le\n\
+                 rendez-vous est proposé à la personne suivante et vous quittez la\n\
+                 liste d'attente.\n\
+                 \n\
+                 {FOOTER_FR}"
+            ),
+        ),
+        Language::En => (
+            "An appointment is offered to you".to_owned(),
+            format!(
+                "Hello,\n\
+                 \n\
+                 An appointment was cancelled (site {site}, procedure {procedure}).\n\
+                 It is offered to you, as you are first on the waiting list:\n\
+                 \n\
+                 \x20   {when}\n\
+                 \x20   counter {counter}\n\
+                 \n\
+                 To accept it, answer before:\n\
+                 \n\
+                 \x20   {deadline}\n\
+                 \n\
+                 on the page of your registration (with your access code), or with\n\
+                 a request carrying your access code:\n\
+                 \n\
+                 \x20   POST /api/v1/entries/{entry_id}/offer/accept\n\
+                 \n\
+                 (or .../offer/decline to refuse it). Without an answer in time,\n\
+                 the appointment goes to the next person and you leave the waiting\n\
+                 list.\n\
+                 \n\
+                 {FOOTER_EN}"
+            ),
+        ),
+    }
+}
+
+/// The confirmation of a cancellation: of an appointment (`slot`: its time and
+/// counter), or of a place on the waiting list.
+pub fn cancellation(
+    language: Language,
+    site: &str,
+    procedure: &str,
+    entry_id: &str,
+    slot: Option<(DateTime<Utc>, &str)>,
+) -> (String, String) {
+    match (language, slot) {
+        (Language::Fr, Some((starts_at, counter))) => (
+            "Votre rendez-vous est annulé".to_owned(),
+            format!(
+                "Bonjour,\n\
+                 \n\
+                 Votre rendez-vous est annulé (site {site}, démarche {procedure},\n\
+                 inscription {entry_id}) :\n\
+                 \n\
+                 \x20   {}\n\
+                 \x20   guichet {counter}\n\
+                 \n\
+                 Il sera proposé à la personne suivante sur la liste d'attente. Votre\n\
+                 convocation n'est plus valable.\n\
+                 \n\
+                 {FOOTER_FR}",
+                local_time(language, starts_at)
+            ),
+        ),
+        (Language::En, Some((starts_at, counter))) => (
+            "Your appointment is cancelled".to_owned(),
+            format!(
+                "Hello,\n\
+                 \n\
+                 Your appointment is cancelled (site {site}, procedure {procedure},\n\
+                 registration {entry_id}):\n\
+                 \n\
+                 \x20   {}\n\
+                 \x20   counter {counter}\n\
+                 \n\
+                 It will be offered to the next person on the waiting list. Your\n\
+                 convocation is no longer valid.\n\
+                 \n\
+                 {FOOTER_EN}",
+                local_time(language, starts_at)
+            ),
+        ),
+        (Language::Fr, None) => (
+            "Vous avez quitté la liste d'attente".to_owned(),
+            format!(
+                "Bonjour,\n\
+                 \n\
+                 Vous avez quitté la liste d'attente du tirage au sort des\n\
+                 rendez-vous (site {site}, démarche {procedure}) :\n\
+                 \n\
+                 \x20   {entry_id}\n\
+                 \n\
+                 Aucun rendez-vous ne vous sera plus proposé pour ce tirage.\n\
+                 \n\
+                 {FOOTER_FR}"
+            ),
+        ),
+        (Language::En, None) => (
+            "You have left the waiting list".to_owned(),
+            format!(
+                "Hello,\n\
+                 \n\
+                 You have left the waiting list of the appointment lottery\n\
+                 (site {site}, procedure {procedure}):\n\
+                 \n\
+                 \x20   {entry_id}\n\
+                 \n\
+                 No appointment will be offered to you for this lottery any more.\n\
+                 \n\
+                 {FOOTER_EN}"
+            ),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +452,49 @@ mod tests {
                 body.lines().all(|line| line.chars().count() <= 72),
                 "{body}"
             );
+        }
+    }
+
+    #[test]
+    fn local_times_are_written_for_people() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        assert_eq!(
+            local_time(Language::Fr, at("2027-01-04T08:30:00Z")),
+            "lundi 4 janvier 2027 à 09:30 (heure de Paris)"
+        );
+        assert_eq!(
+            local_time(Language::En, at("2027-08-15T08:30:00Z")),
+            "Sunday 15 August 2027 at 10:30 (Paris time)"
+        );
+    }
+
+    #[test]
+    fn slot_mails_carry_their_facts_in_short_lines() {
+        let entry = "3f6c0a9e1b2d4c5f8a7e6d5c4b3a2910";
+        let at = DateTime::parse_from_rfc3339("2027-01-04T08:30:00Z")
+            .unwrap()
+            .to_utc();
+        for language in [Language::Fr, Language::En] {
+            let mails = [
+                result_selected(language, "34", "renewal", entry, at, "G1"),
+                result_waiting(language, "34", "renewal", entry, 7),
+                result_excluded(language, "34", "renewal", entry, Some(at)),
+                slot_offer(language, "34", "renewal", entry, at, "G1", at),
+                cancellation(language, "34", "renewal", entry, Some((at, "G1"))),
+                cancellation(language, "34", "renewal", entry, None),
+            ];
+            for (subject, body) in &mails {
+                assert!(!subject.is_empty());
+                assert!(body.contains(entry), "{body}");
+                assert!(
+                    body.lines().all(|line| line.chars().count() <= 72),
+                    "{body}"
+                );
+            }
+            assert!(mails[0].1.contains("09:30") && mails[0].1.contains("G1"));
+            assert!(mails[0].1.contains("/convocation.html"));
+            assert!(mails[1].1.lines().any(|l| l.trim() == "7"));
+            assert!(mails[3].1.contains("/offer/accept"));
         }
     }
 }

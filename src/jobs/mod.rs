@@ -6,11 +6,14 @@
 //! - [`mailer`]: the [`Mailer`](mailer::Mailer) trait and its three transports: `log`,
 //!   `file:DIR` (one `.eml` per message) and `smtp://host:port`.
 //! - [`messages`]: the texts of the mails, in French and English.
+//! - [`offers`]: after a draw, slot holders and result mails; expiry of offers of freed
+//!   slots to the waiting list.
 //! - [`outbox`]: the sender that delivers queued mails and retries failures.
 //! - [`scheduler`]: closes and draws windows when their time comes.
 
 pub mod clock;
 pub mod mailer;
 pub mod messages;
+pub mod offers;
 pub mod outbox;
 pub mod scheduler;

@@ -64,5 +64,6 @@ pub async fn tick(store: &Store, clock: &dyn Clock) -> usize {
             }
         }
     }
+    super::offers::tick(store, now).await;
     done
 }

@@ -13,6 +13,7 @@ mod idempotency;
 mod mail;
 mod openapi;
 mod privacy;
+mod slots;
 mod smoke;
 mod staff;
 mod validation;

@@ -23,7 +23,7 @@ fn every_operation_has_a_tag_and_a_verb_resource_id() {
     let spec: serde_json::Value = serde_json::from_str(&tirage::http::openapi_json()).unwrap();
     let verbs = [
         "get", "list", "create", "update", "open", "cancel", "verify", "resend", "withdraw",
-        "revoke", "close", "draw",
+        "revoke", "close", "draw", "record", "accept", "decline",
     ];
     let mut count = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {

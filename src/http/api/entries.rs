@@ -23,6 +23,7 @@ use crate::domain::validation::{Issue, ValidationErrors};
 use crate::domain::weighting::Weight;
 use crate::domain::window::{WindowState, check_registration_period};
 use crate::draw::EntryId;
+use crate::http::api::slots::OfferView;
 use crate::http::api::windows::SlotView;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{AccessCode, IdempotencyKey, JsonBody, Staff, random_bytes};
@@ -121,6 +122,9 @@ pub struct EntryDraw {
     pub slot: Option<SlotView>,
     /// For an entry without a slot: how many are before it on the waiting list, plus one.
     pub waiting_position: Option<i64>,
+    /// The latest offer of a cancelled slot made to this entry, if any: accept or
+    /// decline an open one with `POST .../offer/accept` or `.../offer/decline`.
+    pub offer: Option<OfferView>,
 }
 
 /// The one-time code received by mail.
@@ -151,7 +155,7 @@ fn explain_weight(entry: &EntryRecord, window: &WindowRecord) -> Weight {
 }
 
 /// The entry view, with its proof and draw outcome once there are some.
-async fn entry_view(
+pub(crate) async fn entry_view(
     state: &AppState,
     entry: EntryRecord,
     window: &WindowRecord,
@@ -175,22 +179,31 @@ async fn entry_view(
         }
         None => None,
     };
+    // Cancellations and offers of freed slots change the draw's standing and slot.
+    let holding = state.store.slot_holding(&entry.id).await?;
+    let status = holding.standing(standing(
+        entry.status,
+        window,
+        outcome.as_ref(),
+        state.clock.now(),
+    ));
     let draw = outcome.as_ref().and_then(|o| {
         let (rank, n_selected) = (o.rank?, o.n_selected?);
+        let on_list = !matches!(status, EntryStanding::Selected | EntryStanding::Cancelled);
         Some(EntryDraw {
             rank,
             n_entries: o.n_entries,
             n_slots: o.n_slots,
             n_selected,
-            slot: o.slot.clone().map(|s| SlotView {
+            slot: holding.current_slot(o.slot.clone()).map(|s| SlotView {
                 id: s.id,
                 starts_at: s.starts_at,
                 counter: s.counter,
             }),
-            waiting_position: (rank > n_selected).then_some(rank - n_selected),
+            waiting_position: (rank > n_selected && on_list).then_some(rank - n_selected),
+            offer: holding.offer.clone().map(OfferView::from),
         })
     });
-    let status = standing(entry.status, window, outcome.as_ref(), state.clock.now());
     Ok(EntryView {
         proof,
         draw,
@@ -451,7 +464,11 @@ pub(crate) async fn create_counter_entry(
 
 /// Checks the access code of an entry. Unknown ids and wrong codes are refused alike,
 /// after the same amount of work.
-async fn authorize(state: &AppState, entry_id: &str, code: &str) -> Result<(), ApiError> {
+pub(crate) async fn authorize(
+    state: &AppState,
+    entry_id: &str,
+    code: &str,
+) -> Result<(), ApiError> {
     let stored = match EntryId::parse_hex(entry_id) {
         Ok(_) => state.store.entry_access_hash(entry_id).await?,
         Err(_) => None,
@@ -464,7 +481,7 @@ async fn authorize(state: &AppState, entry_id: &str, code: &str) -> Result<(), A
     }
 }
 
-async fn owned_entry(
+pub(crate) async fn owned_entry(
     state: &AppState,
     entry_id: &str,
 ) -> Result<(EntryRecord, WindowRecord), ApiError> {

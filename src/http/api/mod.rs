@@ -11,6 +11,7 @@ use axum::extract::State;
 
 pub mod draws;
 pub mod entries;
+pub mod slots;
 pub mod staff;
 pub mod windows;
 
@@ -21,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(windows::router())
         .merge(draws::router())
         .merge(entries::router())
+        .merge(slots::router())
         .merge(staff::router())
 }
 
