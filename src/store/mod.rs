@@ -28,6 +28,7 @@ pub mod draws;
 pub mod entries;
 pub mod idempotency;
 pub mod outbox;
+pub mod slots;
 pub mod staff;
 pub mod windows;
 
