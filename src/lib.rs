@@ -11,7 +11,8 @@
 //!   are unique indexes, so the database itself refuses a second entry.
 //! - `http` (feature `server`): the JSON API with its OpenAPI description, staff
 //!   authentication, and errors as RFC 9457 problem documents. Handlers parse with
-//!   [`domain`], act through `store`, and hold no SQL.
+//!   [`domain`], act through `store`, and hold no SQL. Its `pages` are the same service
+//!   for people: HTML in French, English and Arabic, calling the very same handlers.
 //! - `jobs` (feature `server`): the clock, the mail transports (`log`, `file:`,
 //!   `smtp://`) and the outbox that sends and retries mails.
 //! - `app` and `config` (feature `server`): the settings of `tirage serve`, and the
