@@ -369,11 +369,13 @@ test('staff sign in, create, open, register at the counter, close and draw; the 
     { family: 'Okafor', given: 'Chioma', birth: '1995-06-15', nationality: 'NGA', kind: 'passport', number: 'A0099887', country: 'NGA', phone: '+33 7 11 22 33 44' },
   ];
   const entries = [];
+  const codes = [];
   for (const person of people) {
     await page.goto(`${base}/staff/windows/${windowId}/counter`);
     await fillRegistration(page, person);
     await page.click('button[type=submit].primary');
     entries.push((await page.textContent('#receipt-entry-id')).trim());
+    codes.push((await page.textContent('#receipt-access-code')).trim());
   }
   await mainPage(page, 'staff-counter-receipt');
   await page.goto(`${base}/staff/windows/${windowId}`);
@@ -416,5 +418,38 @@ test('staff sign in, create, open, register at the counter, close and draw; the 
   assert.match(await auditor.textContent('#check-result'), /Rang [12] : rendez-vous le/);
   await mainPage(auditor, 'auditor');
   await auditor.context().close();
+
+  // The first person sees the appointment, the checked proof, and prints the convocation.
+  const applicant = await newPage();
+  await applicant.goto(`${base}/entry`);
+  await applicant.fill('#f-entry_id', entries[0]);
+  await applicant.fill('#f-access_code', codes[0]);
+  await applicant.click('button.primary');
+  assert.equal((await applicant.textContent('#entry-status')).trim(), 'Rendez-vous attribué');
+  assert.match(await applicant.textContent('#entry-slot'), /guichet G1/);
+  assert.match(await applicant.textContent('#entry-rank'), /sur 2/);
+  assert.equal(await applicant.getAttribute('#proof-result', 'class'), 'notice done');
+  await mainPage(applicant, 'status-drawn');
+  const [letter] = await Promise.all([
+    applicant.waitForEvent('popup'),
+    applicant.click('#convocation-button'),
+  ]);
+  await letter.waitForLoadState();
+  const letterText = await letter.textContent('body');
+  assert.match(letterText, /NGUYEN|Nguyen/);
+  const checkCode = (await letter.textContent('.code strong')).trim();
+  assert.match(checkCode, /^[0-9A-Z]{5}-[0-9A-Z]{5}$/, 'the convocation carries a check code');
+  await shoot(letter, 'convocation');
+  await applicant.context().close();
+
+  // At the counter, the code is known; the appointment is not today, so it is refused.
+  await page.goto(`${base}/staff/checkin`);
+  await mainPage(page, 'staff-checkin');
+  await page.fill('#f-check_code', 'ZZZZZ-ZZZZZ');
+  await page.click('button.primary');
+  assert.ok(await page.locator('#f-check_code-error, #checkin-problem').count() >= 1);
+  await page.fill('#f-check_code', checkCode);
+  await page.click('button.primary');
+  assert.match(await page.textContent('#checkin-problem'), /today|aujourd/i);
   await page.context().close();
 });

@@ -425,7 +425,7 @@ async fn get_convocation(
     )
 )]
 #[tracing::instrument(skip_all)]
-async fn get_convocation_html(
+pub(crate) async fn get_convocation_html(
     State(state): State<AppState>,
     Path(entry_id): Path<String>,
     AccessCode(code): AccessCode,
@@ -476,7 +476,7 @@ async fn get_convocation_html(
     )
 )]
 #[tracing::instrument(skip_all)]
-async fn create_checkin(
+pub(crate) async fn create_checkin(
     State(state): State<AppState>,
     staff: Staff,
     body: JsonBody<CheckInRequest>,
@@ -711,7 +711,7 @@ async fn create_correction(
     )
 )]
 #[tracing::instrument(skip_all)]
-async fn cancel_entry(
+pub(crate) async fn cancel_entry(
     State(state): State<AppState>,
     Path(entry_id): Path<String>,
     AccessCode(code): AccessCode,
@@ -804,7 +804,7 @@ async fn answer(
     )
 )]
 #[tracing::instrument(skip_all)]
-async fn accept_offer(
+pub(crate) async fn accept_offer(
     State(state): State<AppState>,
     Path(entry_id): Path<String>,
     AccessCode(code): AccessCode,
@@ -828,7 +828,7 @@ async fn accept_offer(
     )
 )]
 #[tracing::instrument(skip_all)]
-async fn decline_offer(
+pub(crate) async fn decline_offer(
     State(state): State<AppState>,
     Path(entry_id): Path<String>,
     AccessCode(code): AccessCode,

@@ -22,6 +22,7 @@ use crate::domain::weighting::Weight;
 use crate::domain::window::{WindowState, check_registration_period};
 use crate::draw::{Entry, EntryId, merkle};
 use crate::http::api::entries::{self as api, EntryView, InclusionProof, VerifyRequest};
+use crate::http::api::slots as slots_api;
 use crate::http::error::ApiError;
 use crate::http::extract::{AccessCode, IdempotencyKey, JsonBody, random_bytes};
 use crate::http::state::AppState;
@@ -39,6 +40,9 @@ pub fn router() -> Router<AppState> {
         .route("/entry/verify", post(verify))
         .route("/entry/resend-code", post(resend_code))
         .route("/entry/withdraw", post(withdraw))
+        .route("/entry/convocation", post(convocation))
+        .route("/entry/cancel", post(cancel))
+        .route("/entry/offer", post(offer))
 }
 
 /// `?site=34`
@@ -421,6 +425,19 @@ impl EntryPage {
         super::window::slot_time(text)
     }
 
+    fn selected(&self) -> bool {
+        self.entry.status == EntryStanding::Selected
+    }
+
+    /// The offer of a cancelled slot waiting for this entry's answer, if any.
+    fn open_offer(&self) -> Option<&crate::http::api::slots::OfferView> {
+        self.entry
+            .draw
+            .as_ref()
+            .and_then(|d| d.offer.as_ref())
+            .filter(|o| o.state == crate::store::slots::OfferState::Open)
+    }
+
     /// The inclusion proof checked here, with the draw core, against the root it names.
     fn proof_holds(&self) -> bool {
         self.entry.proof.as_ref().is_some_and(proof_holds)
@@ -665,4 +682,121 @@ async fn withdraw(
         },
     };
     entry_page(&state, ctx, creds, notice).await
+}
+
+/// `POST /entry/convocation`: the printable convocation of a selected entry, as the
+/// API serves it.
+async fn convocation(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    PageForm(creds): PageForm<Credentials>,
+) -> Result<Response, PageError> {
+    let creds = creds.trimmed();
+    match slots_api::get_convocation_html(
+        State(state.clone()),
+        Path(creds.entry_id.clone()),
+        AccessCode(creds.access_code.clone()),
+    )
+    .await
+    {
+        Ok(response) => Ok(response),
+        Err(ApiError::Internal(detail)) => Err(PageError::internal(ctx.lang, detail)),
+        Err(ApiError::NotFound(_)) => entry_page(&state, ctx, creds, EntryNotice::default()).await,
+        Err(other) => {
+            let notice = EntryNotice {
+                problem: Some(problem_key(&other).to_owned()),
+                ..EntryNotice::default()
+            };
+            entry_page(&state, ctx, creds, notice).await
+        }
+    }
+}
+
+/// The outcome of an action on one's entry, shown on the entry page.
+async fn after_entry_action<T>(
+    state: &AppState,
+    ctx: Ctx,
+    creds: Credentials,
+    outcome: Result<T, ApiError>,
+    done: &'static str,
+) -> Result<Response, PageError> {
+    let notice = match outcome {
+        Ok(_) => EntryNotice {
+            done: Some(done),
+            ..EntryNotice::default()
+        },
+        Err(ApiError::Internal(detail)) => return Err(PageError::internal(ctx.lang, detail)),
+        Err(ApiError::NotFound(_)) => EntryNotice::default(),
+        Err(other) => EntryNotice {
+            problem: Some(problem_key(&other).to_owned()),
+            ..EntryNotice::default()
+        },
+    };
+    entry_page(state, ctx, creds, notice).await
+}
+
+/// `POST /entry/cancel`: gives up one's appointment or place on the waiting list, only
+/// with the confirmation box ticked.
+async fn cancel(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    PageForm(fields): PageForm<WithdrawFields>,
+) -> Result<Response, PageError> {
+    let creds = Credentials {
+        entry_id: fields.entry_id,
+        access_code: fields.access_code,
+    }
+    .trimmed();
+    if fields.confirm != "yes" {
+        let notice = EntryNotice {
+            problem: Some("entry.cancel_unconfirmed".to_owned()),
+            ..EntryNotice::default()
+        };
+        return entry_page(&state, ctx, creds, notice).await;
+    }
+    let outcome = slots_api::cancel_entry(
+        State(state.clone()),
+        Path(creds.entry_id.clone()),
+        AccessCode(creds.access_code.clone()),
+    )
+    .await;
+    after_entry_action(&state, ctx, creds, outcome, "entry.cancelled").await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct OfferFields {
+    entry_id: String,
+    access_code: String,
+    /// `accept` or `decline`.
+    decision: String,
+}
+
+/// `POST /entry/offer`: accepts or declines the slot offered from the waiting list.
+async fn offer(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    PageForm(fields): PageForm<OfferFields>,
+) -> Result<Response, PageError> {
+    let creds = Credentials {
+        entry_id: fields.entry_id,
+        access_code: fields.access_code,
+    }
+    .trimmed();
+    let (path, access) = (
+        Path(creds.entry_id.clone()),
+        AccessCode(creds.access_code.clone()),
+    );
+    let (outcome, done) = if fields.decision == "accept" {
+        (
+            slots_api::accept_offer(State(state.clone()), path, access).await,
+            "entry.offer_accepted",
+        )
+    } else {
+        (
+            slots_api::decline_offer(State(state.clone()), path, access).await,
+            "entry.offer_declined",
+        )
+    };
+    after_entry_action(&state, ctx, creds, outcome, done).await
 }

@@ -25,6 +25,7 @@ use crate::domain::codes::hash_staff_token;
 use crate::domain::slots::{OpeningHours, SlotTemplate, TimeZone, generate};
 use crate::domain::window::{SlotSpec, WindowForm, WindowSpec, format_slot_time};
 use crate::http::api::entries as entries_api;
+use crate::http::api::slots as slots_api;
 use crate::http::api::windows as windows_api;
 use crate::http::error::ApiError;
 use crate::http::extract::{IdempotencyKey, Staff};
@@ -59,6 +60,7 @@ pub fn router() -> Router<AppState> {
             get(counter_form).post(counter_register),
         )
         .route("/staff/windows/{id}/events", get(events_page))
+        .route("/staff/checkin", get(checkin_form).post(checkin))
 }
 
 /// A signed-in staff member's page context. Without a session, the browser is sent
@@ -950,4 +952,77 @@ async fn events_page(
         window,
         events,
     }))
+}
+
+#[derive(askama::Template)]
+#[template(path = "staff/checkin.html")]
+struct CheckInPage {
+    ctx: Ctx,
+    checked: Option<slots_api::CheckInView>,
+    code_error: Option<String>,
+    problem: Option<String>,
+}
+
+/// `GET /staff/checkin`: the form to check a person in with their convocation's code.
+async fn checkin_form(s: StaffCtx) -> Result<Response, PageError> {
+    s.require(Role::Staff)?;
+    Ok(render(&CheckInPage {
+        ctx: s.ctx,
+        checked: None,
+        code_error: None,
+        problem: None,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CheckInFields {
+    check_code: String,
+}
+
+/// `POST /staff/checkin`: marks the slot used and shows whom to compare with the
+/// person present and their document.
+async fn checkin(
+    State(state): State<AppState>,
+    s: StaffCtx,
+    PageForm(fields): PageForm<CheckInFields>,
+) -> Result<Response, PageError> {
+    let outcome = slots_api::create_checkin(
+        State(state.clone()),
+        s.staff.clone(),
+        json_body(slots_api::CheckInRequest {
+            check_code: Some(fields.check_code),
+        }),
+    )
+    .await;
+    let t = s.ctx.t;
+    let (checked, code_error, problem) = match outcome {
+        Ok((_, axum::Json(view))) => (Some(view), None, None),
+        Err(ApiError::Internal(detail)) => return Err(PageError::internal(s.ctx.lang, detail)),
+        Err(error @ (ApiError::Forbidden(_) | ApiError::Unauthorized(_))) => {
+            return Err(PageError::from_api(s.ctx.lang, error));
+        }
+        Err(ApiError::Validation(errors)) => {
+            let fields = FieldErrors::from_validation(&errors, t, &[]);
+            (None, fields.get("check_code").map(str::to_owned), None)
+        }
+        Err(ApiError::NotFound(_)) => (None, Some(t.s("checkin.unknown").to_owned()), None),
+        Err(ApiError::AlreadyCheckedIn { at }) => (
+            None,
+            None,
+            Some(t.f("checkin.already", "at", super::paris_time(at))),
+        ),
+        Err(other) => (None, None, Some(other.problem().detail)),
+    };
+    let failed = checked.is_none();
+    let mut response = render(&CheckInPage {
+        ctx: s.ctx,
+        checked,
+        code_error,
+        problem,
+    });
+    if failed {
+        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(response)
 }
