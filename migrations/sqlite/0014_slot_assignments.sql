@@ -14,13 +14,20 @@ begin select raise(abort, 'check_code_key is never changed'); end;
 create trigger check_code_key_no_delete before delete on check_code_key
 begin select raise(abort, 'check_code_key is never deleted'); end;
 
--- draw_followups: a drawn window whose slot holders were recorded and whose result
--- mails were queued. written in the same transaction as that work, so it happens once.
+-- draw_followups: what was done after a window's draw. the row is written with the
+-- slot holders, in one transaction, so they are recorded once. the result mails are
+-- then queued in chunks, each in its own transaction that also moves the cursors
+-- (drawn entries by rank, then entries left out by id), so that a window of a million
+-- entries never holds the write lock for long and a restart resumes where it stopped.
 create table draw_followups (
-    window_id    text primary key references draws (window_id),
-    assignments  bigint not null,
-    mails        bigint not null,
-    done_at      text not null
+    window_id          text primary key references draws (window_id),
+    assignments        bigint not null,
+    recorded_at        text not null,
+    -- result mails queued so far, and where the next chunk starts
+    mails              bigint not null default 0,
+    mailed_rank        bigint not null default 0,
+    mailed_excluded    text not null default '',
+    mails_done_at      text
 );
 
 -- slot_assignments: who holds a slot, since when, and until when. a row is added when

@@ -1,9 +1,9 @@
 //! The waiting list at work, outside requests.
 //!
 //! - [`after_draw`], called right after a draw is recorded: records who holds each
-//!   slot and queues the result mail of every participant, once
-//!   ([`Store::record_draw_followup`]).
-//! - [`tick`], called by the scheduler every second: performs a follow-up a crash
+//!   slot ([`Store::record_slot_holders`]), then queues the result mail of every
+//!   participant, once, in chunks ([`Store::queue_result_mails`]).
+//! - [`tick`], called by the scheduler every second: finishes a follow-up a stop
 //!   interrupted, and expires the offers whose deadline passed, passing each freed slot
 //!   to the next entry on the waiting list ([`Store::expire_offers`]).
 //! - [`Mails`]: the texts of the mails these steps queue, from [`super::messages`], in
@@ -17,7 +17,7 @@ use super::messages;
 use crate::domain::identity::Language;
 use crate::draw::Slot;
 use crate::store::slots::{MailTo, ResultNotice, SlotMails, WindowInfo, slot_time};
-use crate::store::{NewMail, Store};
+use crate::store::{NewMail, Store, StoreError};
 
 /// The mails of slot transitions: results, offers, cancellations.
 #[derive(Debug, Clone, Copy, Default)]
@@ -94,29 +94,43 @@ impl SlotMails for Mails {
     }
 }
 
+/// Result mails queued per transaction: a chunk holds the write lock a few
+/// milliseconds, so registrations for other windows never wait long.
+const MAIL_CHUNK: i64 = 2000;
+
 /// Records a drawn window's slot holders and queues its result mails, once. A failure
-/// is logged; the next [`tick`] tries again.
+/// is logged; the next [`tick`] takes it up where it stopped.
 pub async fn after_draw(store: &Store, window_id: &str, now: DateTime<Utc>) {
-    match store.record_draw_followup(window_id, &Mails, now).await {
-        Ok(Some(done)) => tracing::info!(
-            window.id = %window_id,
-            holders = done.assignments,
-            mails = done.mails,
-            "slot holders recorded, result mails queued"
-        ),
-        Ok(None) => {}
-        Err(error) => tracing::error!(
+    if let Err(error) = follow_up(store, window_id, now).await {
+        tracing::error!(
             window.id = %window_id,
             error = %error,
-            "could not record the slot holders after the draw; will try again"
-        ),
+            "could not finish the follow-up of the draw; will try again"
+        );
     }
+}
+
+async fn follow_up(store: &Store, window_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    if let Some(holders) = store.record_slot_holders(window_id, now).await? {
+        tracing::info!(window.id = %window_id, holders, "slot holders recorded");
+    }
+    let mut queued = 0;
+    while let Some(n) = store
+        .queue_result_mails(window_id, &Mails, MAIL_CHUNK, now)
+        .await?
+    {
+        queued += n;
+    }
+    if queued > 0 {
+        tracing::info!(window.id = %window_id, mails = queued, "result mails queued");
+    }
+    Ok(())
 }
 
 /// One pass of the waiting list's timed work: follow-ups of draws not done yet, and
 /// offers whose deadline has passed.
 pub async fn tick(store: &Store, now: DateTime<Utc>) {
-    match store.windows_without_followup().await {
+    match store.unfinished_followups().await {
         Ok(windows) => {
             for window_id in windows {
                 after_draw(store, &window_id, now).await;

@@ -3,9 +3,10 @@
 //! and offers of freed slots to the waiting list.
 //!
 //! The draw's own assignment stays in `draw_results`, as published. Right after the
-//! draw, [`Store::record_draw_followup`] copies it into `slot_assignments` (and queues
-//! the result mails) in one transaction marked in `draw_followups`, so that it happens
-//! exactly once. From then on `slot_assignments` says who holds each slot: a
+//! draw, [`Store::record_slot_holders`] copies it into `slot_assignments` in one
+//! transaction marked in `draw_followups`, so that it happens exactly once, and
+//! [`Store::queue_result_mails`] queues the result mails in chunks, each moving a cursor
+//! in the same row. From then on `slot_assignments` says who holds each slot: a
 //! cancellation closes a row, an accepted offer opens one. Partial unique indexes make
 //! the database refuse a slot held twice or an entry holding two slots, and every
 //! transition (cancel, accept, decline, expire) is one write transaction with
@@ -177,13 +178,6 @@ pub trait SlotMails: Send + Sync {
     ) -> NewMail;
     /// The confirmation of a cancellation: of `slot`, or of the place on the waiting list.
     fn cancelled(&self, to: &MailTo<'_>, window: &WindowInfo, slot: Option<&Slot>) -> NewMail;
-}
-
-/// What [`Store::record_draw_followup`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Followup {
-    pub assignments: i64,
-    pub mails: i64,
 }
 
 /// A convocation: the slot an entry holds, named, with its check code.
@@ -372,8 +366,6 @@ struct DrawnRow {
     slot_id: Option<String>,
     starts_at: Option<String>,
     counter: Option<String>,
-    family_name: String,
-    given_names: String,
     email: Option<String>,
     language: String,
 }
@@ -649,15 +641,16 @@ impl Store {
         Ok(inserted == 1)
     }
 
-    /// Drawn windows whose holders are not recorded yet (the follow-up of the draw was
-    /// interrupted, or the window was drawn before this version).
-    pub async fn windows_without_followup(&self) -> Result<Vec<String>, StoreError> {
+    /// Drawn windows whose follow-up is not finished: holders not recorded, or result
+    /// mails not all queued (the service stopped in between, or the window was drawn
+    /// before this version).
+    pub async fn unfinished_followups(&self) -> Result<Vec<String>, StoreError> {
         Ok(on_db!(self, |pool| {
             sqlx::query_scalar(
                 "select w.id from windows w
                  join draws d on d.window_id = w.id
-                 where w.state = 'drawn'
-                   and not exists (select 1 from draw_followups f where f.window_id = w.id)
+                 left join draw_followups f on f.window_id = w.id
+                 where w.state = 'drawn' and (f.window_id is null or f.mails_done_at is null)
                  order by w.id",
             )
             .fetch_all(pool)
@@ -666,7 +659,7 @@ impl Store {
     }
 
     /// Whether a drawn window's slot holders are recorded.
-    pub async fn followup_done(&self, window_id: &str) -> Result<bool, StoreError> {
+    pub async fn holders_recorded(&self, window_id: &str) -> Result<bool, StoreError> {
         let done: Option<i64> = on_db!(self, |pool| {
             sqlx::query_scalar("select assignments from draw_followups where window_id = $1")
                 .bind(window_id)
@@ -676,16 +669,14 @@ impl Store {
         Ok(done.is_some())
     }
 
-    /// After a draw, in one transaction: records the draw's slot holders (with the
-    /// digests of their check codes) and queues the result mail of every participant
-    /// with an e-mail address (selected, waiting, and excluded for want of
-    /// verification). `None` when it was done already.
-    pub async fn record_draw_followup(
+    /// After a draw, in one transaction: records who holds each slot the draw gave,
+    /// with the digest of each check code. Returns how many, or `None` when the holders
+    /// were recorded already.
+    pub async fn record_slot_holders(
         &self,
         window_id: &str,
-        mails: &dyn SlotMails,
         now: DateTime<Utc>,
-    ) -> Result<Option<Followup>, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         on_db!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let done: Option<i64> =
@@ -696,33 +687,23 @@ impl Store {
             if done.is_some() {
                 return Ok(None);
             }
-            let n_selected: Option<i64> =
+            let drawn: Option<i64> =
                 sqlx::query_scalar("select n_selected from draws where window_id = $1")
                     .bind(window_id)
                     .fetch_optional(&mut *tx)
                     .await?;
-            let n_selected = n_selected.ok_or(StoreError::NotFound)?;
-            let window = window_info!(tx, window_id);
-            let closed_at: Option<DateTime<Utc>> =
-                sqlx::query_scalar("select closed_at from windows where id = $1")
-                    .bind(window_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            if drawn.is_none() {
+                return Err(StoreError::NotFound);
+            }
             let key = check_key!(tx);
-            let mut followup = Followup {
-                assignments: 0,
-                mails: 0,
-            };
-
+            let mut assignments = 0_i64;
             let mut after_rank = 0_i64;
             loop {
-                let rows: Vec<DrawnRow> = sqlx::query_as(
-                    "select r.rank, r.entry_id, r.slot_id, s.starts_at, s.counter, e.family_name,
-                            e.given_names, e.email, e.language
+                let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+                    "select r.rank, r.entry_id, r.slot_id, e.family_name, e.given_names
                      from draw_results r
                      join entries e on e.id = r.entry_id
-                     left join slots s on s.window_id = r.window_id and s.id = r.slot_id
-                     where r.window_id = $1 and r.rank > $2
+                     where r.window_id = $1 and r.rank > $2 and r.slot_id is not null
                      order by r.rank
                      limit $3",
                 )
@@ -732,10 +713,101 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
                 let Some(last) = rows.last() else { break };
-                after_rank = last.rank;
-                let mut held = Vec::new();
+                after_rank = last.0;
+                let mut insert = QueryBuilder::new(
+                    "insert into slot_assignments (window_id, slot_id, entry_id, rank, reason,
+                         since, check_digest) ",
+                );
+                insert.push_values(&rows, |mut b, (rank, entry_id, slot_id, family, given)| {
+                    let code = check_code(&key, entry_id, slot_id, family, given);
+                    b.push_bind(window_id)
+                        .push_bind(slot_id.as_str())
+                        .push_bind(entry_id.as_str())
+                        .push_bind(*rank)
+                        .push_bind("draw")
+                        .push_bind(now)
+                        .push_bind(code.lookup_digest());
+                });
+                insert.build().execute(&mut *tx).await?;
+                assignments += rows.len() as i64;
+            }
+            sqlx::query(
+                "insert into draw_followups (window_id, assignments, recorded_at)
+                 values ($1, $2, $3)",
+            )
+            .bind(window_id)
+            .bind(assignments)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let detail = json!({ "assignments": assignments });
+            record_event!(
+                tx,
+                now,
+                Actor::System,
+                "window.holders_recorded",
+                Some(window_id),
+                None::<&str>,
+                detail
+            );
+            tx.commit().await?;
+            Ok(Some(assignments))
+        })
+    }
+
+    /// Queues the next chunk of a drawn window's result mails (up to `limit` entries):
+    /// first the drawn entries in rank order (selected: the slot; waiting: the place on
+    /// the list), then the entries left out for want of verification. Each chunk is one
+    /// transaction that also moves the cursor, so every participant with an e-mail
+    /// address gets exactly one result mail, however often this is interrupted. Returns
+    /// how many mails this chunk queued, or `None` once all are queued.
+    pub async fn queue_result_mails(
+        &self,
+        window_id: &str,
+        mails: &dyn SlotMails,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        on_db!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let cursor: Option<(i64, String, Option<DateTime<Utc>>, i64)> = sqlx::query_as(
+                "select mailed_rank, mailed_excluded, mails_done_at, mails
+                 from draw_followups where window_id = $1",
+            )
+            .bind(window_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            // The holders are recorded first; their row carries the cursors.
+            let (mailed_rank, mailed_excluded, done_at, total) =
+                cursor.ok_or(StoreError::NotFound)?;
+            if done_at.is_some() {
+                return Ok(None);
+            }
+            let n_selected: i64 =
+                sqlx::query_scalar("select n_selected from draws where window_id = $1")
+                    .bind(window_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let window = window_info!(tx, window_id);
+
+            let rows: Vec<DrawnRow> = sqlx::query_as(
+                "select r.rank, r.entry_id, r.slot_id, s.starts_at, s.counter, e.email, e.language
+                 from draw_results r
+                 join entries e on e.id = r.entry_id
+                 left join slots s on s.window_id = r.window_id and s.id = r.slot_id
+                 where r.window_id = $1 and r.rank > $2
+                 order by r.rank
+                 limit $3",
+            )
+            .bind(window_id)
+            .bind(mailed_rank)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+            if let Some(last) = rows.last() {
                 let mut new_mails = Vec::new();
                 for row in &rows {
+                    let Some(email) = &row.email else { continue };
                     let slot = match (&row.slot_id, &row.starts_at, &row.counter) {
                         (Some(id), Some(starts_at), Some(counter)) => Some(Slot {
                             id: id.clone(),
@@ -750,68 +822,52 @@ impl Store {
                             )));
                         }
                     };
-                    if let Some(slot) = &slot {
-                        let code = check_code(
-                            &key,
-                            &row.entry_id,
-                            &slot.id,
-                            &row.family_name,
-                            &row.given_names,
-                        );
-                        held.push((row, slot.id.clone(), code.lookup_digest()));
-                    }
-                    if let Some(email) = &row.email {
-                        let to = MailTo {
-                            entry_id: &row.entry_id,
-                            email,
-                            language: &row.language,
-                        };
-                        let notice = match &slot {
-                            Some(slot) => ResultNotice::Selected { slot },
-                            None => ResultNotice::Waiting {
-                                position: row.rank - n_selected,
-                            },
-                        };
-                        new_mails.push(mails.result(&to, &window, &notice));
-                    }
+                    let to = MailTo {
+                        entry_id: &row.entry_id,
+                        email,
+                        language: &row.language,
+                    };
+                    let notice = match &slot {
+                        Some(slot) => ResultNotice::Selected { slot },
+                        None => ResultNotice::Waiting {
+                            position: row.rank - n_selected,
+                        },
+                    };
+                    new_mails.push(mails.result(&to, &window, &notice));
                 }
-                if !held.is_empty() {
-                    let mut insert = QueryBuilder::new(
-                        "insert into slot_assignments (window_id, slot_id, entry_id, rank, reason,
-                             since, check_digest) ",
-                    );
-                    insert.push_values(&held, |mut b, (row, slot_id, digest)| {
-                        b.push_bind(window_id)
-                            .push_bind(slot_id.as_str())
-                            .push_bind(row.entry_id.as_str())
-                            .push_bind(row.rank)
-                            .push_bind("draw")
-                            .push_bind(now)
-                            .push_bind(digest.as_str());
-                    });
-                    insert.build().execute(&mut *tx).await?;
-                    followup.assignments += held.len() as i64;
-                }
-                followup.mails += insert_mails!(tx, &new_mails, now);
-            }
-
-            let mut after_id = String::new();
-            loop {
-                let rows: Vec<(String, String, String)> = sqlx::query_as(
-                    "select id, email, language from entries
-                     where window_id = $1 and status = 'pending_verification'
-                       and email is not null and id > $2
-                     order by id
-                     limit $3",
+                let queued = insert_mails!(tx, &new_mails, now);
+                sqlx::query(
+                    "update draw_followups set mailed_rank = $2, mails = mails + $3
+                     where window_id = $1",
                 )
                 .bind(window_id)
-                .bind(&after_id)
-                .bind(BATCH)
-                .fetch_all(&mut *tx)
+                .bind(last.rank)
+                .bind(queued)
+                .execute(&mut *tx)
                 .await?;
-                let Some(last) = rows.last() else { break };
-                after_id = last.0.clone();
-                let new_mails: Vec<NewMail> = rows
+                tx.commit().await?;
+                return Ok(Some(queued));
+            }
+
+            let excluded: Vec<(String, String, String)> = sqlx::query_as(
+                "select id, email, language from entries
+                 where window_id = $1 and status = 'pending_verification'
+                   and email is not null and id > $2
+                 order by id
+                 limit $3",
+            )
+            .bind(window_id)
+            .bind(&mailed_excluded)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+            if let Some(last) = excluded.last() {
+                let closed_at: Option<DateTime<Utc>> =
+                    sqlx::query_scalar("select closed_at from windows where id = $1")
+                        .bind(window_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let new_mails: Vec<NewMail> = excluded
                     .iter()
                     .map(|(entry_id, email, language)| {
                         let to = MailTo {
@@ -822,31 +878,37 @@ impl Store {
                         mails.result(&to, &window, &ResultNotice::Excluded { closed_at })
                     })
                     .collect();
-                followup.mails += insert_mails!(tx, &new_mails, now);
+                let queued = insert_mails!(tx, &new_mails, now);
+                sqlx::query(
+                    "update draw_followups set mailed_excluded = $2, mails = mails + $3
+                     where window_id = $1",
+                )
+                .bind(window_id)
+                .bind(&last.0)
+                .bind(queued)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Ok(Some(queued));
             }
 
-            sqlx::query(
-                "insert into draw_followups (window_id, assignments, mails, done_at)
-                 values ($1, $2, $3, $4)",
-            )
-            .bind(window_id)
-            .bind(followup.assignments)
-            .bind(followup.mails)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            let detail = json!({ "assignments": followup.assignments, "mails": followup.mails });
+            sqlx::query("update draw_followups set mails_done_at = $2 where window_id = $1")
+                .bind(window_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let detail = json!({ "mails": total });
             record_event!(
                 tx,
                 now,
                 Actor::System,
-                "window.holders_recorded",
+                "window.results_mailed",
                 Some(window_id),
                 None::<&str>,
                 detail
             );
             tx.commit().await?;
-            Ok(Some(followup))
+            Ok(None)
         })
     }
 

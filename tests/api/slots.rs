@@ -878,6 +878,74 @@ async fn after_the_draw_every_participant_gets_the_result_in_their_language() {
 }
 
 #[tokio::test]
+async fn result_mails_cut_short_by_a_failure_are_queued_once_by_the_scheduler() {
+    let app = TestApp::spawn().await;
+    let window_id = app.create_window(&three_slots()).await;
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/open"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    for i in 1..=5 {
+        app.post(
+            &format!("/api/v1/windows/{window_id}/counter-entries"),
+            Some(ADMIN_TOKEN),
+            &applicant(i),
+        )
+        .await
+        .assert_status(201);
+    }
+    // The outbox fails while the draw's results are mailed, as a full disk would.
+    let Db::Sqlite(pool) = app.store().db();
+    sqlx::query(
+        "create trigger fail_results before insert on outbox when new.kind = 'draw_result'
+         begin select raise(abort, 'disk full'); end",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    draw(&app, &window_id).await;
+    let queued = || async {
+        let n: i64 = sqlx::query_scalar("select count(*) from outbox where kind = 'draw_result'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        n
+    };
+    assert_eq!(queued().await, 0);
+    // The draw stands and its holders are recorded: convocations work already.
+    assert_eq!(app.count("slot_assignments").await, 3);
+    let results = app
+        .get(&format!("/api/v1/windows/{window_id}/results"), None)
+        .await;
+    assert_eq!(
+        results.assert_status(200)["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+
+    sqlx::query("drop trigger fail_results")
+        .execute(pool)
+        .await
+        .unwrap();
+    scheduler::tick(app.store(), &app.clock).await;
+    assert_eq!(queued().await, 5);
+    scheduler::tick(app.store(), &app.clock).await;
+    assert_eq!(queued().await, 5, "each participant gets one result mail");
+    let (mails, done): (i64, Option<String>) =
+        sqlx::query_as("select mails, mails_done_at from draw_followups")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(mails, 5);
+    assert!(done.is_some());
+    assert_eq!(app.count("slot_assignments").await, 3);
+}
+
+#[tokio::test]
 async fn a_waiting_entry_can_leave_the_list_and_nobody_left_means_unused() {
     let app = TestApp::spawn().await;
     let (window_id, drawn) = drawn_window(&app, 4, &[]).await;

@@ -27,7 +27,7 @@ use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{AccessCode, JsonBody, MaybeStaff, Staff};
 use crate::http::state::AppState;
 use crate::jobs::messages::local_time;
-use crate::jobs::offers::{self, Mails};
+use crate::jobs::offers::Mails;
 use crate::lifecycle::{EntryStanding, standing};
 use crate::store::slots::{
     AnswerOutcome, CancelOutcome, CheckInOutcome, ConvocationRecord, CorrectionOutcome,
@@ -338,11 +338,14 @@ pub struct ReassignmentList {
     pub releases: Vec<ReleaseView>,
 }
 
-/// Records the slot holders of a drawn window if its draw's follow-up has not run yet
-/// (it normally runs right after the draw; this covers a crash in between).
+/// Records the slot holders of a drawn window if that has not happened yet (it does
+/// right after the draw; this covers a stop in between, until the scheduler's tick).
 async fn ensure_holders(state: &AppState, window: &WindowRecord) -> Result<(), ApiError> {
-    if window.state == WindowState::Drawn && !state.store.followup_done(&window.id).await? {
-        offers::after_draw(&state.store, &window.id, state.clock.now()).await;
+    if window.state == WindowState::Drawn && !state.store.holders_recorded(&window.id).await? {
+        state
+            .store
+            .record_slot_holders(&window.id, state.clock.now())
+            .await?;
     }
     Ok(())
 }
