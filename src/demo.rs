@@ -261,7 +261,7 @@ fn applicant(n: u32, start: DateTime<Utc>) -> Value {
         "document": {"kind": "foreigner_number", "number": format!("99{n:08}"), "country": "FRA"},
         "email": format!("demo{n}@example.org"),
         "permit_expires_on": expiry.map(|d| d.to_string()),
-        "language": if n % 3 == 0 { "en" } else { "fr" },
+        "language": if n.is_multiple_of(3) { "en" } else { "fr" },
     })
 }
 

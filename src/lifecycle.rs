@@ -29,6 +29,116 @@ pub enum DrawError {
     Store(#[from] StoreError),
     #[error("invalid beacon value")]
     Invalid(ValidationErrors),
+    #[error("the operating system's randomness failed: {0}")]
+    Randomness(String),
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], DrawError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| DrawError::Randomness(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// Opens a draft window: draws its secret from the operating system, publishes the
+/// seed commitment, then carries in the entries that earlier draws of the same site and
+/// procedure left without a slot. Returns the window and the outbox ids of the mails
+/// that ask carried applicants to confirm.
+pub async fn open(
+    store: &Store,
+    window_id: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(WindowRecord, Vec<i64>), DrawError> {
+    let window = store.window(window_id).await?;
+    window.state.open().map_err(StoreError::from)?;
+    if window.registration_closes_at <= now {
+        return Err(StoreError::WindowNotReady {
+            state: window.state,
+            detail: "the registration period is already over; edit the dates before opening",
+        }
+        .into());
+    }
+    let secret = random_bytes::<32>()?;
+    let seed_commitment = crate::draw::commit::seed_commitment(&secret);
+    let window = store
+        .open_window(window_id, &secret, &seed_commitment, actor, now)
+        .await?;
+    tracing::info!(window.id = %window_id, "window opened");
+    let mails = carry_over(store, &window, now).await?;
+    Ok((store.window(window_id).await?, mails))
+}
+
+/// Carries the unsuccessful entries of earlier draws into `window` (just opened).
+async fn carry_over(
+    store: &Store,
+    window: &WindowRecord,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, DrawError> {
+    use crate::domain::codes::{hash_verification_code, verification_code};
+    use crate::domain::identity::Language;
+    use crate::store::NewMail;
+    use crate::store::carry_over::{CarriedEntry, Confirmation};
+
+    let candidates = store
+        .carry_over_candidates(&window.id, &window.site, &window.procedure)
+        .await?;
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first_slot = window
+        .first_slot_date()
+        .unwrap_or_else(|| window.draw_at.date_naive());
+    let mut carried = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        let id = crate::draw::EntryId::from_bytes(random_bytes::<16>()?).to_hex();
+        let unsuccessful_draws = candidate.unsuccessful_draws + 1;
+        let weight = window.policy.weight(
+            candidate.permit_expires_on,
+            first_slot,
+            u32::try_from(unsuccessful_draws).unwrap_or(u32::MAX),
+        );
+        let confirmation = match &candidate.email {
+            None => None,
+            Some(email) => {
+                let code = loop {
+                    if let Some(code) = verification_code(u32::from_le_bytes(random_bytes::<4>()?))
+                    {
+                        break code;
+                    }
+                };
+                let language = Language::parse(&candidate.language).unwrap_or_default();
+                let (subject, body) = crate::jobs::messages::carry_over(
+                    language,
+                    &code,
+                    &id,
+                    &window.site,
+                    &window.procedure,
+                    window.registration_closes_at,
+                    unsuccessful_draws,
+                );
+                Some(Confirmation {
+                    code_hash: hash_verification_code(&id, &code),
+                    expires_at: window.registration_closes_at,
+                    mail: NewMail {
+                        kind: "carry_over".to_owned(),
+                        recipient: email.clone(),
+                        subject,
+                        body,
+                    },
+                })
+            }
+        };
+        carried.push(CarriedEntry {
+            from: candidate.id,
+            id,
+            weight,
+            unsuccessful_draws,
+            confirmation,
+        });
+    }
+    let done = store.insert_carried(&window.id, &carried, now).await?;
+    tracing::info!(window.id = %window.id, carried = done.len(), "entries carried over");
+    Ok(done.into_iter().filter_map(|(_, mail)| mail).collect())
 }
 
 /// The bundle as the service publishes it: the DRAW-SPEC section 10 fields, then

@@ -438,6 +438,66 @@ pub fn cancellation(
     }
 }
 
+/// The subject and body of the mail that asks an applicant drawn without a slot to
+/// confirm their carried entry in the next window.
+pub fn carry_over(
+    language: Language,
+    code: &str,
+    entry_id: &str,
+    site: &str,
+    procedure: &str,
+    confirm_before: DateTime<Utc>,
+    unsuccessful_draws: i64,
+) -> (String, String) {
+    let until = local_time(language, confirm_before);
+    match language {
+        Language::Fr => (
+            "Votre inscription au prochain tirage".to_owned(),
+            format!(
+                "Bonjour,\n\
+                 \n\
+                 Le tirage précédent ne vous a pas attribué de rendez-vous. Votre\n\
+                 inscription est reportée au prochain tirage (site {site}, démarche\n\
+                 {procedure}), avec un bonus : c'est votre tirage perdu n° {unsuccessful_draws}.\n\
+                 \n\
+                 Votre nouveau numéro d'inscription : {entry_id}\n\
+                 Votre code d'accès reste le même.\n\
+                 \n\
+                 Pour participer, confirmez avec ce code avant le {until} :\n\
+                 \n\
+                 \x20   {code}\n\
+                 \n\
+                 Sans confirmation, cette inscription ne participera pas au tirage.\n\
+                 Si vous n'avez plus besoin de rendez-vous, ignorez ce message.\n\
+                 \n\
+                 Ce message est envoyé automatiquement, merci de ne pas y répondre.\n"
+            ),
+        ),
+        Language::En => (
+            "Your registration for the next draw".to_owned(),
+            format!(
+                "Hello,\n\
+                 \n\
+                 The last draw did not give you an appointment. Your registration is\n\
+                 carried into the next draw (site {site}, procedure {procedure}), with a\n\
+                 bonus: this counts as your lost draw number {unsuccessful_draws}.\n\
+                 \n\
+                 Your new entry id: {entry_id}\n\
+                 Your access code stays the same.\n\
+                 \n\
+                 To take part, confirm with this code before {until}:\n\
+                 \n\
+                 \x20   {code}\n\
+                 \n\
+                 Without confirmation, this entry will not take part in the draw.\n\
+                 If you no longer need an appointment, ignore this message.\n\
+                 \n\
+                 This message is sent automatically, please do not reply.\n"
+            ),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,7 @@ use crate::domain::window::{RegistrationClosed, WindowState, WrongState};
 
 pub mod accounts;
 pub mod audit;
+pub mod carry_over;
 pub mod draws;
 pub mod entries;
 pub mod idempotency;

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod carry_over;
 mod demo;
 mod draws;
 mod duplicates;

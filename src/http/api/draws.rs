@@ -141,6 +141,7 @@ impl From<DrawError> for ApiError {
         match error {
             DrawError::Store(store) => store.into(),
             DrawError::Invalid(errors) => errors.into(),
+            DrawError::Randomness(detail) => ApiError::internal(detail),
         }
     }
 }

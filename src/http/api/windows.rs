@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::domain::codes::seed_commitment;
 use crate::domain::weighting::WeightingPolicy;
 use crate::domain::window::{SlotSpec, WindowForm, WindowSpec, WindowState};
 use crate::http::WINDOW_BODY_LIMIT;
@@ -309,7 +308,9 @@ async fn list_slots(
 /// Open a draft window for registration.
 ///
 /// Draws the window's 32-byte secret from the operating system and publishes
-/// `seed_commitment = hex(sha256(secret))`. From now on the slots, the weighting
+/// `seed_commitment = hex(sha256(secret))`. Entries that earlier draws of the same
+/// site and procedure left without a slot are carried in, one more lost draw counted,
+/// and their applicants asked by mail to confirm. From now on the slots, the weighting
 /// policy and the dates are frozen.
 #[utoipa::path(
     post, path = "/api/v1/windows/{id}/open", tag = "windows", operation_id = "open_window",
@@ -330,21 +331,11 @@ pub(crate) async fn open_window(
     Path(id): Path<String>,
 ) -> Result<Json<WindowView>, ApiError> {
     staff.require(Role::Staff)?;
-    let window = state.store.window(&id).await?;
-    window.state.open()?;
-    let now = state.clock.now();
-    if window.registration_closes_at <= now {
-        return Err(ApiError::WindowNotReady {
-            state: window.state,
-            detail: "the registration period is already over; edit the dates before opening",
-        });
+    let (window, mails) =
+        crate::lifecycle::open(&state.store, &id, &staff.actor(), state.clock.now()).await?;
+    for outbox_id in mails {
+        state.send_soon(outbox_id);
     }
-    let secret = random_bytes::<32>()?;
-    let window = state
-        .store
-        .open_window(&id, &secret, &seed_commitment(&secret), &staff.actor(), now)
-        .await?;
-    tracing::info!("window opened");
     Ok(Json(window.into()))
 }
 
