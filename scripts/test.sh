@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# where cargo builds (an absolute path, also when CARGO_TARGET_DIR is set)
+target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+
 step() { printf '\n== %s\n' "$*"; }
 
 step "format"
@@ -21,12 +24,12 @@ cargo test --all-features
 
 step "web pages in a real browser (Chromium, axe-core, 360 px screenshots in browser-tests/output)"
 cargo build --all-features --bin tirage
-TIRAGE_BIN="$PWD/${CARGO_TARGET_DIR:-target}/debug/tirage" browser-tests/run.sh
+TIRAGE_BIN="$target_dir/debug/tirage" browser-tests/run.sh
 
 step "auditor build without the server stack, and its tests"
 cargo test --no-default-features --test draw_vectors --test draw_properties --test cli_verify
 cargo build --no-default-features --bin tirage
-tirage=${CARGO_TARGET_DIR:-target}/debug/tirage
+tirage=$target_dir/debug/tirage
 
 step "independent Python verifier"
 python3 -m unittest discover -s verifiers/python
