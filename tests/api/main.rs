@@ -16,6 +16,7 @@ mod openapi;
 mod privacy;
 mod slots;
 mod smoke;
+mod smtp_server;
 mod staff;
 mod validation;
 mod verification;
