@@ -24,6 +24,7 @@
 //! - [`cli`]: the auditor's commands `tirage verify` and `tirage draw`, built on [`draw`]
 //!   alone, so that they compile without the server stack.
 
+pub mod beacon;
 pub mod cli;
 pub mod domain;
 pub mod draw;

@@ -58,6 +58,7 @@ pub async fn open(
         }
         .into());
     }
+    check_beacon_timing(&window).map_err(DrawError::Invalid)?;
     let secret = random_bytes::<32>()?;
     let seed_commitment = crate::draw::commit::seed_commitment(&secret);
     let window = store
@@ -66,6 +67,38 @@ pub async fn open(
     tracing::info!(window.id = %window_id, "window opened");
     let mails = carry_over(store, &window, now).await?;
     Ok((store.window(window_id).await?, mails))
+}
+
+/// A drand round must be published after registration closes (nobody can know it
+/// when the entries are committed) and by the draw time (so the draw can take place).
+fn check_beacon_timing(window: &WindowRecord) -> Result<(), ValidationErrors> {
+    use crate::beacon::{Beacon, quicknet};
+    if let Ok(Beacon::DrandQuicknet { round }) = Beacon::parse(&window.beacon) {
+        let at = quicknet::round_time(round);
+        let closes = window.registration_closes_at.timestamp();
+        let draw = window.draw_at.timestamp();
+        let when =
+            DateTime::from_timestamp(at, 0).map_or_else(|| at.to_string(), |t| t.to_rfc3339());
+        if at <= closes {
+            return Err(invalid(
+                "beacon",
+                "beacon_too_early",
+                format!(
+                    "quicknet round {round} is published at {when}, not after registration closes: pick a later round"
+                ),
+            ));
+        }
+        if at > draw {
+            return Err(invalid(
+                "beacon",
+                "beacon_too_late",
+                format!(
+                    "quicknet round {round} is published at {when}, after the draw time: pick an earlier round or a later draw time"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Carries the unsuccessful entries of earlier draws into `window` (just opened).
@@ -181,44 +214,147 @@ pub async fn close(
     Ok(record)
 }
 
-/// Checks the beacon value given for a draw against the window's beacon: none for
-/// `none`, required (hex) otherwise.
-pub fn beacon_value(
+/// What staff give at the draw, according to the window's beacon.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BeaconInput {
+    /// For a beacon named by free text: its value, lowercase hex.
+    pub beacon_value: Option<String>,
+    /// For `drand:quicknet:round=N`: the round as drand publishes it.
+    pub drand: Option<DrandRound>,
+    /// For `rfc3797:...`: the published numbers, sources separated by `/`, such as
+    /// `9319 / 2 5 12 8 10 / 9 18 26 34 41 45`.
+    pub rfc3797_values: Option<String>,
+}
+
+/// A drand round: what `GET <drand>/<chain hash>/public/<round>` answers, in part.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+pub struct DrandRound {
+    pub round: u64,
+    /// hex
+    pub signature: String,
+}
+
+fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> ValidationErrors {
+    ValidationErrors::single(field, Issue::new(code, message))
+}
+
+/// Works out the beacon value of a draw from what staff gave, checking it against the
+/// window's beacon: nothing for `none`; a drand round whose BLS signature verifies; the
+/// RFC 3797 key string of the published numbers; or, for another named beacon, its
+/// value in hex. Also returns the evidence published in the bundle.
+pub fn resolve_beacon(
     window: &WindowRecord,
-    given: Option<&str>,
-) -> Result<Vec<u8>, ValidationErrors> {
-    let given = given.map(str::trim).filter(|v| !v.is_empty());
-    match (window.beacon.as_str(), given) {
-        ("none", None) => Ok(Vec::new()),
-        ("none", Some(_)) => Err(ValidationErrors::single(
-            "beacon_value",
-            Issue::new(
-                "not_expected",
-                "this window's beacon is none: send no beacon value",
-            ),
-        )),
-        (_, None) => Err(ValidationErrors::single(
-            "beacon_value",
-            Issue::new(
-                "required",
-                format!(
-                    "the value of the beacon \"{}\" is required, in hexadecimal",
-                    window.beacon
-                ),
-            ),
-        )),
-        (_, Some(text)) => match hex::decode(text) {
-            Ok(bytes) if text.bytes().all(|b| !b.is_ascii_uppercase()) && bytes.len() <= 1024 => {
-                Ok(bytes)
+    input: &BeaconInput,
+) -> Result<(Vec<u8>, Option<crate::beacon::BeaconEvidence>), ValidationErrors> {
+    use crate::beacon::{
+        Beacon, BeaconEvidence, parse_rfc3797_values, quicknet, rfc3797_key_string, verify_quicknet,
+    };
+    let beacon = Beacon::parse(&window.beacon)
+        .map_err(|e| invalid("beacon", "invalid_beacon", e.to_string()))?;
+    let hex_value = input
+        .beacon_value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let unexpected = |field: &str, what: &str| {
+        invalid(
+            field,
+            "not_expected",
+            format!("this window's beacon is {what}: see its documentation for what to send"),
+        )
+    };
+    match beacon {
+        Beacon::None => {
+            if hex_value.is_some() {
+                return Err(unexpected("beacon_value", "none"));
             }
-            _ => Err(ValidationErrors::single(
-                "beacon_value",
-                Issue::new(
+            if input.drand.is_some() {
+                return Err(unexpected("drand", "none"));
+            }
+            if input.rfc3797_values.is_some() {
+                return Err(unexpected("rfc3797_values", "none"));
+            }
+            Ok((Vec::new(), None))
+        }
+        Beacon::DrandQuicknet { round } => {
+            if hex_value.is_some() {
+                return Err(invalid(
+                    "beacon_value",
+                    "not_expected",
+                    "send the drand round (round and signature), which is checked, not a value",
+                ));
+            }
+            let given = input.drand.as_ref().ok_or_else(|| {
+                invalid(
+                    "drand",
+                    "required",
+                    format!("the drand quicknet round {round} is required: {{\"round\": {round}, \"signature\": \"...\"}}"),
+                )
+            })?;
+            let field = match given.round == round {
+                true => "drand.signature",
+                false => "drand.round",
+            };
+            let value = verify_quicknet(round, given.round, &given.signature)
+                .map_err(|e| invalid(field, "invalid_beacon", e.to_string()))?;
+            let evidence = BeaconEvidence::Drand {
+                network: "quicknet".to_owned(),
+                chain_hash: quicknet::CHAIN_HASH.to_owned(),
+                public_key: quicknet::PUBLIC_KEY.to_owned(),
+                round,
+                signature: given.signature.trim().to_ascii_lowercase(),
+            };
+            Ok((value.to_vec(), Some(evidence)))
+        }
+        Beacon::Rfc3797 { .. } => {
+            if hex_value.is_some() {
+                return Err(invalid(
+                    "beacon_value",
+                    "not_expected",
+                    "send the published numbers as rfc3797_values; the value is built from them",
+                ));
+            }
+            let text = input.rfc3797_values.as_deref().ok_or_else(|| {
+                invalid(
+                    "rfc3797_values",
+                    "required",
+                    "the published numbers of the sources are required",
+                )
+            })?;
+            let sources = parse_rfc3797_values(text)
+                .map_err(|e| invalid("rfc3797_values", "invalid_values", e.to_string()))?;
+            let key_string = rfc3797_key_string(&sources);
+            let value = key_string.as_bytes().to_vec();
+            Ok((
+                value,
+                Some(BeaconEvidence::Rfc3797 {
+                    sources,
+                    key_string,
+                }),
+            ))
+        }
+        Beacon::Named(name) => {
+            let text = hex_value.ok_or_else(|| {
+                invalid(
+                    "beacon_value",
+                    "required",
+                    format!("the value of the beacon \"{name}\" is required, in hexadecimal"),
+                )
+            })?;
+            match hex::decode(text) {
+                Ok(bytes)
+                    if !text.bytes().any(|b| b.is_ascii_uppercase()) && bytes.len() <= 1024 =>
+                {
+                    Ok((bytes, None))
+                }
+                _ => Err(invalid(
+                    "beacon_value",
                     "invalid_hex",
                     "must be lowercase hexadecimal, at most 1024 bytes",
-                ),
-            )),
-        },
+                )),
+            }
+        }
     }
 }
 
@@ -231,6 +367,22 @@ pub async fn run_draw(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<DrawRecord, DrawError> {
+    let input = BeaconInput {
+        beacon_value: beacon_value_hex.map(str::to_owned),
+        ..BeaconInput::default()
+    };
+    run_draw_with(store, window_id, &input, actor, now).await
+}
+
+/// [`run_draw`] with whatever the window's beacon needs: a drand round, RFC 3797
+/// numbers, or a value.
+pub async fn run_draw_with(
+    store: &Store,
+    window_id: &str,
+    beacon: &BeaconInput,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<DrawRecord, DrawError> {
     let window = store.window(window_id).await?;
     window.state.record_draw().map_err(StoreError::from)?;
     if now < window.draw_at {
@@ -240,13 +392,13 @@ pub async fn run_draw(
         }
         .into());
     }
-    let beacon_value = beacon_value(&window, beacon_value_hex).map_err(DrawError::Invalid)?;
+    let (beacon_value, evidence) = resolve_beacon(&window, beacon).map_err(DrawError::Invalid)?;
     let inputs = store.draw_inputs(window_id).await?;
     let computed = {
         let inputs = inputs.clone();
         let beacon_value = beacon_value.clone();
         let window = window.clone();
-        tokio::task::spawn_blocking(move || compute(&window, inputs, beacon_value, now))
+        tokio::task::spawn_blocking(move || compute(&window, inputs, beacon_value, evidence, now))
             .await
             .map_err(|e| StoreError::Corrupt(format!("the draw computation failed: {e}")))??
     };
@@ -276,6 +428,7 @@ fn compute(
     window: &WindowRecord,
     inputs: crate::store::draws::DrawInputsRecord,
     beacon_value: Vec<u8>,
+    evidence: Option<crate::beacon::BeaconEvidence>,
     now: DateTime<Utc>,
 ) -> Result<Computed, StoreError> {
     let commitment: Digest = hex::decode(&inputs.commitment.commitment)
@@ -303,7 +456,8 @@ fn compute(
         entries: inputs.entries,
         slots: inputs.slots,
     };
-    let bundle = assemble(draw_inputs, &committed, &outcome);
+    let mut bundle = assemble(draw_inputs, &committed, &outcome);
+    bundle.beacon_evidence = evidence;
     let stats = statistics(&bundle.entries, &bundle.results, bundle.slots.len());
     let published = PublishedBundle {
         bundle: &bundle,

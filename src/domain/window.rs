@@ -414,6 +414,7 @@ pub fn parse_beacon(text: &str) -> Result<String, Issue> {
             "must be one line of printable text",
         ));
     }
+    crate::beacon::Beacon::parse(text).map_err(|e| Issue::new("invalid_beacon", e.to_string()))?;
     Ok(text.to_owned())
 }
 

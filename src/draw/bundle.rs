@@ -118,6 +118,10 @@ pub struct Bundle {
     pub seed: String,
     pub results: Vec<ResultRow>,
     pub results_hash: String,
+    /// How the beacon value was obtained (a drand round's signature, RFC 3797 sources),
+    /// so that it can be checked too. Not part of DRAW-SPEC: absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beacon_evidence: Option<crate::beacon::BeaconEvidence>,
 }
 
 impl Bundle {
@@ -296,5 +300,6 @@ pub fn assemble(inputs: DrawInputs, committed: &Committed, outcome: &Outcome) ->
         seed: hex::encode(outcome.seed),
         results,
         results_hash: hex::encode(outcome.results_hash),
+        beacon_evidence: None,
     }
 }

@@ -21,6 +21,8 @@ pub enum VerifyError {
     SeedCommitmentMismatch,
     #[error("beacon_value is not empty although the beacon is none")]
     BeaconValueWithoutBeacon,
+    #[error("the beacon's evidence does not check out")]
+    BeaconEvidence,
     #[error("entries are not listed in ascending id order, or an id repeats")]
     EntriesOrder,
     #[error("slots are not listed in slot order, or a slot id repeats")]
@@ -70,6 +72,7 @@ impl Check {
         match self.name {
             "seed_commitment" => VerifyError::SeedCommitmentMismatch,
             "beacon_value" => VerifyError::BeaconValueWithoutBeacon,
+            "beacon" => VerifyError::BeaconEvidence,
             "entries" => VerifyError::EntriesOrder,
             "slots" => VerifyError::SlotsOrder,
             "entries_root" => VerifyError::EntriesRootMismatch,
@@ -130,6 +133,7 @@ pub fn check_bundle(bundle: Bundle) -> Result<Report, InputError> {
         seed,
         results,
         results_hash,
+        beacon_evidence,
     } = bundle;
     let raw = super::bundle::RawInputs {
         window_id,
@@ -159,12 +163,29 @@ pub fn check_bundle(bundle: Bundle) -> Result<Report, InputError> {
             first_rank: None,
         });
     }
+    if let Some(evidence) = &beacon_evidence {
+        // Not part of DRAW-SPEC: the bundle says how its beacon value was obtained, so
+        // that value is checked as well (a drand signature, an RFC 3797 key string).
+        let beacon_value = hex::encode(&inputs.beacon_value);
+        let outcome = crate::beacon::check_evidence(&inputs.beacon, &beacon_value, evidence);
+        checks.push(Check {
+            name: "beacon",
+            ok: outcome.is_ok(),
+            expected: match &outcome {
+                Ok(what) => what.clone(),
+                Err(_) => format!("evidence for {}", inputs.beacon),
+            },
+            found: outcome.err().unwrap_or_default(),
+            first_rank: None,
+        });
+    }
+    let entries_out_of_order = inputs.entries.windows(2).position(|p| p[0].id >= p[1].id);
     checks.push(order_check(
         "entries",
         "ids strictly ascending",
-        inputs.entries.windows(2).position(|p| p[0].id >= p[1].id),
+        entries_out_of_order,
     ));
-    if !checks[1].ok {
+    if entries_out_of_order.is_some() {
         inputs.entries.sort_by_key(|e| e.id);
     }
     let slots_in_order = inputs

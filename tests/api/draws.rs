@@ -291,11 +291,11 @@ async fn a_window_is_closed_committed_drawn_and_verifiable() {
 }
 
 #[tokio::test]
-async fn a_named_beacon_needs_its_value() {
+async fn an_rfc3797_beacon_takes_the_published_numbers() {
     let app = TestApp::spawn().await;
     let window_id = open(
         &app,
-        &three_slot_window("rfc3797:lottery results of 2026-12-16"),
+        &three_slot_window("rfc3797:national lottery of 2026-12-16"),
     )
     .await;
     counter_entries(&app, &window_id, 1, 4).await;
@@ -307,34 +307,176 @@ async fn a_named_beacon_needs_its_value() {
     .await
     .assert_status(200);
     let draw_uri = format!("/api/v1/windows/{window_id}/draw");
-    for body in [
-        json!({}),
-        json!({"beacon_value": "XYZ"}),
-        json!({"beacon_value": "ABCD"}),
+    for (body, field) in [
+        (json!({}), "rfc3797_values"),
+        (json!({"rfc3797_values": "1 2 / x"}), "rfc3797_values"),
+        (json!({"rfc3797_values": "1 2 / / 3"}), "rfc3797_values"),
+        (json!({"beacon_value": "abcd"}), "beacon_value"),
     ] {
         let refused = app.post(&draw_uri, Some(ADMIN_TOKEN), &body).await;
         assert_eq!(
             refused.assert_problem(422, "validation")["errors"][0]["field"],
-            "beacon_value"
+            field,
+            "{body}"
         );
     }
-    app.post_empty(&draw_uri, Some(ADMIN_TOKEN))
-        .await
-        .assert_problem(422, "validation");
-    let drawn = app
-        .post(
-            &draw_uri,
-            Some(ADMIN_TOKEN),
-            &json!({"beacon_value": "39333139"}),
-        )
-        .await;
-    assert_eq!(drawn.assert_status(200)["beacon_value"], "39333139");
-    let bundle = app
+    assert_eq!(app.count("draws").await, 0);
+    let body = json!({"rfc3797_values": "9319 / 2 5 12 8 10 / 9 18 26 34 41 45"});
+    let drawn = app.post(&draw_uri, Some(ADMIN_TOKEN), &body).await;
+    let key = "9319./2.5.8.10.12./9.18.26.34.41.45./";
+    assert_eq!(drawn.assert_status(200)["beacon_value"], hex::encode(key));
+    let answer = app
         .get(&format!("/api/v1/windows/{window_id}/bundle"), None)
         .await;
-    let bundle: Bundle = serde_json::from_str(&bundle.text).unwrap();
-    assert_eq!(bundle.beacon_value, "39333139");
-    assert!(check_bundle(bundle).unwrap().is_ok());
+    assert_eq!(answer.json["beacon_evidence"]["key_string"], key);
+    let bundle: Bundle = serde_json::from_str(&answer.text).unwrap();
+    let report = check_bundle(bundle).unwrap();
+    assert!(report.is_ok(), "{:?}", report.checks);
+    assert!(report.checks.iter().any(|c| c.name == "beacon" && c.ok));
+    let (code, output) = python_verify(answer.text.as_bytes());
+    assert_eq!(code, 0, "{output}");
+}
+
+/// Quicknet round 1000 (published 2023-08-23T15:59:24Z) and its signature.
+const ROUND_1000: &str = "b44679b9a59af2ec876b1a6b1ad52ea9b1615fc3982b19576350f93447cb1125e342b73a8dd2bacbe47e4b6b63ed5e39";
+
+fn drand_window(round: u64) -> Value {
+    json!({
+        "site": "34",
+        "procedure": "renewal",
+        "registration_opens_at": "2023-08-01T08:00:00Z",
+        "registration_closes_at": "2023-08-23T15:30:00Z",
+        "draw_at": "2023-08-24T10:00:00Z",
+        "beacon": format!("drand:quicknet:round={round}"),
+        "slots": [
+            {"starts_at": "2023-09-04T08:30:00Z", "counter": "G1"},
+            {"starts_at": "2023-09-04T08:30:00Z", "counter": "G2"}
+        ]
+    })
+}
+
+#[tokio::test]
+async fn a_drand_beacon_is_verified_before_it_is_used() {
+    let app = TestApp::spawn().await;
+    app.clock.set(at("2023-08-02T09:00:00Z"));
+    // a round published before the close, or after the draw time, is refused at opening
+    for round in [1, 40_000] {
+        let id = app.create_window(&drand_window(round)).await;
+        let refused = app
+            .post_empty(&format!("/api/v1/windows/{id}/open"), Some(ADMIN_TOKEN))
+            .await;
+        assert_eq!(
+            refused.assert_problem(422, "validation")["errors"][0]["field"],
+            "beacon",
+            "{round}"
+        );
+    }
+    let malformed = app
+        .post("/api/v1/windows", Some(ADMIN_TOKEN), &drand_window(1000))
+        .await;
+    malformed.assert_status(201);
+    let mut body = drand_window(1000);
+    body["beacon"] = json!("drand:quicknet:round=soon");
+    let refused = app.post("/api/v1/windows", Some(ADMIN_TOKEN), &body).await;
+    assert_eq!(
+        refused.assert_problem(422, "validation")["errors"][0]["field"],
+        "beacon"
+    );
+
+    let window_id = open(&app, &drand_window(1000)).await;
+    let view = app.get(&format!("/api/v1/windows/{window_id}"), None).await;
+    let details = &view.json["beacon_details"];
+    assert_eq!(details["kind"], "drand");
+    assert_eq!(details["round"], 1000);
+    assert_eq!(details["published_at"], "2023-08-23T15:59:24Z");
+    assert!(
+        details["check_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/public/1000")
+    );
+    counter_entries(&app, &window_id, 1, 5).await;
+    app.clock.set(at("2023-08-24T10:00:00Z"));
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/close"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    let draw_uri = format!("/api/v1/windows/{window_id}/draw");
+    let mut tampered = ROUND_1000.to_owned();
+    tampered.replace_range(20..22, "00");
+    for (body, field) in [
+        (json!({}), "drand"),
+        (json!({"beacon_value": "fe29"}), "beacon_value"),
+        (
+            json!({"drand": {"round": 1001, "signature": ROUND_1000}}),
+            "drand.round",
+        ),
+        (
+            json!({"drand": {"round": 1000, "signature": tampered}}),
+            "drand.signature",
+        ),
+        (
+            json!({"drand": {"round": 1000, "signature": "not hex"}}),
+            "drand.signature",
+        ),
+    ] {
+        let refused = app.post(&draw_uri, Some(ADMIN_TOKEN), &body).await;
+        assert_eq!(
+            refused.assert_problem(422, "validation")["errors"][0]["field"],
+            field,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        app.count("draws").await,
+        0,
+        "a refused beacon changes nothing"
+    );
+
+    let body = json!({"drand": {"round": 1000, "signature": ROUND_1000}});
+    let drawn = app.post(&draw_uri, Some(ADMIN_TOKEN), &body).await;
+    assert_eq!(
+        drawn.assert_status(200)["beacon_value"],
+        "fe290beca10872ef2fb164d2aa4442de4566183ec51c56ff3cd603d930e54fdd"
+    );
+    let answer = app
+        .get(&format!("/api/v1/windows/{window_id}/bundle"), None)
+        .await;
+    let evidence = &answer.json["beacon_evidence"];
+    assert_eq!(evidence["kind"], "drand");
+    assert_eq!(evidence["round"], 1000);
+    assert_eq!(evidence["signature"], ROUND_1000);
+    let bundle: Bundle = serde_json::from_str(&answer.text).unwrap();
+    let report = check_bundle(bundle).unwrap();
+    assert!(
+        report.checks.iter().any(|c| c.name == "beacon" && c.ok),
+        "{:?}",
+        report.checks
+    );
+    assert!(report.is_ok());
+
+    // `tirage verify` re-checks the signature: a bundle with another one fails, naming it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut changed: Value = answer.json.clone();
+    changed["beacon_evidence"]["signature"] = json!(tampered);
+    for (name, doc, code) in [("good.json", &answer.json, 0), ("bad.json", &changed, 1)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, serde_json::to_vec(doc).unwrap()).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_tirage"))
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{stdout}");
+        let line = stdout.lines().find(|l| l.contains("beacon ")).unwrap();
+        assert!(
+            line.starts_with(if code == 0 { "OK" } else { "FAIL" }),
+            "{line}"
+        );
+    }
 }
 
 #[tokio::test]

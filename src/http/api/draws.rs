@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -16,7 +16,7 @@ use crate::domain::window::WindowState;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{MaybeStaff, OptionalJsonBody, Staff};
 use crate::http::state::AppState;
-use crate::lifecycle::{self, DrawError};
+use crate::lifecycle::{self, BeaconInput, DrawError};
 use crate::store::draws::{CommitmentRecord, DrawRecord};
 use crate::store::{Role, WindowRecord};
 
@@ -98,14 +98,6 @@ impl From<DrawRecord> for DrawView {
     }
 }
 
-/// What staff send to run a draw.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DrawRequest {
-    /// The value of the window's beacon, lowercase hex. Leave out for beacon `none`.
-    pub beacon_value: Option<String>,
-}
-
 /// One line of the results: no personal data, only the public entry id.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ResultView {
@@ -179,12 +171,15 @@ async fn close_window(
 ///
 /// Reveals the secret, mixes in the beacon value, ranks every entry, gives the slots
 /// and publishes results, statistics and the bundle. Not before the window's draw
-/// time. The value of a named beacon must be sent; for beacon `none` send no body. Two
+/// time. For beacon `none` send no body; for `drand:quicknet:round=N` send the round
+/// (`{"drand": {"round": N, "signature": "..."}}`, checked against quicknet's public
+/// key); for `rfc3797:...` send the published numbers (`{"rfc3797_values": "9319 / 2 5
+/// 12 8 10"}`); for another named beacon its value (`{"beacon_value": "<hex>"}`). Two
 /// concurrent calls make one draw: the second gets 409.
 #[utoipa::path(
     post, path = "/api/v1/windows/{id}/draw", tag = "draws", operation_id = "draw_window",
     params(("id" = String, Path, description = "The window id")),
-    request_body(content = Option<DrawRequest>, description = "The beacon value, unless the beacon is none"),
+    request_body(content = Option<BeaconInput>, description = "What the window's beacon needs: nothing for none, the drand round, the RFC 3797 numbers, or a value in hex"),
     security(("staff_token" = [])),
     responses(
         (status = 200, description = "Drawn", body = DrawView),
@@ -200,14 +195,14 @@ async fn draw_window(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
-    OptionalJsonBody(body): OptionalJsonBody<DrawRequest>,
+    OptionalJsonBody(body): OptionalJsonBody<BeaconInput>,
 ) -> Result<Json<DrawView>, ApiError> {
     staff.require(Role::Staff)?;
-    let beacon_value = body.and_then(|b| b.value.beacon_value);
-    let record = lifecycle::run_draw(
+    let beacon = body.map(|b| b.value).unwrap_or_default();
+    let record = lifecycle::run_draw_with(
         &state.store,
         &id,
-        beacon_value.as_deref(),
+        &beacon,
         &staff.actor(),
         state.clock.now(),
     )

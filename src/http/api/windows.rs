@@ -50,6 +50,8 @@ pub struct WindowView {
     pub draw_at: DateTime<Utc>,
     /// The public randomness the draw will mix in, or `none`.
     pub beacon: String,
+    /// What the beacon is, when it is published and how to check it.
+    pub beacon_details: crate::beacon::BeaconDetails,
     /// `hex(sha256(secret))`, published when the window opens; `null` in a draft.
     pub seed_commitment: Option<String>,
     /// The commitment over entries and slots, published when registration closes.
@@ -74,6 +76,7 @@ impl From<WindowRecord> for WindowView {
             registration_opens_at: w.registration_opens_at,
             registration_closes_at: w.registration_closes_at,
             draw_at: w.draw_at,
+            beacon_details: crate::beacon::BeaconDetails::of(&w.beacon),
             beacon: w.beacon,
             seed_commitment: w.seed_commitment,
             commitment: w.commitment,
