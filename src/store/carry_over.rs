@@ -42,7 +42,8 @@ pub struct Confirmation {
 
 impl Store {
     /// Entries of earlier drawn windows of this site and procedure that the draw left
-    /// without a slot, still eligible, and not carried yet.
+    /// without a slot, still eligible and still waiting: never given a slot from the
+    /// waiting list, not cancelled, no offer open or declined, and not carried yet.
     pub async fn carry_over_candidates(
         &self,
         window_id: &str,
@@ -59,6 +60,10 @@ impl Store {
                  where w.site = $1 and w.procedure = $2 and w.state = 'drawn' and w.id <> $3
                    and r.slot_id is null and e.status = 'eligible'
                    and not exists (select 1 from entries c where c.carried_from = e.id)
+                   and not exists (select 1 from slot_assignments a where a.entry_id = e.id)
+                   and not exists (select 1 from cancellations x where x.entry_id = e.id)
+                   and not exists (select 1 from offers o
+                                   where o.entry_id = e.id and o.state in ('open', 'declined'))
                  order by e.window_id, r.rank",
             )
             .bind(site)

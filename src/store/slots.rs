@@ -426,8 +426,9 @@ struct HolderRow {
 
 /// The best-ranked entry still on the waiting list of a window: drawn without a slot,
 /// never given one since, never offered one (an entry that declined an offer or let it
-/// expire has left the list; one with an open offer waits for its answer), and not
-/// cancelled.
+/// expire has left the list; one with an open offer waits for its answer), not
+/// cancelled, and not carried into a later window (it takes part in that draw, with
+/// its bonus, instead: one person is never on two lists at once).
 const NEXT_ON_WAITING_LIST: &str = "
     select r.rank, r.entry_id, e.email, e.language
     from draw_results r
@@ -436,6 +437,7 @@ const NEXT_ON_WAITING_LIST: &str = "
       and not exists (select 1 from slot_assignments a where a.entry_id = r.entry_id)
       and not exists (select 1 from offers o where o.entry_id = r.entry_id)
       and not exists (select 1 from cancellations c where c.entry_id = r.entry_id)
+      and not exists (select 1 from entries n where n.carried_from = r.entry_id)
     order by r.rank
     limit 1";
 

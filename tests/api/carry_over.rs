@@ -73,7 +73,21 @@ async fn unsuccessful_entries_are_carried_with_their_bonus() {
     // A window of another procedure opened later must not receive them.
     let first_bundle = close_and_draw(&app, &first, "2026-12-16T10:00:00Z").await;
     let selected = first_bundle.results[0].id.to_hex();
-    let waiting: Vec<String> = first_bundle.results[1..]
+    // The last on the waiting list gives up their place: they are not carried.
+    let gave_up = first_bundle.results[3].id.to_hex();
+    let access = |id: &str| {
+        receipts.iter().find(|r| r["entry_id"] == id).unwrap()["access_code"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    app.post_empty(
+        &format!("/api/v1/entries/{gave_up}/cancel"),
+        Some(&access(&gave_up)),
+    )
+    .await
+    .assert_status(200);
+    let waiting: Vec<String> = first_bundle.results[1..3]
         .iter()
         .map(|r| r.id.to_hex())
         .collect();
@@ -106,7 +120,7 @@ async fn unsuccessful_entries_are_carried_with_their_bonus() {
     )
     .await;
 
-    // The three left without a slot are carried; the selected one is not.
+    // The two still waiting are carried; the selected one and the one who gave up are not.
     let Db::Sqlite(pool) = app.store().db();
     let carried: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
         "select id, carried_from, status, unsuccessful_draws, weight from entries
@@ -116,13 +130,33 @@ async fn unsuccessful_entries_are_carried_with_their_bonus() {
     .fetch_all(pool)
     .await
     .unwrap();
-    assert_eq!(carried.len(), 3);
+    assert_eq!(carried.len(), 2);
     let mut from: Vec<String> = carried.iter().map(|c| c.1.clone()).collect();
     from.sort();
     let mut expected_from = waiting.clone();
     expected_from.sort();
     assert_eq!(from, expected_from);
-    assert!(!from.contains(&selected));
+    assert!(!from.contains(&selected) && !from.contains(&gave_up));
+
+    // Carried entries have left the first window's waiting list: a slot given back
+    // there now finds nobody to offer it to.
+    app.post_empty(
+        &format!("/api/v1/entries/{selected}/cancel"),
+        Some(&access(&selected)),
+    )
+    .await
+    .assert_status(200);
+    let chain = app
+        .get(&format!("/api/v1/windows/{first}/reassignments"), None)
+        .await;
+    assert!(
+        chain
+            .assert_status(200)
+            .to_string()
+            .contains("no_one_waiting"),
+        "{}",
+        chain.text
+    );
     for (id, old, status, draws, weight) in &carried {
         assert_eq!(*draws, 1);
         let old_weight = first_bundle
@@ -151,14 +185,25 @@ async fn unsuccessful_entries_are_carried_with_their_bonus() {
     }
 
     // Those with an address confirm with the mailed code and their usual access code.
-    let mails = app
-        .mails(
-            carried
-                .iter()
-                .filter(|c| c.2 == "pending_verification")
-                .count(),
-        )
-        .await;
+    // (the mailbox also holds the first draw's result mails and the cancellations)
+    let expected_mails = carried
+        .iter()
+        .filter(|c| c.2 == "pending_verification")
+        .count();
+    let mut mails = Vec::new();
+    for _ in 0..200 {
+        mails = app
+            .mails(1)
+            .await
+            .into_iter()
+            .filter(|m| m.contains("prochain tirage") || m.contains("next draw"))
+            .collect::<Vec<String>>();
+        if mails.len() >= expected_mails {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(mails.len(), expected_mails);
     for mail in &mails {
         let (new_id, old_id) = carried
             .iter()
@@ -188,7 +233,7 @@ async fn unsuccessful_entries_are_carried_with_their_bonus() {
 
     // The next bundle carries the bonus weights, and verifies.
     let second_bundle = close_and_draw(&app, &second, "2027-01-11T10:00:00Z").await;
-    assert_eq!(second_bundle.entries.len(), 3);
+    assert_eq!(second_bundle.entries.len(), 2);
     for (id, _, _, _, weight) in &carried {
         let entry = second_bundle
             .entries
@@ -218,7 +263,7 @@ async fn unsuccessful_entries_are_carried_with_their_bonus() {
             .fetch_all(pool)
             .await
             .unwrap();
-    assert_eq!(third_entries.len(), 2, "3 entries, 1 slot");
+    assert_eq!(third_entries.len(), 1, "2 entries, 1 slot");
     for (from, draws) in third_entries {
         assert!(second_bundle.entries.iter().any(|e| e.id.to_hex() == from));
         assert_eq!(draws, 2);

@@ -77,6 +77,21 @@ async fn counter_entries(
     entries
 }
 
+/// A window of [`three_slot_window`] with `n` entries from the counter, closed, at its
+/// draw time.
+async fn closed_window(app: &TestApp, n: u32) -> String {
+    let window_id = open(app, &three_slot_window("none")).await;
+    counter_entries(app, &window_id, 1, n).await;
+    app.clock.set(at(AFTER_DRAW_TIME));
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/close"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    window_id
+}
+
 fn digest(value: &Value) -> Digest {
     hex::decode(value.as_str().unwrap())
         .unwrap()
@@ -482,15 +497,7 @@ async fn a_drand_beacon_is_verified_before_it_is_used() {
 #[tokio::test]
 async fn two_concurrent_draws_make_one_draw() {
     let app = TestApp::spawn().await;
-    let window_id = open(&app, &three_slot_window("none")).await;
-    counter_entries(&app, &window_id, 1, 5).await;
-    app.clock.set(at(AFTER_DRAW_TIME));
-    app.post_empty(
-        &format!("/api/v1/windows/{window_id}/close"),
-        Some(ADMIN_TOKEN),
-    )
-    .await
-    .assert_status(200);
+    let window_id = closed_window(&app, 5).await;
     let uri = format!("/api/v1/windows/{window_id}/draw");
     let (a, b) = tokio::join!(
         app.post_empty(&uri, Some(ADMIN_TOKEN)),
@@ -506,15 +513,7 @@ async fn two_concurrent_draws_make_one_draw() {
 #[tokio::test]
 async fn a_failed_draw_changes_nothing_and_runs_again_with_the_same_result() {
     let app = TestApp::spawn().await;
-    let window_id = open(&app, &three_slot_window("none")).await;
-    counter_entries(&app, &window_id, 1, 7).await;
-    app.clock.set(at(AFTER_DRAW_TIME));
-    app.post_empty(
-        &format!("/api/v1/windows/{window_id}/close"),
-        Some(ADMIN_TOKEN),
-    )
-    .await
-    .assert_status(200);
+    let window_id = closed_window(&app, 7).await;
 
     // The last write of the draw fails, as a crash would interrupt it.
     let Db::Sqlite(pool) = app.store().db();
@@ -602,15 +601,7 @@ async fn the_scheduler_closes_and_draws_after_a_restart_exactly_once() {
 #[tokio::test]
 async fn a_bundle_holds_no_personal_data() {
     let app = TestApp::spawn().await;
-    let window_id = open(&app, &three_slot_window("none")).await;
-    counter_entries(&app, &window_id, 1, 4).await;
-    app.clock.set(at(AFTER_DRAW_TIME));
-    app.post_empty(
-        &format!("/api/v1/windows/{window_id}/close"),
-        Some(ADMIN_TOKEN),
-    )
-    .await
-    .assert_status(200);
+    let window_id = closed_window(&app, 4).await;
     app.post_empty(
         &format!("/api/v1/windows/{window_id}/draw"),
         Some(ADMIN_TOKEN),
