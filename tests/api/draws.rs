@@ -410,6 +410,11 @@ async fn a_drand_beacon_is_verified_before_it_is_used() {
             .unwrap()
             .ends_with("/public/1000")
     );
+    // the public page says the same, in the page's language
+    let page = app.get(&format!("/windows/{window_id}"), None).await;
+    assert!(page.text.contains("id=\"beacon-check\""), "{}", page.text);
+    assert!(page.text.contains("/public/1000</code>"));
+    assert!(page.text.contains("quicknet"));
     counter_entries(&app, &window_id, 1, 5).await;
     app.clock.set(at("2023-08-24T10:00:00Z"));
     app.post_empty(

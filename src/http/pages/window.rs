@@ -169,6 +169,11 @@ struct WindowPage {
 }
 
 impl WindowPage {
+    /// What the window's beacon is and how to check it.
+    fn beacon(&self) -> crate::beacon::BeaconDetails {
+        crate::beacon::BeaconDetails::of(&self.window.beacon)
+    }
+
     fn slot_time(&self, text: &str) -> String {
         slot_time(text)
     }
