@@ -9,21 +9,24 @@
 
 use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::Router;
+use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
+use crate::attest::keys::{ServiceKey, parse_signing_key};
 use crate::config::{DatabaseArgs, LogFormat, MIN_ADMIN_TOKEN_CHARS, ServeArgs};
 use crate::domain::codes::hash_staff_token;
 use crate::domain::waitlist::OfferPolicy;
 use crate::http::{self, AppState};
 use crate::jobs::clock::{Clock, SystemClock};
 use crate::jobs::mailer::{self, MailError};
-use crate::store::{Store, StoreError};
+use crate::store::{SigningKeyError, Store, StoreError};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +39,8 @@ pub enum StartupError {
     Io(#[from] io::Error),
     #[error("configuration: {0}")]
     Config(String),
+    #[error("signing key: {0}")]
+    SigningKey(#[from] SigningKeyError),
 }
 
 /// How often the scheduler looks for windows to close or draw.
@@ -73,6 +78,10 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let store = Store::connect(&config.database.database_url).await?;
         store.migrate().await?;
+        let sealed = store.seal_audit_log().await?;
+        if sealed > 0 {
+            tracing::info!(audit.sealed = sealed, "earlier audit events chained");
+        }
         if let Some(token) = config.admin_token.as_deref() {
             let token = token.trim();
             if token.chars().count() < MIN_ADMIN_TOKEN_CHARS {
@@ -98,8 +107,12 @@ impl Application {
         if store.ensure_check_code_key(&check_key, clock.now()).await? {
             tracing::info!("check-code key created");
         }
+        let signing_key =
+            load_signing_key(&store, config.signing_key_file.as_deref(), clock.now()).await?;
+        tracing::info!(key.id = signing_key.id(), "signing key loaded");
         let mailer = mailer::build(&config.mail, &config.mail_from)?;
         let state = AppState::new(store, mailer, clock)
+            .with_signing_key(Arc::new(signing_key))
             .with_secure_cookies(config.secure_cookies)
             .with_offer_policy(offer_policy);
         let router = http::router(state.clone());
@@ -169,6 +182,43 @@ impl Application {
         tracing::info!("stopped");
         served
     }
+}
+
+/// The key that signs attestations: from the key file if one is given, else the one
+/// kept in the database (generated at the first start).
+async fn load_signing_key(
+    store: &Store,
+    file: Option<&Path>,
+    now: DateTime<Utc>,
+) -> Result<ServiceKey, StartupError> {
+    let supplied = match file {
+        Some(path) => {
+            let failed = |why: String| {
+                StartupError::Config(format!("signing key file {}: {why}", path.display()))
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?;
+            warn_if_others_can_read(path);
+            Some(parse_signing_key(&text).map_err(|e| failed(e.reason))?)
+        }
+        None => None,
+    };
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| StartupError::Config(format!("OS randomness: {e}")))?;
+    Ok(store.load_signing_key(supplied, seed, now).await?)
+}
+
+fn warn_if_others_can_read(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(metadata) = std::fs::metadata(path)
+            && metadata.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!("the signing key file can be read by other users: `chmod 600` it");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// SIGTERM (what service managers and containers send) or ctrl-c.
@@ -241,6 +291,7 @@ pub fn migrate_main(args: DatabaseArgs) -> ExitCode {
         rt.block_on(async {
             let store = Store::connect(&args.database_url).await?;
             store.migrate().await?;
+            store.seal_audit_log().await?;
             store.close().await;
             Ok::<_, StartupError>(())
         })

@@ -5,6 +5,7 @@
 //! the defaults.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::ValueEnum;
 
@@ -59,6 +60,13 @@ pub struct ServeArgs {
         value_name = "TOKEN"
     )]
     pub admin_token: Option<String>,
+
+    /// A file holding the Ed25519 key that signs attestations: 64 hex characters (the
+    /// 32-byte seed) or a PKCS#8 PEM private key (`openssl genpkey -algorithm ed25519`).
+    /// Without it, the service generates a key at its first start and keeps it in the
+    /// database. A new key retires the one in use; retired keys stay published.
+    #[arg(long, env = "TIRAGE_SIGNING_KEY_FILE", value_name = "FILE")]
+    pub signing_key_file: Option<PathBuf>,
 
     /// How mail is sent: `log`, `file:DIR` (one .eml file per message) or
     /// `smtp://host:port`.
@@ -120,6 +128,7 @@ impl ServeArgs {
             },
             listen,
             admin_token: None,
+            signing_key_file: None,
             mail: MailTransport::Log,
             mail_from: "tirage <no-reply@tirage.invalid>".to_owned(),
             log_format: LogFormat::Text,

@@ -21,9 +21,12 @@
 //! - [`draw`]: the pure core of the published draw (`tirage-draw-v1`): Merkle tree and
 //!   proofs, commitment, seed, random stream, ranking, slot assignment, bundle, verification.
 //!   No clock, no randomness, no I/O: everything comes in as values.
+//! - [`attest`]: evidence that outlives the service, pure like [`draw`]: the audit log's
+//!   hash chain and the signed attestations applicants download.
 //! - [`cli`]: the auditor's commands `tirage verify` and `tirage draw`, built on [`draw`]
 //!   alone, so that they compile without the server stack.
 
+pub mod attest;
 pub mod beacon;
 pub mod cli;
 pub mod domain;

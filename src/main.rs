@@ -1,7 +1,7 @@
 //! The `tirage` command line: a thin shell over the library.
 //!
-//! `serve` and `migrate` need the `server` feature (on by default); `verify` and `draw`
-//! are the auditor's tools and build without it.
+//! `serve` and `migrate` need the `server` feature (on by default); `verify`, `draw`,
+//! `verify-attestation` and `verify-log` are the auditor's tools and build without it.
 
 use std::process::ExitCode;
 
@@ -33,6 +33,10 @@ enum Command {
     Verify(tirage::cli::verify::VerifyArgs),
     /// Run a draw offline from its inputs (DRAW-SPEC section 10) and write the bundle.
     Draw(tirage::cli::draw::DrawArgs),
+    /// Check an attestation's signature against the service's published key.
+    VerifyAttestation(tirage::cli::attestation::VerifyAttestationArgs),
+    /// Re-compute the audit log's hash chain and name the first edited or missing event.
+    VerifyLog(tirage::cli::audit_log::VerifyLogArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,5 +50,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => tirage::demo::demo_main(args),
         Command::Verify(args) => tirage::cli::verify::run(args),
         Command::Draw(args) => tirage::cli::draw::run(args),
+        Command::VerifyAttestation(args) => tirage::cli::attestation::run(args),
+        Command::VerifyLog(args) => tirage::cli::audit_log::run(args),
     }
 }

@@ -1,9 +1,11 @@
-//! The auditor's commands, built on [`crate::draw`] alone so that they compile without
-//! the server stack (`cargo build --no-default-features`).
+//! The auditor's commands, built on [`crate::draw`] and [`crate::attest`] alone so that
+//! they compile without the server stack (`cargo build --no-default-features`).
 //!
 //! Exit codes are shared: 0 when everything matches, 1 when a published value differs,
 //! 2 when the input cannot be read or is malformed.
 
+pub mod attestation;
+pub mod audit_log;
 pub mod draw;
 pub mod verify;
 

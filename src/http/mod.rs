@@ -56,6 +56,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         (name = "draws", description = "Closing and drawing windows; commitments, results and bundles"),
         (name = "slots", description = "Named slots: convocations, check-in, no-shows, name corrections, cancellation and the waiting list"),
         (name = "staff", description = "Staff tokens"),
+        (name = "audit", description = "The hash-chained audit log and the keys that sign attestations"),
         (name = "health", description = "Service health"),
     ),
     modifiers(&SecuritySchemes),

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::attest::keys::ServiceKey;
 use crate::domain::waitlist::OfferPolicy;
 use crate::jobs::clock::Clock;
 use crate::jobs::mailer::Mailer;
@@ -17,6 +18,8 @@ pub struct AppState {
     pub outbox: OutboxSender,
     /// Merkle trees of closed windows, for applicants' inclusion proofs.
     pub proofs: ProofCache,
+    /// The key attestations are signed with, loaded at start ([`AppState::with_signing_key`]).
+    pub signing_key: Option<Arc<ServiceKey>>,
     /// Mark the pages' cookies `Secure` (the service is reached over HTTPS).
     pub secure_cookies: bool,
     /// How long offers of freed slots stay open ([`AppState::with_offer_policy`]).
@@ -31,6 +34,7 @@ impl AppState {
             clock,
             outbox,
             proofs: ProofCache::default(),
+            signing_key: None,
             secure_cookies: false,
             offer_policy: OfferPolicy::default(),
         }
@@ -45,6 +49,12 @@ impl AppState {
     /// Marks the pages' cookies `Secure`, for a service reached over HTTPS.
     pub fn with_secure_cookies(mut self, secure: bool) -> Self {
         self.secure_cookies = secure;
+        self
+    }
+
+    /// Signs attestations with `key` (the application loads it at start).
+    pub fn with_signing_key(mut self, key: Arc<ServiceKey>) -> Self {
+        self.signing_key = Some(key);
         self
     }
 

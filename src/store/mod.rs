@@ -28,17 +28,19 @@ pub mod carry_over;
 pub mod draws;
 pub mod entries;
 pub mod idempotency;
+pub mod keys;
 pub mod outbox;
 pub mod slots;
 pub mod staff;
 pub mod windows;
 
-pub use audit::{Actor, AuditEvent};
+pub use audit::{Actor, AuditCheck, AuditEvent, AuditProblem};
 pub use entries::{
     EntryCounts, EntryRecord, EntryStatus, NewCode, NewEntry, RegisterOutcome, ResendOutcome,
     VerifyOutcome,
 };
 pub use idempotency::IdempotencyRequest;
+pub use keys::SigningKeyError;
 pub use outbox::{NewMail, OutboxMail};
 pub use staff::{Role, StaffToken};
 pub use windows::{WindowFilter, WindowRecord};

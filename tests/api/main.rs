@@ -4,6 +4,8 @@
 
 mod helpers;
 
+mod attestation;
+mod audit_log;
 mod carry_over;
 mod demo;
 mod draws;

@@ -9,8 +9,11 @@ use super::state::AppState;
 use axum::Json;
 use axum::extract::State;
 
+pub mod attestations;
+pub mod audit;
 pub mod draws;
 pub mod entries;
+pub mod keys;
 pub mod slots;
 pub mod staff;
 pub mod windows;
@@ -23,7 +26,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(draws::router())
         .merge(entries::router())
         .merge(slots::router())
+        .merge(attestations::router())
         .merge(staff::router())
+        .merge(audit::router())
+        .merge(keys::router())
 }
 
 /// The service is up and its database answers.
