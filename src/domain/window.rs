@@ -223,7 +223,15 @@ pub struct WindowForm {
     pub slots: Option<Vec<SlotForm>>,
     /// The slots generated from opening hours. Give either `slots` or `slot_template`.
     pub slot_template: Option<SlotTemplate>,
+    /// Where the appointments take place, as printed on convocations: one line, up to
+    /// 300 characters. Edit it to an empty text to remove it.
+    #[cfg_attr(feature = "server", schema(value_type = String, example = "Préfecture de l'Hérault, 34 place des Martyrs de la Résistance, Montpellier"))]
+    #[serde(default)]
+    pub location: Option<String>,
 }
+
+/// The longest location text accepted.
+pub const MAX_LOCATION_CHARS: usize = 300;
 
 /// A window's validated settings and slots.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +245,8 @@ pub struct WindowSpec {
     pub policy: WeightingPolicy,
     /// In DRAW-SPEC slot order: (`starts_at`, `counter`, `id`).
     pub slots: Vec<SlotSpec>,
+    /// Where the appointments take place.
+    pub location: Option<String>,
 }
 
 impl WindowSpec {
@@ -329,8 +339,10 @@ impl WindowSpec {
                 Issue::new("before_draw", "every slot must start after draw_at"),
             );
         }
+        let location = v.check("location", parse_location(form.location.as_deref()));
         v.finish()?;
         Ok(Self {
+            location: location.expect("checked"),
             site: site.expect("checked"),
             procedure: procedure.expect("checked"),
             registration_opens_at: opens.expect("checked"),
@@ -348,6 +360,7 @@ impl WindowSpec {
         let text = |t: DateTime<Utc>| Some(t.to_rfc3339_opts(SecondsFormat::AutoSi, true));
         let replaces_slots = patch.slots.is_some() || patch.slot_template.is_some();
         let merged = WindowForm {
+            location: patch.location.clone().or_else(|| self.location.clone()),
             site: patch.site.clone().or_else(|| Some(self.site.clone())),
             procedure: patch
                 .procedure
@@ -382,6 +395,23 @@ impl WindowSpec {
         };
         Self::from_form(&merged)
     }
+}
+
+/// A location: absent or empty for none, else one line of printable text.
+pub fn parse_location(text: Option<&str>) -> Result<Option<String>, Issue> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > MAX_LOCATION_CHARS {
+        return Err(Issue::too_long(MAX_LOCATION_CHARS));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Issue::new(
+            "invalid_characters",
+            "must be one line of printable text",
+        ));
+    }
+    Ok(Some(text.to_owned()))
 }
 
 /// A site or procedure name: 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
@@ -671,6 +701,18 @@ mod tests {
             fields(WindowSpec::from_form(&form).unwrap_err()),
             ["slots:required"]
         );
+    }
+
+    #[test]
+    fn locations_are_one_line_and_limited() {
+        assert_eq!(parse_location(None), Ok(None));
+        assert_eq!(parse_location(Some("  ")), Ok(None));
+        assert_eq!(
+            parse_location(Some(" Préfecture, Montpellier ")),
+            Ok(Some("Préfecture, Montpellier".into()))
+        );
+        assert!(parse_location(Some("a\nb")).is_err());
+        assert!(parse_location(Some(&"x".repeat(301))).is_err());
     }
 
     #[test]

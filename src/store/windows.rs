@@ -23,6 +23,8 @@ pub struct WindowRecord {
     pub draw_at: DateTime<Utc>,
     pub beacon: String,
     pub policy: WeightingPolicy,
+    /// Where the appointments take place, as printed on convocations.
+    pub location: Option<String>,
     pub seed_commitment: Option<String>,
     pub commitment: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -66,6 +68,7 @@ struct WindowRow {
     draw_at: DateTime<Utc>,
     beacon: String,
     policy: String,
+    location: Option<String>,
     seed_commitment: Option<String>,
     commitment: Option<String>,
     created_at: DateTime<Utc>,
@@ -97,6 +100,7 @@ impl TryFrom<WindowRow> for WindowRecord {
             registration_closes_at: row.registration_closes_at,
             draw_at: row.draw_at,
             beacon: row.beacon,
+            location: row.location,
             seed_commitment: row.seed_commitment,
             commitment: row.commitment,
             created_at: row.created_at,
@@ -119,7 +123,7 @@ impl TryFrom<WindowRow> for WindowRecord {
 
 const SELECT_WINDOW: &str = "
     select w.id, w.site, w.procedure, w.state, w.registration_opens_at,
-           w.registration_closes_at, w.draw_at, w.beacon, w.policy, w.seed_commitment,
+           w.registration_closes_at, w.draw_at, w.beacon, w.policy, w.location, w.seed_commitment,
            w.commitment, w.created_at, w.updated_at, w.opened_at, w.closed_at, w.drawn_at,
            w.cancelled_at,
            (select cast(count(*) as bigint) from slots s where s.window_id = w.id) as slot_count,
@@ -167,8 +171,9 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "insert into windows (id, site, procedure, state, registration_opens_at,
-                     registration_closes_at, draw_at, beacon, policy, created_at, updated_at)
-                 values ($1, $2, $3, 'draft', $4, $5, $6, $7, $8, $9, $9)",
+                     registration_closes_at, draw_at, beacon, policy, created_at, updated_at,
+                     location)
+                 values ($1, $2, $3, 'draft', $4, $5, $6, $7, $8, $9, $9, $10)",
             )
             .bind(id)
             .bind(&spec.site)
@@ -179,6 +184,7 @@ impl Store {
             .bind(&spec.beacon)
             .bind(&policy)
             .bind(now)
+            .bind(spec.location.as_deref())
             .execute(&mut *tx)
             .await?;
             insert_slots!(tx, id, spec.slots);
@@ -213,7 +219,7 @@ impl Store {
             let updated = sqlx::query(
                 "update windows set site = $2, procedure = $3, registration_opens_at = $4,
                      registration_closes_at = $5, draw_at = $6, beacon = $7, policy = $8,
-                     updated_at = $9
+                     updated_at = $9, location = $10
                  where id = $1 and state = 'draft'",
             )
             .bind(id)
@@ -225,6 +231,7 @@ impl Store {
             .bind(&spec.beacon)
             .bind(&policy)
             .bind(now)
+            .bind(spec.location.as_deref())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -406,6 +413,7 @@ impl Store {
             beacon: record.beacon.clone(),
             policy: record.policy.clone(),
             slots,
+            location: record.location.clone(),
         };
         Ok((record, spec))
     }

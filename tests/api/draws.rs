@@ -122,7 +122,12 @@ fn python_verify(bundle: &[u8]) -> (i32, String) {
 #[tokio::test]
 async fn a_window_is_closed_committed_drawn_and_verifiable() {
     let app = TestApp::spawn().await;
-    let window_id = open(&app, &three_slot_window("none")).await;
+    let mut body = three_slot_window("none");
+    body["location"] =
+        json!("Préfecture de l'Hérault, 34 place des Martyrs de la Résistance, Montpellier");
+    let window_id = open(&app, &body).await;
+    let page = app.get(&format!("/windows/{window_id}"), None).await;
+    assert!(page.text.contains("34 place des Martyrs de la Résistance"));
     let counter = counter_entries(&app, &window_id, 10, 6).await;
     let (online, online_access) = registered_and_verified(&app, &window_id, 1, 0).await;
     let unverified = app.register(&window_id, &applicant(2)).await;
@@ -296,6 +301,14 @@ async fn a_window_is_closed_committed_drawn_and_verifiable() {
             Some(slot) => {
                 assert_eq!(view["status"], "selected");
                 assert_eq!(view["draw"]["slot"]["id"], slot.as_str());
+                assert_eq!(view["window"]["location"], body["location"]);
+                let convocation = app
+                    .get(
+                        &format!("/api/v1/entries/{entry_id}/convocation"),
+                        Some(access),
+                    )
+                    .await;
+                assert_eq!(convocation.assert_status(200)["location"], body["location"]);
             }
             None => {
                 assert_eq!(view["status"], "waiting");
@@ -601,6 +614,51 @@ async fn the_scheduler_closes_and_draws_after_a_restart_exactly_once() {
             .iter()
             .any(|e| e.action == "window.drawn" && e.actor == "system")
     );
+}
+
+#[tokio::test]
+async fn a_restart_between_close_and_draw_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let window_id = closed_window(&app, 6).await;
+    let commitment = app
+        .get(&format!("/api/v1/windows/{window_id}/commitment"), None)
+        .await
+        .assert_status(200)
+        .clone();
+
+    // The service stops after the close and starts again for the draw.
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        app.dir.path().join("tirage.db").display()
+    );
+    app.app.state().store.close().await;
+    let clock = ManualClock::new(at(AFTER_DRAW_TIME));
+    let mut config = ServeArgs::new(url, "127.0.0.1:0".parse().unwrap());
+    config.admin_token = Some(ADMIN_TOKEN.to_owned());
+    let restarted = Application::build_with_clock(config, Arc::new(clock))
+        .await
+        .unwrap();
+    let router = restarted.router();
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .uri(format!("/api/v1/windows/{window_id}/draw"))
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let drawn = crate::helpers::call(router.clone(), request).await;
+    drawn.assert_status(200);
+    let request = axum::http::Request::builder()
+        .uri(format!("/api/v1/windows/{window_id}/bundle"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let bundle = crate::helpers::call(router, request).await;
+    let bundle: Bundle = serde_json::from_str(&bundle.text).unwrap();
+    assert_eq!(
+        bundle.commitment,
+        commitment["commitment"].as_str().unwrap()
+    );
+    assert_eq!(bundle.entries.len(), 6);
+    assert!(check_bundle(bundle).unwrap().is_ok());
 }
 
 #[tokio::test]

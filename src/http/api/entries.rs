@@ -72,6 +72,8 @@ pub struct Receipt {
 pub struct EntryWindow {
     pub id: String,
     pub state: WindowState,
+    /// Where the appointments take place.
+    pub location: Option<String>,
     pub registration_closes_at: DateTime<Utc>,
     pub draw_at: DateTime<Utc>,
 }
@@ -220,6 +222,7 @@ pub(crate) async fn entry_view(
         window: EntryWindow {
             id: window.id.clone(),
             state: window.state,
+            location: window.location.clone(),
             registration_closes_at: window.registration_closes_at,
             draw_at: window.draw_at,
         },

@@ -105,6 +105,11 @@ pub struct Convocation {
     pub family_name: String,
     pub given_names: String,
     pub window: SlotWindow,
+    /// Where to go, as the window gives it.
+    #[schema(
+        example = "Préfecture de l'Hérault, 34 place des Martyrs de la Résistance, Montpellier"
+    )]
+    pub location: Option<String>,
     pub slot: LocalSlot,
     /// The code staff type at check-in. It names this entry, this slot and this name:
     /// it is valid for nobody else, and changes if staff correct the name.
@@ -125,6 +130,7 @@ pub struct Convocation {
 impl Convocation {
     fn of(record: ConvocationRecord) -> Result<Self, ApiError> {
         Ok(Self {
+            location: None,
             slot: LocalSlot::of(&record.slot)?,
             printable: format!("/api/v1/entries/{}/convocation.html", record.entry_id),
             entry_id: record.entry_id,
@@ -367,7 +373,10 @@ async fn convocation_of(state: &AppState, entry_id: &str) -> Result<Convocation,
     let (entry, window) = owned_entry(state, entry_id).await?;
     ensure_holders(state, &window).await?;
     match state.store.convocation(entry_id).await? {
-        Some(record) => Convocation::of(record),
+        Some(record) => Convocation::of(record).map(|convocation| Convocation {
+            location: window.location.clone(),
+            ..convocation
+        }),
         None => Err(ApiError::EntryStanding(
             standing_of(state, &entry, &window).await?,
         )),
@@ -921,6 +930,13 @@ fn convocation_page(c: &Convocation, now: DateTime<Utc>) -> Result<String, ApiEr
         "Counter",
         &format!("<strong>{}</strong>", escape(&c.slot.counter)),
     );
+    if let Some(location) = &c.location {
+        facts += &row(
+            "Lieu",
+            "Place",
+            &format!("<strong>{}</strong>", escape(location)),
+        );
+    }
     facts += &row("Site", "Site", &escape(&c.window.site));
     facts += &row("Démarche", "Procedure", &escape(&c.window.procedure));
     facts += &row(
@@ -1017,6 +1033,7 @@ mod tests {
                 site: "34".into(),
                 procedure: "renewal".into(),
             },
+            location: Some("Préfecture <Hérault>".into()),
             slot: LocalSlot::of(&Slot {
                 id: "2027-01-04T0830-G1".into(),
                 starts_at: "2027-01-04T08:30:00Z".into(),
@@ -1036,6 +1053,10 @@ mod tests {
         let page = convocation_page(&convocation, DateTime::UNIX_EPOCH).unwrap();
         assert!(page.contains("N&#39;Diaye &lt;Seye&gt;"));
         assert!(page.contains("7K2MQ-9XD4R"));
+        assert!(
+            page.contains("Préfecture &lt;Hérault&gt;"),
+            "the place, escaped"
+        );
         assert!(page.contains("lundi 4 janvier 2027 à 09:30"));
         assert!(page.contains("Monday 4 January 2027 at 09:30"));
         for external in ["http:", "https:", "<script", "<img", "<link", "url("] {

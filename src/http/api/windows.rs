@@ -57,6 +57,8 @@ pub struct WindowView {
     /// The commitment over entries and slots, published when registration closes.
     pub commitment: Option<String>,
     pub policy: WeightingPolicy,
+    /// Where the appointments take place, as printed on convocations.
+    pub location: Option<String>,
     pub slots: SlotSummary,
     pub entries: EntryCounts,
     pub created_at: DateTime<Utc>,
@@ -81,6 +83,7 @@ impl From<WindowRecord> for WindowView {
             seed_commitment: w.seed_commitment,
             commitment: w.commitment,
             policy: w.policy,
+            location: w.location,
             slots: SlotSummary {
                 count: w.slot_count,
                 first_starts_at: w.first_slot_at,

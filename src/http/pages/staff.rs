@@ -375,6 +375,7 @@ impl WindowFields {
             policy: None,
             slots: None,
             slot_template: (!editing || self.has_template()).then(|| self.template()),
+            location: None,
         }
     }
 
