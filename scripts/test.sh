@@ -27,7 +27,8 @@ cargo build --all-features --bin tirage
 TIRAGE_BIN="$target_dir/debug/tirage" browser-tests/run.sh
 
 step "auditor build without the server stack, and its tests"
-cargo test --no-default-features --test draw_vectors --test draw_properties --test cli_verify
+cargo test --no-default-features --test draw_vectors --test draw_properties --test cli_verify \
+    --test cli_attestation --test cli_audit_log
 cargo build --no-default-features --bin tirage
 tirage=$target_dir/debug/tirage
 

@@ -330,6 +330,7 @@ th, td {{ border: 1px solid #444; padding: .3rem .5rem; text-align: left; vertic
 th {{ font-weight: normal; width: 12rem; background: #f2f2f2; }}
 code, pre {{ font-family: monospace; word-break: break-all; white-space: pre-wrap; }}
 pre {{ border: 1px solid #444; padding: .5rem; font-size: .8rem; }}
+@media (max-width: 40rem) {{ .both {{ flex-direction: column; gap: 0; }} th {{ width: auto; }} }}
 @media print {{ body {{ margin: 0; }} th {{ background: none; }} }}
 </style>
 </head>
