@@ -440,6 +440,16 @@ test('staff sign in, create, open, register at the counter, close and draw; the 
   const checkCode = (await letter.textContent('.code strong')).trim();
   assert.match(checkCode, /^[0-9A-Z]{5}-[0-9A-Z]{5}$/, 'the convocation carries a check code');
   await shoot(letter, 'convocation');
+  // ... and the signed attestation of participation, to keep as evidence.
+  const [certificate] = await Promise.all([
+    applicant.waitForEvent('popup'),
+    applicant.click('#attestation-button'),
+  ]);
+  await certificate.waitForLoadState();
+  const certificateText = await certificate.textContent('body');
+  assert.match(certificateText, /Attestation de participation/);
+  assert.ok(certificateText.includes(entries[0]), 'the attestation names the entry');
+  await shoot(certificate, 'attestation');
   await applicant.context().close();
 
   // At the counter, the code is known; the appointment is not today, so it is refused.

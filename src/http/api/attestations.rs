@@ -151,7 +151,7 @@ async fn get_entry_attestation(
     )
 )]
 #[tracing::instrument(skip_all, fields(entry.id = %entry_id))]
-async fn get_entry_attestation_html(
+pub(crate) async fn get_entry_attestation_html(
     State(state): State<AppState>,
     Path(entry_id): Path<String>,
     AccessCode(code): AccessCode,

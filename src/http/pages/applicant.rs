@@ -41,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/entry/resend-code", post(resend_code))
         .route("/entry/withdraw", post(withdraw))
         .route("/entry/convocation", post(convocation))
+        .route("/entry/attestation", post(attestation))
         .route("/entry/cancel", post(cancel))
         .route("/entry/offer", post(offer))
 }
@@ -709,6 +710,27 @@ async fn convocation(
             };
             entry_page(&state, ctx, creds, notice).await
         }
+    }
+}
+
+/// `POST /entry/attestation`: the signed attestation of participation, printable, as
+/// the API serves it.
+async fn attestation(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    PageForm(creds): PageForm<Credentials>,
+) -> Result<Response, PageError> {
+    let creds = creds.trimmed();
+    match crate::http::api::attestations::get_entry_attestation_html(
+        State(state.clone()),
+        Path(creds.entry_id.clone()),
+        AccessCode(creds.access_code.clone()),
+    )
+    .await
+    {
+        Ok(response) => Ok(response),
+        Err(ApiError::Internal(detail)) => Err(PageError::internal(ctx.lang, detail)),
+        Err(_) => entry_page(&state, ctx, creds, EntryNotice::default()).await,
     }
 }
 
