@@ -80,7 +80,7 @@ pub struct Holder {
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Outcome {
     /// `pending_verification`, `eligible`, `withdrawn`, `excluded`, `selected`,
-    /// `waiting` or `not_selected`.
+    /// `waiting`, `not_selected` or `cancelled`.
     #[cfg_attr(feature = "server", schema(example = "selected"))]
     pub status: String,
     /// The entry's rank in the draw, once drawn.

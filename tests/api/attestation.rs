@@ -151,6 +151,17 @@ async fn after_the_draw_the_outcome_is_attested() {
     assert_eq!(outcome["slot"]["counter"], "G1");
     check(&app, &drawn).await.unwrap();
 
+    // Giving the slot back is attested too: the slot is no longer theirs.
+    app.post_empty(&format!("/api/v1/entries/{entry}/cancel"), Some(&access))
+        .await
+        .assert_status(200);
+    let cancelled = attestation(&app, &entry, &access).await;
+    let outcome = &cancelled["attestation"]["outcome"];
+    assert_eq!(outcome["status"], "cancelled");
+    assert_eq!(outcome["rank"], 1);
+    assert!(outcome["slot"].is_null());
+    check(&app, &cancelled).await.unwrap();
+
     let excluded = attestation(
         &app,
         pending["entry_id"].as_str().unwrap(),

@@ -2,7 +2,7 @@
 //! administration, that they registered in a window on a given day and what the draw
 //! gave them. A JSON form (checked by `tirage verify-attestation`) and a printable page,
 //! French and English side by side. Both hold the applicant's name, so both need the
-//! entry's access code, as `GET /api/v1/entries/{entry_id}` does.
+//! entry's access code, checked as `GET /api/v1/entries/{entry_id}` checks it.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -11,11 +11,10 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::entries::authorize;
 use crate::attest::attestation::{
     Attestation, AttestedSlot, FORMAT, Holder, Outcome, SignedAttestation,
 };
-use crate::domain::codes::access_code_matches;
-use crate::draw::EntryId;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::AccessCode;
 use crate::http::state::AppState;
@@ -25,21 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_entry_attestation))
         .routes(routes!(get_entry_attestation_html))
-}
-
-/// Checks the access code of an entry, as the entries routes do: unknown ids and wrong
-/// codes are refused alike, after the same amount of work.
-async fn authorize(state: &AppState, entry_id: &str, code: &str) -> Result<(), ApiError> {
-    let stored = match EntryId::parse_hex(entry_id) {
-        Ok(_) => state.store.entry_access_hash(entry_id).await?,
-        Err(_) => None,
-    };
-    let matches = access_code_matches(code, stored.as_deref().unwrap_or(&[0; 32]));
-    if matches && stored.is_some() {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound("no entry with this id and access code"))
-    }
 }
 
 /// Builds and signs the attestation of an entry, as things stand now.
@@ -52,8 +36,12 @@ async fn attest(state: &AppState, entry_id: &str) -> Result<SignedAttestation, A
     let window = state.store.window(&entry.window_id).await?;
     let outcome = state.store.entry_outcome(entry_id).await?;
     let committed = state.store.commitment(&window.id).await?;
+    // After the draw, cancellations and accepted offers change the standing and slot,
+    // as `GET /api/v1/entries/{entry_id}` shows them.
+    let holding = state.store.slot_holding(entry_id).await?;
     let now = state.clock.now();
-    let status = serde_json::to_value(standing(entry.status, &window, outcome.as_ref(), now))
+    let drawn = standing(entry.status, &window, outcome.as_ref(), now);
+    let status = serde_json::to_value(holding.standing(drawn))
         .map_err(ApiError::internal)?
         .as_str()
         .ok_or_else(|| ApiError::internal("an entry standing is not a string"))?
@@ -80,11 +68,13 @@ async fn attest(state: &AppState, entry_id: &str) -> Result<SignedAttestation, A
                 .transpose()?,
             n_entries: committed.as_ref().map(|c| count(c.n_entries)).transpose()?,
             n_slots: committed.as_ref().map(|c| count(c.n_slots)).transpose()?,
-            slot: outcome.and_then(|o| o.slot).map(|slot| AttestedSlot {
-                id: slot.id,
-                starts_at: slot.starts_at,
-                counter: slot.counter,
-            }),
+            slot: outcome
+                .and_then(|o| holding.current_slot(o.slot))
+                .map(|slot| AttestedSlot {
+                    id: slot.id,
+                    starts_at: slot.starts_at,
+                    counter: slot.counter,
+                }),
         },
         issued_at: now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         key_id: key.id().to_owned(),
@@ -214,6 +204,10 @@ fn status_words(status: &str) -> (&'static str, &'static str) {
             "Not selected, on the waiting list",
         ),
         "not_selected" => ("Non sélectionné(e)", "Not selected"),
+        "cancelled" => (
+            "Rendez-vous ou place sur la liste d'attente annulé par la personne",
+            "Appointment or waiting-list place cancelled by the applicant",
+        ),
         _ => ("Statut inconnu", "Unknown status"),
     }
 }
@@ -405,6 +399,7 @@ mod tests {
             "selected",
             "waiting",
             "not_selected",
+            "cancelled",
         ] {
             assert_ne!(status_words(status).0, "Statut inconnu", "{status}");
         }
