@@ -345,16 +345,21 @@ pub enum Language {
     #[default]
     Fr,
     En,
+    /// Modern Standard Arabic.
+    Ar,
 }
 
 impl Language {
+    pub const ALL: [Self; 3] = [Self::Fr, Self::En, Self::Ar];
+
     pub fn parse(text: &str) -> Result<Self, Issue> {
         match text.trim() {
             "fr" => Ok(Self::Fr),
             "en" => Ok(Self::En),
+            "ar" => Ok(Self::Ar),
             _ => Err(Issue::new(
                 "unsupported_language",
-                "must be \"fr\" or \"en\"",
+                "must be \"fr\", \"en\" or \"ar\"",
             )),
         }
     }
@@ -363,6 +368,7 @@ impl Language {
         match self {
             Self::Fr => "fr",
             Self::En => "en",
+            Self::Ar => "ar",
         }
     }
 }
@@ -518,6 +524,18 @@ fn key(domain: &str, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn languages_are_french_english_and_arabic() {
+        for language in Language::ALL {
+            assert_eq!(Language::parse(language.as_str()).ok(), Some(language));
+        }
+        assert_eq!(Language::parse(" ar ").ok(), Some(Language::Ar));
+        let refused = Language::parse("de").unwrap_err();
+        assert_eq!(refused.code, "unsupported_language");
+        assert_eq!(refused.message, "must be \"fr\", \"en\" or \"ar\"");
+        assert_eq!(serde_json::to_string(&Language::Ar).unwrap(), "\"ar\"");
+    }
 
     #[test]
     fn fold_ignores_case_accents_spaces_hyphens_and_apostrophes() {

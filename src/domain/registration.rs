@@ -60,7 +60,7 @@ pub struct RegistrationForm {
     /// `YYYY-MM-DD`, the expiry of the current permit; `null` for a first application.
     #[cfg_attr(feature = "server", schema(example = "2027-01-20"))]
     pub permit_expires_on: Option<String>,
-    /// `fr` (default) or `en`: the language of mails.
+    /// `fr` (default), `en` or `ar`: the language of mails.
     #[cfg_attr(feature = "server", schema(value_type = Language))]
     pub language: Option<String>,
 }

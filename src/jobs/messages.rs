@@ -55,12 +55,32 @@ pub fn verification_code(
                  This message is sent automatically, please do not reply.\n"
             ),
         ),
+        Language::Ar => (
+            "رمز التأكيد الخاص بك".to_owned(),
+            format!(
+                "مرحبًا،\n\
+                 \n\
+                 إليك الرمز الذي يؤكد تسجيلك في قرعة المواعيد:\n\
+                 الموقع: {site}\n\
+                 الإجراء: {procedure}\n\
+                 \n\
+                 \x20   {code}\n\
+                 \n\
+                 هذا الرمز صالح لمدة {valid_minutes} دقيقة. أدخله في صفحة تسجيلك.\n\
+                 بدون هذا التأكيد، لن يشارك تسجيلك في القرعة.\n\
+                 \n\
+                 إذا لم تطلب هذا الرمز، فتجاهل هذه الرسالة.\n\
+                 \n\
+                 {FOOTER_AR}"
+            ),
+        ),
     }
 }
 
 /// A time as people in metropolitan France read it, in the mail's language:
 /// `lundi 4 janvier 2027 à 09:30 (heure de Paris)`,
-/// `Monday 4 January 2027 at 09:30 (Paris time)`.
+/// `Monday 4 January 2027 at 09:30 (Paris time)`,
+/// `الاثنين 4 يناير 2027، الساعة 09:30 (بتوقيت باريس)`.
 pub fn local_time(language: Language, at: DateTime<Utc>) -> String {
     const JOURS: [&str; 7] = [
         "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
@@ -78,6 +98,30 @@ pub fn local_time(language: Language, at: DateTime<Utc>) -> String {
         "octobre",
         "novembre",
         "décembre",
+    ];
+    // Monday first, as `num_days_from_monday` counts.
+    const AYYAM: [&str; 7] = [
+        "الاثنين",
+        "الثلاثاء",
+        "الأربعاء",
+        "الخميس",
+        "الجمعة",
+        "السبت",
+        "الأحد",
+    ];
+    const ASHHUR: [&str; 12] = [
+        "يناير",
+        "فبراير",
+        "مارس",
+        "أبريل",
+        "مايو",
+        "يونيو",
+        "يوليو",
+        "أغسطس",
+        "سبتمبر",
+        "أكتوبر",
+        "نوفمبر",
+        "ديسمبر",
     ];
     let local = TimeZone::EuropeParis.to_local(at);
     let day = local.weekday().num_days_from_monday() as usize;
@@ -99,11 +143,20 @@ pub fn local_time(language: Language, at: DateTime<Utc>) -> String {
             local.year(),
             local.format("%H:%M")
         ),
+        Language::Ar => format!(
+            "{} {} {} {}، الساعة {} (بتوقيت باريس)",
+            AYYAM[day],
+            local.day(),
+            ASHHUR[month],
+            local.year(),
+            local.format("%H:%M")
+        ),
     }
 }
 
 const FOOTER_FR: &str = "Ce message est envoyé automatiquement, merci de ne pas y répondre.\n";
 const FOOTER_EN: &str = "This message is sent automatically, please do not reply.\n";
+const FOOTER_AR: &str = "هذه رسالة آلية، يُرجى عدم الرد عليها.\n";
 
 /// The mail sent after the draw to an entry that got a slot.
 pub fn result_selected(
@@ -174,6 +227,38 @@ pub fn result_selected(
                  {FOOTER_EN}"
             ),
         ),
+        Language::Ar => (
+            "قرعة المواعيد: حصلت على موعد".to_owned(),
+            format!(
+                "مرحبًا،\n\
+                 \n\
+                 أُجريت قرعة المواعيد:\n\
+                 الموقع: {site}\n\
+                 الإجراء: {procedure}\n\
+                 \n\
+                 وقد فاز تسجيلك في القرعة:\n\
+                 \n\
+                 \x20   {entry_id}\n\
+                 \n\
+                 موعدك:\n\
+                 \n\
+                 \x20   {when}\n\
+                 \x20   الشباك {counter}\n\
+                 \n\
+                 اطبع استدعاءك الذي يحمل اسمك من صفحة تسجيلك (باستعمال رمز\n\
+                 الدخول)، أو من هذا العنوان:\n\
+                 \n\
+                 \x20   /api/v1/entries/{entry_id}/convocation.html\n\
+                 \n\
+                 قدّمه عند الشباك مع وثيقة هويتك. الموعد باسمك: لا يمكن\n\
+                 التنازل عنه ولا بيعه.\n\
+                 \n\
+                 إذا لم تستطع الحضور، فألغِ الموعد: سيُعرض على الشخص التالي في\n\
+                 قائمة الانتظار.\n\
+                 \n\
+                 {FOOTER_AR}"
+            ),
+        ),
     }
 }
 
@@ -230,6 +315,29 @@ pub fn result_waiting(
                  {FOOTER_EN}"
             ),
         ),
+        Language::Ar => (
+            "قرعة المواعيد: أنت في قائمة الانتظار".to_owned(),
+            format!(
+                "مرحبًا،\n\
+                 \n\
+                 أُجريت قرعة المواعيد:\n\
+                 الموقع: {site}\n\
+                 الإجراء: {procedure}\n\
+                 \n\
+                 لم يحصل تسجيلك على موعد:\n\
+                 \n\
+                 \x20   {entry_id}\n\
+                 \n\
+                 وهو في قائمة الانتظار، في المرتبة:\n\
+                 \n\
+                 \x20   {position}\n\
+                 \n\
+                 عندما يُلغى موعد، يُعرض حسب ترتيب قائمة الانتظار. وستصلك\n\
+                 حينها رسالة، مع مهلة لقبوله.\n\
+                 \n\
+                 {FOOTER_AR}"
+            ),
+        ),
     }
 }
 
@@ -283,6 +391,29 @@ pub fn result_excluded(
                  \n\
                  {FOOTER_EN}",
                 closed.map(|c| format!(",\non {c}")).unwrap_or_default()
+            ),
+        ),
+        Language::Ar => (
+            "قرعة المواعيد: لم يشارك تسجيلك في القرعة".to_owned(),
+            format!(
+                "مرحبًا،\n\
+                 \n\
+                 أُجريت قرعة المواعيد:\n\
+                 الموقع: {site}\n\
+                 الإجراء: {procedure}\n\
+                 \n\
+                 لم يشارك تسجيلك فيها:\n\
+                 \n\
+                 \x20   {entry_id}\n\
+                 \n\
+                 لم يتم تأكيد بريدك الإلكتروني بالرمز الذي وصلك قبل نهاية\n\
+                 التسجيل{}.\n\
+                 \n\
+                 يمكنك التسجيل في القرعة القادمة: لا تنسَ إدخال الرمز الذي يصلك\n\
+                 بالبريد الإلكتروني. ويمكنك أيضًا التسجيل عند شباك المحافظة.\n\
+                 \n\
+                 {FOOTER_AR}",
+                closed.map(|c| format!("،\nيوم {c}")).unwrap_or_default()
             ),
         ),
     }
@@ -356,6 +487,39 @@ pub fn slot_offer(
                  {FOOTER_EN}"
             ),
         ),
+        Language::Ar => (
+            "يُقترح عليك موعد".to_owned(),
+            format!(
+                "مرحبًا،\n\
+                 \n\
+                 أُلغي موعد:\n\
+                 الموقع: {site}\n\
+                 الإجراء: {procedure}\n\
+                 \n\
+                 وهو مقترح عليك لأنك الأول في قائمة الانتظار:\n\
+                 \n\
+                 \x20   {when}\n\
+                 \x20   الشباك {counter}\n\
+                 \n\
+                 لقبوله، أجب قبل:\n\
+                 \n\
+                 \x20   {deadline}\n\
+                 \n\
+                 في صفحة تسجيلك (باستعمال رمز الدخول)، أو بطلب يحمل رمز\n\
+                 الدخول:\n\
+                 \n\
+                 \x20   POST /api/v1/entries/{entry_id}/offer/accept\n\
+                 \n\
+                 ولرفضه:\n\
+                 \n\
+                 \x20   POST /api/v1/entries/{entry_id}/offer/decline\n\
+                 \n\
+                 إذا لم تُجب في الوقت المحدد، يُعرض الموعد على الشخص التالي\n\
+                 وتخرج من قائمة الانتظار.\n\
+                 \n\
+                 {FOOTER_AR}"
+            ),
+        ),
     }
 }
 
@@ -405,6 +569,30 @@ pub fn cancellation(
                 local_time(language, starts_at)
             ),
         ),
+        (Language::Ar, Some((starts_at, counter))) => (
+            "تم إلغاء موعدك".to_owned(),
+            format!(
+                "مرحبًا،\n\
+                 \n\
+                 تم إلغاء موعدك:\n\
+                 الموقع: {site}\n\
+                 الإجراء: {procedure}\n\
+                 رقم التسجيل:\n\
+                 \n\
+                 \x20   {entry_id}\n\
+                 \n\
+                 الموعد الملغى:\n\
+                 \n\
+                 \x20   {}\n\
+                 \x20   الشباك {counter}\n\
+                 \n\
+                 سيُعرض على الشخص التالي في قائمة الانتظار. لم يعد استدعاؤك\n\
+                 صالحًا.\n\
+                 \n\
+                 {FOOTER_AR}",
+                local_time(language, starts_at)
+            ),
+        ),
         (Language::Fr, None) => (
             "Vous avez quitté la liste d'attente".to_owned(),
             format!(
@@ -433,6 +621,22 @@ pub fn cancellation(
                  No appointment will be offered to you for this lottery any more.\n\
                  \n\
                  {FOOTER_EN}"
+            ),
+        ),
+        (Language::Ar, None) => (
+            "خرجت من قائمة الانتظار".to_owned(),
+            format!(
+                "مرحبًا،\n\
+                 \n\
+                 لقد خرجت من قائمة الانتظار في قرعة المواعيد:\n\
+                 الموقع: {site}\n\
+                 الإجراء: {procedure}\n\
+                 \n\
+                 \x20   {entry_id}\n\
+                 \n\
+                 لن يُعرض عليك أي موعد بعد الآن في هذه القرعة.\n\
+                 \n\
+                 {FOOTER_AR}"
             ),
         ),
     }
@@ -495,6 +699,39 @@ pub fn carry_over(
                  This message is sent automatically, please do not reply.\n"
             ),
         ),
+        Language::Ar => (
+            "تسجيلك في القرعة القادمة".to_owned(),
+            format!(
+                "مرحبًا،\n\
+                 \n\
+                 لم تمنحك القرعة السابقة موعدًا. لذلك نُقل تسجيلك إلى القرعة\n\
+                 القادمة:\n\
+                 الموقع: {site}\n\
+                 الإجراء: {procedure}\n\
+                 \n\
+                 ولك فيها أفضلية: هذه هي القرعة رقم {unsuccessful_draws} التي لم تحصل\n\
+                 فيها على موعد.\n\
+                 \n\
+                 رقم تسجيلك الجديد:\n\
+                 \n\
+                 \x20   {entry_id}\n\
+                 \n\
+                 رمز الدخول الخاص بك لم يتغير.\n\
+                 \n\
+                 للمشاركة، أكّد تسجيلك بهذا الرمز:\n\
+                 \n\
+                 \x20   {code}\n\
+                 \n\
+                 آخر أجل للتأكيد:\n\
+                 \n\
+                 \x20   {until}\n\
+                 \n\
+                 بدون تأكيد، لن يشارك هذا التسجيل في القرعة.\n\
+                 إذا لم تعد بحاجة إلى موعد، فتجاهل هذه الرسالة.\n\
+                 \n\
+                 {FOOTER_AR}"
+            ),
+        ),
     }
 }
 
@@ -504,10 +741,11 @@ mod tests {
 
     #[test]
     fn the_code_stands_on_its_own_line() {
-        for language in [Language::Fr, Language::En] {
+        for language in Language::ALL {
             let (_, body) = verification_code(language, "042137", "34", "renewal", 30);
             assert!(body.lines().any(|line| line.trim() == "042137"), "{body}");
-            assert!(body.contains("30 minutes"));
+            assert!(body.contains("30 minutes") || body.contains("30 دقيقة"));
+            assert!(body.contains("34") && body.contains("renewal"), "{body}");
             assert!(
                 body.lines().all(|line| line.chars().count() <= 72),
                 "{body}"
@@ -526,6 +764,110 @@ mod tests {
             local_time(Language::En, at("2027-08-15T08:30:00Z")),
             "Sunday 15 August 2027 at 10:30 (Paris time)"
         );
+        assert_eq!(
+            local_time(Language::Ar, at("2027-01-04T08:30:00Z")),
+            "الاثنين 4 يناير 2027، الساعة 09:30 (بتوقيت باريس)"
+        );
+        // Summer time, and the last day of the week and month names.
+        assert_eq!(
+            local_time(Language::Ar, at("2027-08-15T08:30:00Z")),
+            "الأحد 15 أغسطس 2027، الساعة 10:30 (بتوقيت باريس)"
+        );
+        assert_eq!(
+            local_time(Language::Ar, at("2027-12-31T22:59:00Z")),
+            "الجمعة 31 ديسمبر 2027، الساعة 23:59 (بتوقيت باريس)"
+        );
+    }
+
+    /// Arabic letters, or one of the marks Arabic text uses.
+    fn is_arabic(c: char) -> bool {
+        ('\u{0600}'..='\u{06FF}').contains(&c)
+    }
+
+    #[test]
+    fn arabic_mails_are_written_in_arabic_and_keep_their_facts_apart() {
+        let entry = "3f6c0a9e1b2d4c5f8a7e6d5c4b3a2910";
+        let at = DateTime::parse_from_rfc3339("2027-01-04T08:30:00Z")
+            .unwrap()
+            .to_utc();
+        let date = "الاثنين 4 يناير 2027، الساعة 09:30 (بتوقيت باريس)";
+        let mails = [
+            verification_code(Language::Ar, "042137", "34", "renewal", 30),
+            result_selected(Language::Ar, "34", "renewal", entry, at, "G1"),
+            result_waiting(Language::Ar, "34", "renewal", entry, 7),
+            result_excluded(Language::Ar, "34", "renewal", entry, Some(at)),
+            result_excluded(Language::Ar, "34", "renewal", entry, None),
+            slot_offer(Language::Ar, "34", "renewal", entry, at, "G1", at),
+            cancellation(Language::Ar, "34", "renewal", entry, Some((at, "G1"))),
+            cancellation(Language::Ar, "34", "renewal", entry, None),
+            carry_over(Language::Ar, "042137", entry, "34", "renewal", at, 2),
+        ];
+        for (subject, body) in &mails {
+            // Written in Arabic, not a French or English text left over.
+            assert!(subject.chars().any(is_arabic), "{subject}");
+            assert!(body.starts_with("مرحبًا،\n"), "{body}");
+            assert!(body.ends_with(&format!("\n\n{FOOTER_AR}")), "{body}");
+            for word in ["Hello", "Bonjour", "the ", "le ", "votre"] {
+                assert!(!body.contains(word), "{word} in {body}");
+            }
+            // The site and procedure are each on their own labelled line.
+            assert!(body.lines().any(|l| l == "الموقع: 34"), "{body}");
+            assert!(body.lines().any(|l| l == "الإجراء: renewal"), "{body}");
+            assert!(
+                body.lines().all(|line| line.chars().count() <= 72),
+                "{body}"
+            );
+        }
+        // Codes, entry ids, dates and links alone on their line, left to right.
+        let alone = |body: &str, fact: &str| body.lines().any(|l| l.trim() == fact);
+        for (i, (_, body)) in mails.iter().enumerate().skip(1) {
+            // The offer carries its entry id in the two requests that answer it.
+            assert!(alone(body, entry) || i == 5, "{body}");
+            assert!(body.contains(entry), "{body}");
+        }
+        let [
+            code,
+            selected,
+            waiting,
+            excluded,
+            excluded_no_date,
+            offer,
+            cancelled,
+            left,
+            carried,
+        ] = &mails;
+        assert!(alone(&code.1, "042137") && code.1.contains("30 دقيقة"));
+        assert!(alone(&selected.1, date) && alone(&selected.1, "الشباك G1"));
+        assert!(alone(
+            &selected.1,
+            &format!("/api/v1/entries/{entry}/convocation.html")
+        ));
+        assert!(alone(&waiting.1, "7"), "{}", waiting.1);
+        assert!(
+            excluded.1.contains(&format!("يوم {date}.")),
+            "{}",
+            excluded.1
+        );
+        assert!(
+            !excluded_no_date.1.contains("يوم"),
+            "{}",
+            excluded_no_date.1
+        );
+        assert!(alone(&offer.1, date) && alone(&offer.1, "الشباك G1"));
+        for action in ["accept", "decline"] {
+            assert!(alone(
+                &offer.1,
+                &format!("POST /api/v1/entries/{entry}/offer/{action}")
+            ));
+        }
+        assert!(alone(&cancelled.1, date) && alone(&cancelled.1, "الشباك G1"));
+        assert!(left.1.contains("قائمة الانتظار"));
+        assert!(alone(&carried.1, "042137") && alone(&carried.1, date));
+        assert!(carried.1.contains("رقم 2 "), "{}", carried.1);
+        // Every mail has its own subject.
+        let mut subjects: Vec<&str> = mails.iter().map(|(s, _)| s.as_str()).collect();
+        subjects.dedup();
+        assert_eq!(subjects.len(), mails.len() - 1, "both exclusions share one");
     }
 
     #[test]
@@ -534,7 +876,7 @@ mod tests {
         let at = DateTime::parse_from_rfc3339("2027-01-04T08:30:00Z")
             .unwrap()
             .to_utc();
-        for language in [Language::Fr, Language::En] {
+        for language in Language::ALL {
             let mails = [
                 result_selected(language, "34", "renewal", entry, at, "G1"),
                 result_waiting(language, "34", "renewal", entry, 7),

@@ -2,7 +2,10 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, TestApp, applicant, at, registered_and_verified, window_body};
+use crate::helpers::{
+    ADMIN_TOKEN, TestApp, applicant, at, code_in, decoded_mail, registered_and_verified,
+    window_body,
+};
 
 #[tokio::test]
 async fn register_verify_and_read_status() {
@@ -91,6 +94,40 @@ async fn english_mails_for_english_speakers() {
     let mail = &app.mails(1).await[0];
     assert!(mail.contains("Subject: Your verification code"), "{mail}");
     assert!(mail.contains("site 34, procedure renewal"), "{mail}");
+}
+
+#[tokio::test]
+async fn arabic_mails_for_arabic_speakers() {
+    let app = TestApp::spawn().await;
+    let window_id = app.open_window().await;
+    let mut body = applicant(1);
+    body["language"] = json!("ar");
+    let receipt = app.register(&window_id, &body).await;
+    let receipt = receipt.assert_status(201);
+    let mail = &app.mails(1).await[0];
+    let code = code_in(mail);
+    let (subject, text) = decoded_mail(mail);
+    assert_eq!(subject, "رمز التأكيد الخاص بك");
+    assert!(text.starts_with("مرحبًا،\n"), "{text}");
+    assert!(text.contains("\nالموقع: 34\nالإجراء: renewal\n"), "{text}");
+    assert!(text.contains(&format!("\n    {code}\n")), "{text}");
+    assert!(text.contains("30 دقيقة"), "{text}");
+    assert!(
+        !text.contains("Bonjour") && !text.contains("Hello"),
+        "{text}"
+    );
+    // The language is stored with the entry: a new code comes in Arabic too.
+    app.clock.advance(chrono::Duration::seconds(61));
+    let resend = format!(
+        "/api/v1/entries/{}/resend-code",
+        receipt["entry_id"].as_str().unwrap()
+    );
+    app.post_empty(&resend, receipt["access_code"].as_str())
+        .await
+        .assert_status(202);
+    let (subject, text) = decoded_mail(&app.mails(2).await[1]);
+    assert_eq!(subject, "رمز التأكيد الخاص بك");
+    assert!(text.contains("30 دقيقة"), "{text}");
 }
 
 #[tokio::test]

@@ -280,6 +280,70 @@ pub fn post_request(uri: &str, body: &Value) -> Request<Body> {
         .unwrap()
 }
 
+/// Decodes a quoted-printable mail body.
+pub fn quoted_printable(text: &str) -> String {
+    let text = text.replace("=\r\n", "").replace("=\n", "");
+    let mut bytes = Vec::new();
+    let raw = text.as_bytes();
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'='
+            && i + 2 < raw.len()
+            && let Ok(byte) =
+                u8::from_str_radix(std::str::from_utf8(&raw[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            bytes.push(byte);
+            i += 3;
+            continue;
+        }
+        bytes.push(raw[i]);
+        i += 1;
+    }
+    String::from_utf8(bytes).unwrap()
+}
+
+/// The subject and the body of a mail written by the `file:` mailer, decoded: the
+/// subject from its RFC 2047 words, the body from quoted-printable.
+pub fn decoded_mail(mail: &str) -> (String, String) {
+    use base64::Engine;
+    let (headers, body) = mail.split_once("\r\n\r\n").unwrap();
+    let mut subject = String::new();
+    let mut in_subject = false;
+    for line in headers.split("\r\n") {
+        if let Some(rest) = line.strip_prefix("Subject: ") {
+            in_subject = true;
+            subject.push_str(rest);
+        } else if in_subject && line.starts_with([' ', '\t']) {
+            subject.push_str(line);
+        } else {
+            in_subject = false;
+        }
+    }
+    let mut text = Vec::new();
+    for word in subject.split_whitespace() {
+        match word
+            .strip_prefix("=?utf-8?b?")
+            .and_then(|w| w.strip_suffix("?="))
+        {
+            Some(encoded) => text.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .unwrap(),
+            ),
+            None => {
+                if !text.is_empty() {
+                    text.push(b' ');
+                }
+                text.extend(word.as_bytes());
+            }
+        }
+    }
+    (
+        String::from_utf8(text).unwrap(),
+        quoted_printable(body).replace("\r\n", "\n"),
+    )
+}
+
 /// The six-digit code standing alone on a line of a mail.
 pub fn code_in(mail: &str) -> String {
     mail.lines()

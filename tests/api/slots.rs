@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tirage::jobs::scheduler;
 use tirage::store::Db;
 
-use crate::helpers::{ADMIN_TOKEN, TestApp, applicant, at};
+use crate::helpers::{ADMIN_TOKEN, TestApp, applicant, at, quoted_printable};
 
 /// A window with three slots: two on Monday 4 January 2027 at 09:30 Paris time, one on
 /// Tuesday 5 January at 10:00.
@@ -129,28 +129,6 @@ async fn check_code(app: &TestApp, entry: &Drawn) -> String {
 
 async fn check_in(app: &TestApp, token: &str, code: &Value) -> crate::helpers::Answer {
     app.post("/api/v1/checkins", Some(token), code).await
-}
-
-/// Decodes a quoted-printable mail body.
-fn quoted_printable(text: &str) -> String {
-    let text = text.replace("=\r\n", "").replace("=\n", "");
-    let mut bytes = Vec::new();
-    let raw = text.as_bytes();
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'='
-            && i + 2 < raw.len()
-            && let Ok(byte) =
-                u8::from_str_radix(std::str::from_utf8(&raw[i + 1..i + 3]).unwrap_or("zz"), 16)
-        {
-            bytes.push(byte);
-            i += 3;
-            continue;
-        }
-        bytes.push(raw[i]);
-        i += 1;
-    }
-    String::from_utf8(bytes).unwrap()
 }
 
 /// The delivered mails of one kind: (recipient, decoded body), waiting for `n` of them.
@@ -778,13 +756,17 @@ async fn after_the_draw_every_participant_gets_the_result_in_their_language() {
     )
     .await
     .assert_status(200);
-    // Five verified at the counter (two in English), one online never verified (English).
+    // Five verified at the counter (two in English, one in Arabic), one online never
+    // verified (English).
+    let language = |n: u32| match n {
+        2 | 4 => "en",
+        5 => "ar",
+        _ => "fr",
+    };
     let mut ids = HashMap::new();
     for i in 1..=5 {
         let mut body = applicant(i);
-        if i % 2 == 0 {
-            body["language"] = json!("en");
-        }
+        body["language"] = json!(language(i));
         let receipt = app
             .post(
                 &format!("/api/v1/windows/{window_id}/counter-entries"),
@@ -826,9 +808,8 @@ async fn after_the_draw_every_participant_gets_the_result_in_their_language() {
             .unwrap()
             .1;
         assert!(body.contains(id));
-        let english = n % 2 == 0;
-        match (line["slot"]["id"].as_str(), english) {
-            (Some(slot), false) => {
+        match (line["slot"]["id"].as_str(), language(n)) {
+            (Some(slot), "fr") => {
                 assert!(body.contains("Votre rendez-vous"), "{body}");
                 assert!(body.contains("guichet"), "{body}");
                 assert!(body.contains(&format!("/api/v1/entries/{id}/convocation.html")));
@@ -838,16 +819,26 @@ async fn after_the_draw_every_participant_gets_the_result_in_their_language() {
                     "mardi 5 janvier 2027 à 10:00"
                 }));
             }
-            (Some(_), true) => {
+            (Some(_), "en") => {
                 assert!(body.contains("Your appointment"), "{body}");
                 assert!(body.contains("(Paris time)"), "{body}");
             }
-            (None, english) => {
-                let position = line["rank"].as_i64().unwrap() - 3;
-                let text = if english {
-                    "It is on the waiting list"
+            (Some(slot), _) => {
+                assert!(body.contains("موعدك:"), "{body}");
+                assert!(body.contains("الشباك G"), "{body}");
+                assert!(body.contains(&format!("/api/v1/entries/{id}/convocation.html")));
+                assert!(body.contains(if slot.starts_with("2027-01-04") {
+                    "الاثنين 4 يناير 2027، الساعة 09:30 (بتوقيت باريس)"
                 } else {
-                    "Elle est sur la liste d'attente"
+                    "الثلاثاء 5 يناير 2027، الساعة 10:00 (بتوقيت باريس)"
+                }));
+            }
+            (None, language) => {
+                let position = line["rank"].as_i64().unwrap() - 3;
+                let text = match language {
+                    "en" => "It is on the waiting list",
+                    "ar" => "وهو في قائمة الانتظار، في المرتبة:",
+                    _ => "Elle est sur la liste d'attente",
                 };
                 assert!(body.contains(text), "{body}");
                 assert!(

@@ -259,6 +259,26 @@ async fn all_bad_fields_are_reported_at_once() {
 }
 
 #[tokio::test]
+async fn an_unsupported_language_names_the_three_mail_languages() {
+    let app = TestApp::spawn().await;
+    let window_id = app.open_window().await;
+    let mut body = applicant(1);
+    body["language"] = json!("de");
+    let answer = app.register(&window_id, &body).await;
+    let problem = answer.assert_problem(422, "validation");
+    assert_eq!(problem["errors"][0]["field"], "language");
+    assert_eq!(
+        problem["errors"][0]["message"],
+        "must be \"fr\", \"en\" or \"ar\""
+    );
+    for (n, language) in [(2, "fr"), (3, "en"), (4, "ar")] {
+        let mut body = applicant(n);
+        body["language"] = json!(language);
+        app.register(&window_id, &body).await.assert_status(201);
+    }
+}
+
+#[tokio::test]
 async fn optional_fields_may_be_left_out() {
     let app = TestApp::spawn().await;
     let window_id = app.open_window().await;

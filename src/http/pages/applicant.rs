@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use super::forms::{FieldErrors, problem_key};
 use super::security::PageForm;
 use super::{Ctx, PageError, render};
-use crate::domain::identity::Language;
 use crate::domain::registration::{DocumentForm, RegistrationForm};
 use crate::domain::weighting::Weight;
 use crate::domain::window::{WindowState, check_registration_period};
@@ -116,7 +115,8 @@ pub struct RegisterFields {
     pub email: String,
     pub phone: String,
     pub permit_expires_on: String,
-    /// The language of mails (`fr` or `en`); the page's language when it has mails.
+    /// The language of mails (`fr`, `en` or `ar`): the page's language online, chosen
+    /// by staff at the counter.
     pub language: String,
     /// A random id of this filled-in form, sent as the idempotency key: a form sent
     /// twice (a double click, a retry on a bad connection) gets the same receipt back
@@ -199,12 +199,6 @@ impl RegisterPage {
             ("passport", "register.kind_passport"),
         ]
     }
-
-    /// Whether the page shows a choice of mail language (pages in a language that
-    /// mails are not written in).
-    pub fn asks_mail_language(&self) -> bool {
-        self.ctx.lang.mail_language().is_none()
-    }
 }
 
 pub async fn public_window(
@@ -251,7 +245,7 @@ async fn registration_form(
     let fields = RegisterFields {
         document_kind: "foreigner_number".into(),
         document_country: "FRA".into(),
-        language: ctx.lang.mail_language().unwrap_or_default().as_str().into(),
+        language: ctx.lang.mail_language().as_str().into(),
         form_id: new_form_id(ctx.lang)?,
         ..RegisterFields::default()
     };
@@ -290,11 +284,8 @@ async fn register(
     PageForm(mut fields): PageForm<RegisterFields>,
 ) -> Result<Response, PageError> {
     let window = public_window(&state, &ctx, &id).await?;
-    if let Some(language) = ctx.lang.mail_language() {
-        fields.language = language.as_str().to_owned();
-    } else if Language::parse(&fields.language).is_err() {
-        fields.language = Language::default().as_str().to_owned();
-    }
+    // Mails follow the language of the page the applicant chose with the switch.
+    fields.language = ctx.lang.mail_language().as_str().to_owned();
     let key = (fields.form_id.len() == 32).then(|| format!("page-{}", fields.form_id));
     let outcome = api::create_entry(
         State(state.clone()),

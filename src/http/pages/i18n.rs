@@ -53,13 +53,13 @@ impl Lang {
         }
     }
 
-    /// The language mails are written in for an applicant reading this language, when
-    /// mails exist in it.
-    pub fn mail_language(self) -> Option<Language> {
+    /// The language mails are written in for an applicant reading this language:
+    /// every page language has its mails.
+    pub fn mail_language(self) -> Language {
         match self {
-            Self::Fr => Some(Language::Fr),
-            Self::En => Some(Language::En),
-            Self::Ar => None,
+            Self::Fr => Language::Fr,
+            Self::En => Language::En,
+            Self::Ar => Language::Ar,
         }
     }
 
