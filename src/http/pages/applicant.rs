@@ -589,14 +589,7 @@ async fn verify(
             code_error: Some(t.s(problem_key(&error)).to_owned()),
             ..EntryNotice::default()
         },
-        Err(ApiError::NotFound(_)) => {
-            return entry_page(&state, ctx, creds, EntryNotice::default()).await;
-        }
-        Err(ApiError::Internal(detail)) => return Err(PageError::internal(ctx.lang, detail)),
-        Err(other) => EntryNotice {
-            problem: Some(problem_key(&other).to_owned()),
-            ..EntryNotice::default()
-        },
+        Err(other) => refusal_notice(&ctx, other)?,
     };
     entry_page(&state, ctx, creds, notice).await
 }
@@ -614,19 +607,7 @@ async fn resend_code(
         AccessCode(creds.access_code.clone()),
     )
     .await;
-    let notice = match outcome {
-        Ok(_) => EntryNotice {
-            done: Some("entry.code_sent"),
-            ..EntryNotice::default()
-        },
-        Err(ApiError::Internal(detail)) => return Err(PageError::internal(ctx.lang, detail)),
-        Err(ApiError::NotFound(_)) => EntryNotice::default(),
-        Err(other) => EntryNotice {
-            problem: Some(problem_key(&other).to_owned()),
-            ..EntryNotice::default()
-        },
-    };
-    entry_page(&state, ctx, creds, notice).await
+    after_entry_action(&state, ctx, creds, outcome, "entry.code_sent").await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -661,19 +642,7 @@ async fn withdraw(
         AccessCode(creds.access_code.clone()),
     )
     .await;
-    let notice = match outcome {
-        Ok(_) => EntryNotice {
-            done: Some("entry.withdrawn"),
-            ..EntryNotice::default()
-        },
-        Err(ApiError::Internal(detail)) => return Err(PageError::internal(ctx.lang, detail)),
-        Err(ApiError::NotFound(_)) => EntryNotice::default(),
-        Err(other) => EntryNotice {
-            problem: Some(problem_key(&other).to_owned()),
-            ..EntryNotice::default()
-        },
-    };
-    entry_page(&state, ctx, creds, notice).await
+    after_entry_action(&state, ctx, creds, outcome, "entry.withdrawn").await
 }
 
 /// `POST /entry/convocation`: the printable convocation of a selected entry, as the
@@ -684,24 +653,13 @@ async fn convocation(
     PageForm(creds): PageForm<Credentials>,
 ) -> Result<Response, PageError> {
     let creds = creds.trimmed();
-    match slots_api::get_convocation_html(
+    let document = slots_api::get_convocation_html(
         State(state.clone()),
         Path(creds.entry_id.clone()),
         AccessCode(creds.access_code.clone()),
     )
-    .await
-    {
-        Ok(response) => Ok(response),
-        Err(ApiError::Internal(detail)) => Err(PageError::internal(ctx.lang, detail)),
-        Err(ApiError::NotFound(_)) => entry_page(&state, ctx, creds, EntryNotice::default()).await,
-        Err(other) => {
-            let notice = EntryNotice {
-                problem: Some(problem_key(&other).to_owned()),
-                ..EntryNotice::default()
-            };
-            entry_page(&state, ctx, creds, notice).await
-        }
-    }
+    .await;
+    printable(&state, ctx, creds, document).await
 }
 
 /// `POST /entry/attestation`: the signed attestation of participation, printable, as
@@ -712,16 +670,43 @@ async fn attestation(
     PageForm(creds): PageForm<Credentials>,
 ) -> Result<Response, PageError> {
     let creds = creds.trimmed();
-    match crate::http::api::attestations::get_entry_attestation_html(
+    let document = crate::http::api::attestations::get_entry_attestation_html(
         State(state.clone()),
         Path(creds.entry_id.clone()),
         AccessCode(creds.access_code.clone()),
     )
-    .await
-    {
+    .await;
+    printable(&state, ctx, creds, document).await
+}
+
+/// A printable document as the API serves it; when it cannot be had, the entry page
+/// with the reason.
+async fn printable(
+    state: &AppState,
+    ctx: Ctx,
+    creds: Credentials,
+    document: Result<Response, ApiError>,
+) -> Result<Response, PageError> {
+    match document {
         Ok(response) => Ok(response),
-        Err(ApiError::Internal(detail)) => Err(PageError::internal(ctx.lang, detail)),
-        Err(_) => entry_page(&state, ctx, creds, EntryNotice::default()).await,
+        Err(error) => {
+            let notice = refusal_notice(&ctx, error)?;
+            entry_page(state, ctx, creds, notice).await
+        }
+    }
+}
+
+/// What the entry page says when the API refused an action: nothing more for an
+/// unknown entry or a wrong access code (the page asks for them again), the reason
+/// otherwise. A server failure is an error page.
+fn refusal_notice(ctx: &Ctx, error: ApiError) -> Result<EntryNotice, PageError> {
+    match error {
+        ApiError::Internal(detail) => Err(PageError::internal(ctx.lang, detail)),
+        ApiError::NotFound(_) => Ok(EntryNotice::default()),
+        other => Ok(EntryNotice {
+            problem: Some(problem_key(&other).to_owned()),
+            ..EntryNotice::default()
+        }),
     }
 }
 
@@ -738,12 +723,7 @@ async fn after_entry_action<T>(
             done: Some(done),
             ..EntryNotice::default()
         },
-        Err(ApiError::Internal(detail)) => return Err(PageError::internal(ctx.lang, detail)),
-        Err(ApiError::NotFound(_)) => EntryNotice::default(),
-        Err(other) => EntryNotice {
-            problem: Some(problem_key(&other).to_owned()),
-            ..EntryNotice::default()
-        },
+        Err(error) => refusal_notice(&ctx, error)?,
     };
     entry_page(state, ctx, creds, notice).await
 }
