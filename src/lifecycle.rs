@@ -359,19 +359,56 @@ pub fn resolve_beacon(
 }
 
 /// Runs the draw of a closed window whose draw time has come, and publishes results,
-/// statistics and bundle.
+/// statistics and bundle. `beacon_text` is what staff pasted for the window's beacon
+/// (nothing for `none`), read as [`BeaconInput::from_text`] says.
 pub async fn run_draw(
     store: &Store,
     window_id: &str,
-    beacon_value_hex: Option<&str>,
+    beacon_text: Option<&str>,
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<DrawRecord, DrawError> {
-    let input = BeaconInput {
-        beacon_value: beacon_value_hex.map(str::to_owned),
-        ..BeaconInput::default()
-    };
+    let window = store.window(window_id).await?;
+    let input = BeaconInput::from_text(&window.beacon, beacon_text).map_err(DrawError::Invalid)?;
     run_draw_with(store, window_id, &input, actor, now).await
+}
+
+impl BeaconInput {
+    /// Reads one pasted text according to the window's beacon: for
+    /// `drand:quicknet:round=N` the round's JSON as drand serves it (`round` and
+    /// `signature`; other fields such as `randomness` are ignored, the value is
+    /// re-derived from the signature), for `rfc3797:...` the published numbers, for any
+    /// other named beacon its value in hex.
+    pub fn from_text(beacon: &str, text: Option<&str>) -> Result<Self, ValidationErrors> {
+        use crate::beacon::Beacon;
+        let text = text.map(str::trim).filter(|t| !t.is_empty());
+        let Some(text) = text else {
+            return Ok(Self::default());
+        };
+        Ok(match Beacon::parse(beacon) {
+            Ok(Beacon::DrandQuicknet { .. }) => {
+                let round: DrandRound = serde_json::from_str(text).map_err(|e| {
+                    invalid(
+                        "drand",
+                        "invalid_json",
+                        format!("paste the round's JSON, with round and signature: {e}"),
+                    )
+                })?;
+                Self {
+                    drand: Some(round),
+                    ..Self::default()
+                }
+            }
+            Ok(Beacon::Rfc3797 { .. }) => Self {
+                rfc3797_values: Some(text.to_owned()),
+                ..Self::default()
+            },
+            _ => Self {
+                beacon_value: Some(text.to_owned()),
+                ..Self::default()
+            },
+        })
+    }
 }
 
 /// [`run_draw`] with whatever the window's beacon needs: a drand round, RFC 3797

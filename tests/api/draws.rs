@@ -468,6 +468,36 @@ async fn a_drand_beacon_is_verified_before_it_is_used() {
         "a refused beacon changes nothing"
     );
 
+    // Staff may also paste the round's JSON as a drand relay serves it (the form on the
+    // staff pages does that): a wrong paste is refused the same way.
+    let pasted =
+        format!("{{\"round\": 1000, \"randomness\": \"ignored\", \"signature\": \"{tampered}\"}}");
+    let refused = tirage::lifecycle::run_draw(
+        app.store(),
+        &window_id,
+        Some(&pasted),
+        &tirage::store::Actor::System,
+        at("2023-08-24T10:00:00Z"),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(tirage::lifecycle::DrawError::Invalid(_))),
+        "{refused:?}"
+    );
+    let refused = tirage::lifecycle::run_draw(
+        app.store(),
+        &window_id,
+        Some("not json"),
+        &tirage::store::Actor::System,
+        at("2023-08-24T10:00:00Z"),
+    )
+    .await;
+    assert!(matches!(
+        refused,
+        Err(tirage::lifecycle::DrawError::Invalid(_))
+    ));
+    assert_eq!(app.count("draws").await, 0);
+
     let body = json!({"drand": {"round": 1000, "signature": ROUND_1000}});
     let drawn = app.post(&draw_uri, Some(ADMIN_TOKEN), &body).await;
     assert_eq!(
