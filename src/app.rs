@@ -76,7 +76,11 @@ impl Application {
         config: ServeArgs,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
-        let store = Store::connect(&config.database.database_url).await?;
+        let store = Store::connect_with(
+            &config.database.database_url,
+            &config.database.store_options(),
+        )
+        .await?;
         store.migrate().await?;
         let sealed = store.seal_audit_log().await?;
         if sealed > 0 {
@@ -289,7 +293,7 @@ pub fn migrate_main(args: DatabaseArgs) -> ExitCode {
     init_tracing(LogFormat::Text);
     let result = runtime().map_err(StartupError::Io).and_then(|rt| {
         rt.block_on(async {
-            let store = Store::connect(&args.database_url).await?;
+            let store = Store::connect_with(&args.database_url, &args.store_options()).await?;
             store.migrate().await?;
             store.seal_audit_log().await?;
             store.close().await;

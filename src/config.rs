@@ -24,6 +24,61 @@ pub struct DatabaseArgs {
         value_name = "URL"
     )]
     pub database_url: String,
+
+    /// Connections this instance keeps open to the database. With several instances
+    /// on one PostgreSQL server, their sum must stay below the server's
+    /// `max_connections`.
+    #[arg(
+        long = "database-max-connections",
+        env = "TIRAGE_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u32).range(1..=1000),
+        value_name = "N"
+    )]
+    pub max_connections: u32,
+
+    /// Seconds a request waits for a free connection (and, on SQLite, for the write
+    /// lock) before it fails with 503.
+    #[arg(
+        long = "database-acquire-timeout",
+        env = "TIRAGE_DATABASE_ACQUIRE_TIMEOUT",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=600),
+        value_name = "SECONDS"
+    )]
+    pub acquire_timeout_secs: u64,
+
+    /// PostgreSQL: seconds after which the server cancels a statement (0: never). The
+    /// close and the draw of a national window run well under the default.
+    #[arg(
+        long = "database-statement-timeout",
+        env = "TIRAGE_DATABASE_STATEMENT_TIMEOUT",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(0..=86_400),
+        value_name = "SECONDS"
+    )]
+    pub statement_timeout_secs: u64,
+}
+
+impl DatabaseArgs {
+    /// The given URL with every other setting at its default.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            max_connections: 8,
+            acquire_timeout_secs: 10,
+            statement_timeout_secs: 300,
+        }
+    }
+
+    /// The pool settings for [`crate::store::Store::connect_with`].
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            max_connections: self.max_connections,
+            acquire_timeout: std::time::Duration::from_secs(self.acquire_timeout_secs),
+            statement_timeout: std::time::Duration::from_secs(self.statement_timeout_secs),
+        }
+    }
 }
 
 /// Log output format.
@@ -123,9 +178,7 @@ impl ServeArgs {
     /// other setting at its default (used by tests and embedders).
     pub fn new(database_url: impl Into<String>, listen: SocketAddr) -> Self {
         Self {
-            database: DatabaseArgs {
-                database_url: database_url.into(),
-            },
+            database: DatabaseArgs::new(database_url),
             listen,
             admin_token: None,
             signing_key_file: None,

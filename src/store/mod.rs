@@ -4,20 +4,23 @@
 //! written once, inside `on_db!`, which expands its body for every engine, so the
 //! same SQL text and the same Rust types run on each: `$1` placeholders, `bigint`,
 //! `returning`, and times bound as `chrono` values. SQLite is the embedded default (one
-//! file, created and migrated at start); PostgreSQL, for several instances, will be one
-//! more arm in [`Db`] and in `on_db!` plus its migration folder, without any change to
-//! the handlers.
+//! file, created and migrated at start); PostgreSQL serves several instances of the
+//! service at once. Each engine has its migration folder (`migrations/sqlite`,
+//! `migrations/postgres`), kept equivalent: same tables, same columns, same rules.
 //!
 //! Rules that must hold under concurrency are enforced by the database itself: the
 //! duplicate rules are unique indexes, window state changes are conditional updates,
 //! and registration runs in one write transaction with its mail (outbox), its
-//! idempotency record and its audit event.
+//! idempotency record and its audit event. Write transactions are serialised the same
+//! way on both engines (see [`WritePool`]): SQLite's write lock, and on PostgreSQL a
+//! transaction-scoped advisory lock that every instance takes.
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqlitePool, Transaction};
+use sqlx::{PgPool, SqlitePool, Transaction};
 
 use crate::domain::identity::DuplicateRule;
 use crate::domain::window::{RegistrationClosed, WindowState, WrongState};
@@ -50,6 +53,7 @@ macro_rules! on_db {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.db {
             $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
         }
     };
 }
@@ -59,6 +63,38 @@ pub(crate) use on_db;
 #[derive(Clone, Debug)]
 pub enum Db {
     Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Db {
+    /// The engine's name, for logs and `/readyz`.
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// How the service uses its database; `docs/configuration.md` explains each default.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Connections in the pool of this instance.
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before failing.
+    pub acquire_timeout: Duration,
+    /// PostgreSQL only: the server cancels a statement that runs longer (0: no limit).
+    pub statement_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(300),
+        }
+    }
 }
 
 /// The application's database. Cheap to clone: it holds a pool.
@@ -98,18 +134,33 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-/// Begins a transaction that takes the write lock at once.
+/// Begins a transaction that holds the database's one write lock until it ends.
 ///
-/// SQLite's default deferred transactions take the write lock at the first write; if
-/// another connection wrote in between, the upgrade fails at once with `SQLITE_BUSY`
-/// instead of waiting. `BEGIN IMMEDIATE` waits for the lock up to the busy timeout, so
+/// Write transactions are serialised on both engines, so that a read inside one sees
+/// every write committed before it and nothing can change under it: the property the
+/// repository functions are written for (a window's state checked, then entries
+/// frozen; the best-ranked waiting entry found, then offered a slot).
+///
+/// SQLite has one writer: its default deferred transactions take the write lock at the
+/// first write and fail at once with `SQLITE_BUSY` if another connection wrote in
+/// between; `BEGIN IMMEDIATE` waits for the lock up to the busy timeout instead, so
 /// concurrent registrations queue instead of failing.
+///
+/// PostgreSQL lets writers run side by side; every write transaction of every instance
+/// first takes the same transaction-scoped advisory lock ([`WRITE_LOCK`]), released
+/// at commit or rollback, even when the connection dies. Reads (public pages, the
+/// bundle, status lookups) never take it. Unique indexes, conditional updates and row
+/// locks stay the rules' real guards: the lock adds order, not correctness, to them.
 pub(crate) trait WritePool {
     type Db: sqlx::Database;
     fn begin_write(
         &self,
     ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send;
 }
+
+/// The key of the PostgreSQL advisory lock that serialises write transactions (an
+/// arbitrary constant: the bytes of "tirage!" read as a number).
+pub const WRITE_LOCK: i64 = 0x7469_7261_6765_21;
 
 impl WritePool for SqlitePool {
     type Db = sqlx::Sqlite;
@@ -118,54 +169,92 @@ impl WritePool for SqlitePool {
     }
 }
 
+impl WritePool for PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        sqlx::query("select pg_advisory_xact_lock($1)")
+            .bind(WRITE_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
 impl Store {
-    /// Connects to `url`: `sqlite://path?mode=rwc` (or a bare file path) for SQLite.
+    /// Connects with the default [`StoreOptions`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, &StoreOptions::default()).await
+    }
+
+    /// Connects to `url`: `sqlite://path?mode=rwc` (or a bare file path) for SQLite,
+    /// `postgres://user:password@host:port/database?sslmode=...` for PostgreSQL.
     ///
     /// SQLite runs in WAL mode (readers never block the writer) with
     /// `synchronous=FULL`, so that a registration acknowledged to an applicant survives
-    /// a power cut; see `docs/configuration.md`.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    /// a power cut. PostgreSQL commits are durable with the server's defaults
+    /// (`synchronous_commit=on`, `fsync=on`), which the service checks and logs at
+    /// start; see `docs/configuration.md`.
+    pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(StoreError::UnsupportedUrl(
-                "PostgreSQL is not supported by this version yet; use a sqlite:// URL".into(),
-            ));
+            return Self::connect_postgres(url, options).await;
         }
         let url = if url.starts_with("sqlite:") {
             url.to_owned()
         } else if url.contains("://") {
             return Err(StoreError::UnsupportedUrl(format!(
-                "{}: expected sqlite://PATH",
+                "{}: expected sqlite://PATH or postgres://HOST/DATABASE",
                 url.split("://").next().unwrap_or_default()
             )));
         } else {
             format!("sqlite://{url}?mode=rwc")
         };
-        let options = SqliteConnectOptions::from_str(&url)?
+        let connect = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(options.acquire_timeout);
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
             .await?;
         Ok(Self {
             db: Db::Sqlite(pool),
         })
     }
 
+    async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let mut connect = PgConnectOptions::from_str(url)?.application_name("tirage");
+        // every session works in UTC; a statement that runs too long is cancelled by
+        // the server rather than holding the write lock
+        let millis = options.statement_timeout.as_millis().to_string();
+        connect = connect.options([("timezone", "UTC"), ("statement_timeout", millis.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Self {
+            db: Db::Postgres(pool),
+        })
+    }
+
     /// Creates or upgrades the schema. Safe to run at every start.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        on_db!(self, |pool| sqlx::migrate!("./migrations/sqlite")
-            .run(pool)
-            .await?);
+        match &self.db {
+            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
         Ok(())
     }
 
     /// Answers when the database does.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_db!(self, |pool| sqlx::query("select 1").execute(pool).await?);
+        on_db!(self, |pool| {
+            sqlx::query("select 1").execute(pool).await?;
+        });
         Ok(())
     }
 

@@ -74,6 +74,10 @@ impl Store {
     }
 
     /// Claims up to `limit` due mails until `lease_until`.
+    ///
+    /// The conditions are repeated outside the subquery: on PostgreSQL, an instance
+    /// that waited for another's claim of the same row re-checks them on the claimed
+    /// row and skips it, so a mail is never sent twice by two instances.
     pub async fn claim_due_mails(
         &self,
         now: DateTime<Utc>,
@@ -86,6 +90,7 @@ impl Store {
                  where id in (select id from outbox
                               where sent_at is null and failed_at is null and next_attempt_at <= $1
                               order by next_attempt_at, id limit $3)
+                   and sent_at is null and failed_at is null and next_attempt_at <= $1
                  {CLAIM_COLUMNS}"
             )))
             .bind(now)
@@ -107,7 +112,7 @@ impl Store {
             .bind(id)
             .bind(now)
             .execute(pool)
-            .await?
+            .await?;
         });
         Ok(())
     }
@@ -130,7 +135,8 @@ impl Store {
                 .bind(error)
                 .bind(retry_at)
                 .execute(pool)
-                .await?,
+                .await?
+                .rows_affected(),
                 None => sqlx::query(
                     "update outbox set attempts = attempts + 1, last_error = $2, failed_at = $3,
                          recipient = '', body = ''
@@ -140,7 +146,8 @@ impl Store {
                 .bind(error)
                 .bind(now)
                 .execute(pool)
-                .await?,
+                .await?
+                .rows_affected(),
             }
         });
         Ok(())

@@ -334,10 +334,7 @@ async fn the_published_keys_hold_no_secret() {
 
 /// The settings of `app`'s database, with `key_file` as signing key file.
 fn same_database(app: &TestApp, key_file: Option<&std::path::Path>) -> ServeArgs {
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        app.dir.path().join("tirage.db").display()
-    );
+    let url = app.url.clone();
     let mut config = ServeArgs::new(url, "127.0.0.1:0".parse().unwrap());
     config.signing_key_file = key_file.map(Into::into);
     config

@@ -7,7 +7,6 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 use tirage::attest::chain::{ChainEvent, GENESIS_HASH, event_hash};
-use tirage::store::Db;
 
 use crate::helpers::{
     ADMIN_TOKEN, TestApp, applicant, call, post_request, registered_and_verified,
@@ -54,17 +53,15 @@ async fn some_activity(app: &TestApp) -> String {
 
 /// Runs raw SQL on the database, around the service (as an intruder would).
 async fn raw(app: &TestApp, sql: &str) {
-    let Db::Sqlite(pool) = app.store().db();
-    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(pool)
-        .await
-        .unwrap();
+    app.execute(sql).await.unwrap();
 }
 
 /// Drops the append-only triggers, as someone with access to the database file could.
 async fn drop_triggers(app: &TestApp) {
-    raw(app, "drop trigger audit_events_no_update").await;
-    raw(app, "drop trigger audit_events_no_delete").await;
+    app.drop_trigger("audit_events", "audit_events_no_update")
+        .await;
+    app.drop_trigger("audit_events", "audit_events_no_delete")
+        .await;
 }
 
 /// The server's own check (as admin: creating an auditor token would be one more event).
@@ -321,7 +318,6 @@ async fn events_cut_off_the_end_are_detected_against_the_head() {
 async fn the_triggers_refuse_changes_through_the_database() {
     let app = TestApp::spawn().await;
     some_activity(&app).await;
-    let Db::Sqlite(pool) = app.store().db();
     for sql in [
         "update audit_events set detail = '{}' where seq = 3",
         "update audit_events set hash = null where seq = 3",
@@ -330,7 +326,7 @@ async fn the_triggers_refuse_changes_through_the_database() {
         "update audit_head set count = count + 2",
         "delete from audit_head",
     ] {
-        let error = sqlx::query(sql).execute(pool).await.unwrap_err();
+        let error = app.execute(sql).await.unwrap_err();
         assert!(error.to_string().contains("audit"), "{sql}: {error}");
     }
     assert_eq!(server_check(&app).await["ok"], true);
@@ -360,7 +356,8 @@ async fn events_recorded_before_the_chain_are_chained_at_start() {
     let app = TestApp::spawn().await;
     some_activity(&app).await;
     // Events as an older version wrote them: no seq, no hashes.
-    raw(&app, "drop trigger audit_events_no_update").await;
+    app.drop_trigger("audit_events", "audit_events_no_update")
+        .await;
     raw(
         &app,
         "insert into audit_events (at, actor, action, window_id, entry_id, detail)

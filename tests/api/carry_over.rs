@@ -4,7 +4,6 @@
 use serde_json::{Value, json};
 use tirage::draw::Bundle;
 use tirage::draw::verify::check_bundle;
-use tirage::store::Db;
 
 use crate::helpers::{ADMIN_TOKEN, TestApp, applicant, at, code_in};
 
@@ -121,15 +120,16 @@ async fn unsuccessful_entries_are_carried_with_their_bonus() {
     .await;
 
     // The two still waiting are carried; the selected one and the one who gave up are not.
-    let Db::Sqlite(pool) = app.store().db();
-    let carried: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
-        "select id, carried_from, status, unsuccessful_draws, weight from entries
-         where window_id = $1 order by carried_from",
-    )
-    .bind(&second)
-    .fetch_all(pool)
-    .await
-    .unwrap();
+    let carried: Vec<(String, String, String, i64, i64)> = with_pool!(app, |pool| {
+        sqlx::query_as(
+            "select id, carried_from, status, unsuccessful_draws, weight from entries
+             where window_id = $1 order by carried_from",
+        )
+        .bind(&second)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    });
     assert_eq!(carried.len(), 2);
     let mut from: Vec<String> = carried.iter().map(|c| c.1.clone()).collect();
     from.sort();
@@ -257,12 +257,13 @@ async fn unsuccessful_entries_are_carried_with_their_bonus() {
         ),
     )
     .await;
-    let third_entries: Vec<(String, i64)> =
-        sqlx::query_as("select carried_from, unsuccessful_draws from entries where window_id = $1")
-            .bind(&third)
-            .fetch_all(pool)
-            .await
-            .unwrap();
+    let third_entries: Vec<(String, i64)> = with_pool!(app, |pool| sqlx::query_as(
+        "select carried_from, unsuccessful_draws from entries where window_id = $1"
+    )
+    .bind(&third)
+    .fetch_all(pool)
+    .await
+    .unwrap());
     assert_eq!(third_entries.len(), 1, "2 entries, 1 slot");
     for (from, draws) in third_entries {
         assert!(second_bundle.entries.iter().any(|e| e.id.to_hex() == from));

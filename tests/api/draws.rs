@@ -13,7 +13,6 @@ use tirage::draw::verify::check_bundle;
 use tirage::draw::{Bundle, Digest, Entry, EntryId};
 use tirage::jobs::clock::ManualClock;
 use tirage::jobs::scheduler;
-use tirage::store::Db;
 
 use crate::helpers::{ADMIN_TOKEN, Answer, TestApp, applicant, at, registered_and_verified, t0};
 
@@ -564,14 +563,7 @@ async fn a_failed_draw_changes_nothing_and_runs_again_with_the_same_result() {
     let window_id = closed_window(&app, 7).await;
 
     // The last write of the draw fails, as a crash would interrupt it.
-    let Db::Sqlite(pool) = app.store().db();
-    sqlx::query(
-        "create trigger fail_bundle before insert on bundles
-         begin select raise(abort, 'disk gone'); end",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
+    app.fail_inserts("bundles", "true", "disk gone").await;
     let uri = format!("/api/v1/windows/{window_id}/draw");
     app.post_empty(&uri, Some(ADMIN_TOKEN))
         .await
@@ -581,10 +573,7 @@ async fn a_failed_draw_changes_nothing_and_runs_again_with_the_same_result() {
     let window = app.get(&format!("/api/v1/windows/{window_id}"), None).await;
     assert_eq!(window.json["state"], "closed");
 
-    sqlx::query("drop trigger fail_bundle")
-        .execute(pool)
-        .await
-        .unwrap();
+    app.heal_inserts("bundles").await;
     let drawn = app.post_empty(&uri, Some(ADMIN_TOKEN)).await;
     let drawn = drawn.assert_status(200).clone();
     // The same committed inputs give the same draw, whoever re-computes it.
@@ -608,10 +597,7 @@ async fn the_scheduler_closes_and_draws_after_a_restart_exactly_once() {
     );
 
     // The service stops; it starts again after both the close and the draw time.
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        app.dir.path().join("tirage.db").display()
-    );
+    let url = app.url.clone();
     app.app.state().store.close().await;
     let later = ManualClock::new(at("2026-12-20T00:00:00Z"));
     let restarted = Application::build_with_clock(
@@ -657,10 +643,7 @@ async fn a_restart_between_close_and_draw_changes_nothing() {
         .clone();
 
     // The service stops after the close and starts again for the draw.
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        app.dir.path().join("tirage.db").display()
-    );
+    let url = app.url.clone();
     app.app.state().store.close().await;
     let clock = ManualClock::new(at(AFTER_DRAW_TIME));
     let mut config = ServeArgs::new(url, "127.0.0.1:0".parse().unwrap());

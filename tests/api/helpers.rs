@@ -1,5 +1,9 @@
-//! A fresh application per test: a temporary SQLite file migrated by the production
-//! code, mails written as files, and a clock the test sets.
+//! A fresh application per test: a fresh database migrated by the production code,
+//! mails written as files, and a clock the test sets.
+//!
+//! The database is a temporary SQLite file, or, when `TIRAGE_TEST_POSTGRES_URL` names a
+//! PostgreSQL server (`postgres://user@host:port/postgres`), a new database created on
+//! that server for the test. `scripts/test.sh` runs this suite once for each engine.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Once};
@@ -53,7 +57,54 @@ pub struct TestApp {
     pub router: Router,
     pub clock: ManualClock,
     pub mail_dir: PathBuf,
+    /// Holds the mail folder (and the SQLite file): deleted when the test ends.
+    #[expect(dead_code, reason = "kept for its drop, which deletes the folder")]
     pub dir: TempDir,
+    /// The database URL, to start the service again on the same data.
+    pub url: String,
+}
+
+/// The PostgreSQL server the suite runs against, if one is configured.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("TIRAGE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// A new, empty database for one test: a SQLite file in `dir`, or a database created on
+/// the configured PostgreSQL server.
+pub async fn new_database_url(dir: &std::path::Path) -> String {
+    use sqlx::Connection;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    let Some(server) = postgres_server() else {
+        return format!("sqlite://{}?mode=rwc", dir.join("tirage.db").display());
+    };
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("tirage_test_{}_{n}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let (base, query) = server.split_once('?').unwrap_or((server.as_str(), ""));
+    let base = base.rsplit_once('/').map_or(base, |(host, _)| host);
+    if query.is_empty() {
+        format!("{base}/{name}")
+    } else {
+        format!("{base}/{name}?{query}")
+    }
+}
+
+/// Runs `$body` with `$pool` bound to the test database's pool, whatever its engine.
+macro_rules! with_pool {
+    ($app:expr, |$pool:ident| $body:expr) => {
+        match $app.store().db() {
+            tirage::store::Db::Sqlite($pool) => $body,
+            tirage::store::Db::Postgres($pool) => $body,
+        }
+    };
 }
 
 /// An answer, with its body parsed as JSON (`Value::Null` when empty or not JSON).
@@ -111,11 +162,8 @@ impl TestApp {
         init_logs();
         let dir = tempfile::tempdir().unwrap();
         let mail_dir = dir.path().join("mail");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("tirage.db").display()
-        );
-        let mut config = ServeArgs::new(url, "127.0.0.1:0".parse().unwrap());
+        let url = new_database_url(dir.path()).await;
+        let mut config = ServeArgs::new(url.clone(), "127.0.0.1:0".parse().unwrap());
         config.admin_token = Some(ADMIN_TOKEN.to_owned());
         config.mail = MailTransport::File(mail_dir.clone());
         adjust(&mut config);
@@ -130,6 +178,7 @@ impl TestApp {
             clock,
             mail_dir,
             dir,
+            url,
         }
     }
 
@@ -217,11 +266,70 @@ impl TestApp {
 
     /// Rows in a table, straight from the database.
     pub async fn count(&self, table: &str) -> i64 {
-        let Db::Sqlite(pool) = self.store().db();
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
+        let sql = format!("select count(*) from {table}");
+        with_pool!(self, |pool| sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .fetch_one(pool)
             .await
-            .unwrap()
+            .unwrap())
+    }
+
+    /// Runs raw SQL on the database, around the service (as an intruder, or a broken
+    /// disk, would).
+    pub async fn execute(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        let sql = sql.to_owned();
+        with_pool!(self, |pool| sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))
+    }
+
+    /// Makes every insert into `table` whose new row matches `condition` (SQL over the
+    /// row's columns prefixed with `new.`) fail with `message`, as a full disk would;
+    /// [`TestApp::heal_inserts`] undoes it.
+    pub async fn fail_inserts(&self, table: &str, condition: &str, message: &str) {
+        let sql = match self.store().db() {
+            Db::Sqlite(_) => vec![format!(
+                "create trigger fail_{table} before insert on {table} when {condition}
+                 begin select raise(abort, '{message}'); end"
+            )],
+            Db::Postgres(_) => vec![
+                format!(
+                    "create function fail_{table}() returns trigger language plpgsql as $$
+                     begin
+                         if {condition} then raise exception '{message}'; end if;
+                         return new;
+                     end $$"
+                ),
+                format!(
+                    "create trigger fail_{table} before insert on {table}
+                     for each row execute function fail_{table}()"
+                ),
+            ],
+        };
+        for statement in sql {
+            self.execute(&statement).await.unwrap();
+        }
+    }
+
+    /// Drops a trigger of `table`, as someone with direct access to the database could.
+    pub async fn drop_trigger(&self, table: &str, trigger: &str) {
+        let sql = match self.store().db() {
+            Db::Sqlite(_) => format!("drop trigger {trigger}"),
+            Db::Postgres(_) => format!("drop trigger {trigger} on {table}"),
+        };
+        self.execute(&sql).await.unwrap();
+    }
+
+    /// Undoes [`TestApp::fail_inserts`].
+    pub async fn heal_inserts(&self, table: &str) {
+        match self.store().db() {
+            Db::Sqlite(_) => self.execute(&format!("drop trigger fail_{table}")).await,
+            Db::Postgres(_) => {
+                self.execute(&format!("drop function fail_{table}() cascade"))
+                    .await
+            }
+        }
+        .unwrap();
     }
 
     /// Waits until at least `n` mails were written; returns them all, oldest first.

@@ -110,14 +110,15 @@ async fn a_mail_that_fails_is_kept_and_sent_later() {
     let receipt = receipt.assert_status(201).clone();
 
     // The registration is acknowledged; its mail waits in the outbox with the error.
-    let tirage::store::Db::Sqlite(pool) = app.store().db();
     let mut failed = false;
     for _ in 0..250 {
-        let row: (i64, Option<String>, Option<String>) =
-            sqlx::query_as("select attempts, last_error, sent_at from outbox")
-                .fetch_one(pool)
-                .await
-                .unwrap();
+        let row: (i64, Option<String>, Option<chrono::DateTime<chrono::Utc>>) =
+            with_pool!(app, |pool| {
+                sqlx::query_as("select attempts, last_error, sent_at from outbox")
+                    .fetch_one(pool)
+                    .await
+                    .unwrap()
+            });
         if row.0 == 1 {
             assert!(row.1.is_some() && row.2.is_none(), "{row:?}");
             failed = true;

@@ -1,7 +1,10 @@
 //! The HTTP API, tested through the real router: each test builds the application on a
-//! fresh temporary SQLite file, migrated by the production code, with mails written as
-//! files and a clock the test controls. Logs stay quiet unless `TEST_LOG` is set.
+//! fresh database (a temporary SQLite file, or a new PostgreSQL database when
+//! `TIRAGE_TEST_POSTGRES_URL` is set), migrated by the production code, with mails
+//! written as files and a clock the test controls. Logs stay quiet unless `TEST_LOG` is
+//! set.
 
+#[macro_use]
 mod helpers;
 
 mod attestation;

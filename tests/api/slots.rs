@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use tirage::jobs::scheduler;
-use tirage::store::Db;
 
 use crate::helpers::{ADMIN_TOKEN, TestApp, applicant, at, quoted_printable};
 
@@ -170,14 +169,13 @@ fn mail_to<'a>(mails: &'a [(String, String)], entry: &Drawn) -> &'a str {
 }
 
 async fn live_holders_per_slot(app: &TestApp) -> Vec<(String, i64)> {
-    let Db::Sqlite(pool) = app.store().db();
-    sqlx::query_as(
+    with_pool!(app, |pool| sqlx::query_as(
         "select slot_id, count(*) from slot_assignments where released_at is null
          group by slot_id order by slot_id",
     )
     .fetch_all(pool)
     .await
-    .unwrap()
+    .unwrap())
 }
 
 #[tokio::test]
@@ -682,15 +680,15 @@ async fn concurrent_accepts_never_give_one_slot_twice() {
     assert_eq!(holders.len(), 3);
     assert!(holders.iter().all(|(_, n)| *n == 1), "{holders:?}");
     // And the database itself refuses a second live holder of a slot.
-    let Db::Sqlite(pool) = app.store().db();
-    let twice = sqlx::query(
-        "insert into slot_assignments (window_id, slot_id, entry_id, rank, reason, since, check_digest)
-         select window_id, slot_id, $1, 99, 'offer', since, 'x' from slot_assignments
-         where released_at is null limit 1",
-    )
-    .bind(&drawn[0].id)
-    .execute(pool)
-    .await;
+    let twice = app
+        .execute(&format!(
+            "insert into slot_assignments
+                 (window_id, slot_id, entry_id, rank, reason, since, check_digest)
+             select window_id, slot_id, '{}', 99, 'offer', since, 'x' from slot_assignments
+             where released_at is null limit 1",
+            drawn[0].id
+        ))
+        .await;
     assert!(twice.is_err());
 }
 
@@ -860,11 +858,12 @@ async fn after_the_draw_every_participant_gets_the_result_in_their_language() {
     scheduler::tick(app.store(), &app.clock).await;
     assert_eq!(app.count("draw_followups").await, 1);
     assert_eq!(app.count("slot_assignments").await, 3);
-    let Db::Sqlite(pool) = app.store().db();
-    let queued: i64 = sqlx::query_scalar("select count(*) from outbox where kind = 'draw_result'")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let queued: i64 = with_pool!(app, |pool| sqlx::query_scalar(
+        "select count(*) from outbox where kind = 'draw_result'"
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap());
     assert_eq!(queued, 6);
 }
 
@@ -888,20 +887,16 @@ async fn result_mails_cut_short_by_a_failure_are_queued_once_by_the_scheduler() 
         .assert_status(201);
     }
     // The outbox fails while the draw's results are mailed, as a full disk would.
-    let Db::Sqlite(pool) = app.store().db();
-    sqlx::query(
-        "create trigger fail_results before insert on outbox when new.kind = 'draw_result'
-         begin select raise(abort, 'disk full'); end",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
+    app.fail_inserts("outbox", "new.kind = 'draw_result'", "disk full")
+        .await;
     draw(&app, &window_id).await;
     let queued = || async {
-        let n: i64 = sqlx::query_scalar("select count(*) from outbox where kind = 'draw_result'")
-            .fetch_one(pool)
-            .await
-            .unwrap();
+        let n: i64 = with_pool!(app, |pool| sqlx::query_scalar(
+            "select count(*) from outbox where kind = 'draw_result'"
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap());
         n
     };
     assert_eq!(queued().await, 0);
@@ -918,19 +913,18 @@ async fn result_mails_cut_short_by_a_failure_are_queued_once_by_the_scheduler() 
         5
     );
 
-    sqlx::query("drop trigger fail_results")
-        .execute(pool)
-        .await
-        .unwrap();
+    app.heal_inserts("outbox").await;
     scheduler::tick(app.store(), &app.clock).await;
     assert_eq!(queued().await, 5);
     scheduler::tick(app.store(), &app.clock).await;
     assert_eq!(queued().await, 5, "each participant gets one result mail");
-    let (mails, done): (i64, Option<String>) =
-        sqlx::query_as("select mails, mails_done_at from draw_followups")
-            .fetch_one(pool)
-            .await
-            .unwrap();
+    let (mails, done): (i64, Option<chrono::DateTime<chrono::Utc>>) =
+        with_pool!(app, |pool| sqlx::query_as(
+            "select mails, mails_done_at from draw_followups"
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap());
     assert_eq!(mails, 5);
     assert!(done.is_some());
     assert_eq!(app.count("slot_assignments").await, 3);

@@ -12,11 +12,8 @@ use crate::helpers::{ADMIN_TOKEN, window_body};
 #[tokio::test]
 async fn serves_on_a_real_port_and_shuts_down_gracefully() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("smoke.db").display()
-    );
-    let mut config = ServeArgs::new(url, "127.0.0.1:0".parse().unwrap());
+    let url = crate::helpers::new_database_url(dir.path()).await;
+    let mut config = ServeArgs::new(url.clone(), "127.0.0.1:0".parse().unwrap());
     config.admin_token = Some(ADMIN_TOKEN.into());
     let app = Application::build_with_clock(config, Arc::new(SystemClock))
         .await
@@ -61,8 +58,16 @@ async fn serves_on_a_real_port_and_shuts_down_gracefully() {
         client.get(format!("{base}/healthz")).send().await.is_err(),
         "nothing listens any more"
     );
-    // The database file was created and can be opened again.
-    assert!(dir.path().join("smoke.db").exists());
+    // The data stays and the database opens again.
+    if crate::helpers::postgres_server().is_none() {
+        assert!(dir.path().join("tirage.db").exists());
+    }
+    let store = tirage::store::Store::connect(&url).await.unwrap();
+    let windows = store
+        .windows(true, &tirage::store::WindowFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(windows.len(), 1);
 }
 
 /// The `tirage serve` command, configured by environment variables, stops on SIGTERM.

@@ -146,10 +146,7 @@ async fn token_requests_are_validated() {
 #[tokio::test]
 async fn the_admin_token_is_seeded_once_and_must_be_long() {
     let app = TestApp::spawn().await;
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        app.dir.path().join("tirage.db").display()
-    );
+    let url = app.url.clone();
     // A second start on the same database with the same token adds nothing.
     let mut config = tirage::config::ServeArgs::new(url.clone(), "127.0.0.1:0".parse().unwrap());
     config.admin_token = Some(ADMIN_TOKEN.into());

@@ -159,12 +159,13 @@ async fn mails_are_erased_from_the_outbox_once_sent() {
     let app = TestApp::spawn().await;
     pending(&app).await;
     app.mails(1).await;
-    let tirage::store::Db::Sqlite(pool) = app.store().db();
     for _ in 0..100 {
-        let left: Vec<(String, String)> = sqlx::query_as("select recipient, body from outbox")
-            .fetch_all(pool)
-            .await
-            .unwrap();
+        let left: Vec<(String, String)> = with_pool!(app, |pool| sqlx::query_as(
+            "select recipient, body from outbox"
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap());
         if left
             .iter()
             .all(|(recipient, body)| recipient.is_empty() && body.is_empty())

@@ -307,19 +307,12 @@ async fn the_audit_trail_is_append_only() {
         before >= 2,
         "the admin token seeding and the window creation"
     );
-    let tirage::store::Db::Sqlite(pool) = app.store().db();
     assert!(
-        sqlx::query("update audit_events set action = 'x'")
-            .execute(pool)
+        app.execute("update audit_events set action = 'x'")
             .await
             .is_err()
     );
-    assert!(
-        sqlx::query("delete from audit_events")
-            .execute(pool)
-            .await
-            .is_err()
-    );
+    assert!(app.execute("delete from audit_events").await.is_err());
     assert_eq!(app.count("audit_events").await, before);
 }
 
