@@ -160,7 +160,7 @@ pub(crate) trait WritePool {
 
 /// The key of the PostgreSQL advisory lock that serialises write transactions (an
 /// arbitrary constant: the bytes of "tirage!" read as a number).
-pub const WRITE_LOCK: i64 = 0x7469_7261_6765_21;
+pub const WRITE_LOCK: i64 = 0x0074_6972_6167_6521;
 
 impl WritePool for SqlitePool {
     type Db = sqlx::Sqlite;
