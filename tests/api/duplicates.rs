@@ -100,3 +100,63 @@ async fn concurrent_duplicates_are_refused_by_the_database() {
     assert_eq!((created, refused), (1, 11), "{answers:#?}");
     assert_eq!(app.count("entries").await, 1);
 }
+
+/// A copy of `entry_id` under a new id, keeping the identity key of `kept` (or none)
+/// and changing the other three.
+fn copy_keeping(entry_id: &str, new_id: &str, kept: Option<&str>) -> String {
+    let keys = ["document_key", "person_key", "email_key", "phone_key"].map(|key| {
+        if Some(key) == kept {
+            key.to_owned()
+        } else {
+            format!("{key} || 'x'")
+        }
+    });
+    format!(
+        "insert into entries (id, window_id, status, channel, access_code_hash, family_name,
+             given_names, birth_date, nationality, document_kind, document_number,
+             document_country, email, phone, permit_expires_on, language, unsuccessful_draws,
+             weight, document_key, person_key, email_key, phone_key, created_at)
+         select '{new_id}', window_id, status, channel, access_code_hash, family_name,
+             given_names, birth_date, nationality, document_kind, document_number,
+             document_country, email, phone, permit_expires_on, language, unsuccessful_draws,
+             weight, {}, created_at
+         from entries where id = '{entry_id}'",
+        keys.join(", ")
+    )
+}
+
+#[tokio::test]
+async fn the_unique_indexes_refuse_a_duplicate_that_bypasses_the_service() {
+    let app = TestApp::spawn().await;
+    let window_id = app.open_window().await;
+    let first = app.register(&window_id, &applicant(1)).await;
+    let entry_id = first.assert_status(201)["entry_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Written straight into the database, a copy matching one rule is refused by the
+    // rule's own index, whatever the service checks or does not check before.
+    for (n, key) in ["document_key", "person_key", "email_key", "phone_key"]
+        .into_iter()
+        .enumerate()
+    {
+        let copy = copy_keeping(&entry_id, &format!("{n:032x}"), Some(key));
+        let error = app.execute(&copy).await.unwrap_err();
+        let violation = error.as_database_error().unwrap();
+        assert_eq!(
+            violation.kind(),
+            sqlx::error::ErrorKind::UniqueViolation,
+            "{key}: {error}"
+        );
+        let named = violation
+            .constraint()
+            .map_or_else(|| violation.message().to_owned(), str::to_owned);
+        assert!(named.contains(key), "{key}: {named}");
+    }
+    // The same statement with every key changed goes in: the refusals above were the
+    // rules', not a broken statement.
+    let copy = copy_keeping(&entry_id, &format!("{:032x}", 99), None);
+    assert_eq!(app.execute(&copy).await.unwrap(), 1);
+    assert_eq!(app.count("entries").await, 2);
+}
