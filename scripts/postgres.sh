@@ -16,11 +16,11 @@ pg_bin_dir() {
         dirname "$(command -v initdb)"
         return
     fi
-    local dir
+    local dir last=""
     for dir in /usr/lib/postgresql/*/bin; do
         [[ -x $dir/initdb ]] && last=$dir
     done
-    [[ -n ${last:-} ]] && echo "$last"
+    [[ -n $last ]] && echo "$last"
 }
 
 pg_start() {
@@ -60,7 +60,7 @@ pg_start() {
     export TIRAGE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
     local version
     version=$("$bin/postgres" --version)
-    echo "PostgreSQL ${version##* } started as pid $PG_PID on port $port"
+    echo "$version: started as pid $PG_PID on port $port"
 }
 
 pg_stop() {

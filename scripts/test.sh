@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, the Rust test suites (with the
-# server and without it), the web pages in headless Chromium, the independent Python
-# verifier, and the cross-check of the two verifiers on a 10,000-entry draw.
+# server and without it), the API suite a second time on PostgreSQL, the web pages in
+# headless Chromium, the independent Python verifier, and the cross-check of the two
+# verifiers on a 10,000-entry draw.
+#
+# PostgreSQL: set TIRAGE_TEST_POSTGRES_URL (postgres://user@host:port/db, a role that
+# may create databases) to use a server of yours; otherwise a throwaway server is
+# started from the PostgreSQL binaries on this machine and stopped at the end. Only
+# when none can be started are the PostgreSQL runs skipped, with the reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/postgres.sh
 
 # where cargo builds (an absolute path, also when CARGO_TARGET_DIR is set)
 target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
@@ -19,8 +26,20 @@ cargo clippy --all-targets --all-features -- -D warnings
 step "lints (auditor build without the server stack)"
 cargo clippy --no-default-features --lib --bins -- -D warnings
 
-step "Rust tests (server build)"
-cargo test --all-features
+step "Rust tests (server build, SQLite)"
+env -u TIRAGE_TEST_POSTGRES_URL cargo test --all-features
+
+step "the API tests again, on PostgreSQL"
+if [[ -n ${TIRAGE_TEST_POSTGRES_URL:-} ]]; then
+    echo "using the PostgreSQL server of TIRAGE_TEST_POSTGRES_URL"
+elif pg_start; then
+    trap pg_stop EXIT
+else
+    echo "SKIPPED: no PostgreSQL server could be started here ($PG_WHY)"
+fi
+if [[ -n ${TIRAGE_TEST_POSTGRES_URL:-} ]]; then
+    cargo test --all-features --test api
+fi
 
 step "web pages in a real browser (Chromium, axe-core, 360 px screenshots in browser-tests/output)"
 cargo build --all-features --bin tirage

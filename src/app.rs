@@ -82,6 +82,18 @@ impl Application {
         )
         .await?;
         store.migrate().await?;
+        for (setting, value, durable) in store.durability().await? {
+            if durable {
+                tracing::info!(db.engine = store.db().engine(), setting, value = %value, "durability");
+            } else {
+                tracing::warn!(
+                    db.engine = store.db().engine(),
+                    setting,
+                    value = %value,
+                    "not durable: acknowledged registrations can be lost if the machine crashes"
+                );
+            }
+        }
         let sealed = store.seal_audit_log().await?;
         if sealed > 0 {
             tracing::info!(audit.sealed = sealed, "earlier audit events chained");

@@ -250,6 +250,43 @@ impl Store {
         Ok(())
     }
 
+    /// The durability settings in force, as `(setting, value, durable)`: whether an
+    /// acknowledged commit survives a crash of the machine. The service logs them at
+    /// start, with a warning for any that is not durable.
+    ///
+    /// SQLite: WAL journal with `synchronous=FULL` (2), set by [`Store::connect_with`].
+    /// PostgreSQL: `fsync` and `synchronous_commit` are the server's; `off` for either
+    /// can lose acknowledged registrations after a crash.
+    pub async fn durability(&self) -> Result<Vec<(&'static str, String, bool)>, StoreError> {
+        Ok(match &self.db {
+            Db::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                let journal: String = sqlx::query_scalar("pragma journal_mode")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let synchronous: i64 = sqlx::query_scalar("pragma synchronous")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                vec![
+                    ("journal_mode", journal.clone(), journal == "wal"),
+                    ("synchronous", synchronous.to_string(), synchronous >= 2),
+                ]
+            }
+            Db::Postgres(pool) => {
+                let mut settings = Vec::new();
+                for name in ["fsync", "synchronous_commit", "full_page_writes"] {
+                    let value: String =
+                        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("show {name}")))
+                            .fetch_one(pool)
+                            .await?;
+                    let durable = value != "off";
+                    settings.push((name, value, durable));
+                }
+                settings
+            }
+        })
+    }
+
     /// Answers when the database does.
     pub async fn ping(&self) -> Result<(), StoreError> {
         on_db!(self, |pool| {

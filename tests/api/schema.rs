@@ -85,3 +85,25 @@ async fn both_engines_build_the_same_tables_columns_indexes_and_triggers() {
         "only on SQLite: {only_sqlite:?}\nonly on PostgreSQL: {only_postgres:?}"
     );
 }
+
+#[tokio::test]
+async fn the_durability_settings_are_reported() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let settings = app.store().durability().await.unwrap();
+    let names: Vec<&str> = settings.iter().map(|(name, _, _)| *name).collect();
+    match app.store().db() {
+        Db::Sqlite(_) => {
+            // WAL, and every commit synced to disk before it is acknowledged.
+            assert_eq!(names, ["journal_mode", "synchronous"]);
+            assert_eq!(settings[0].1, "wal");
+            assert_eq!(settings[1].1, "2", "synchronous=FULL");
+            assert!(settings.iter().all(|(_, _, durable)| *durable));
+        }
+        Db::Postgres(_) => {
+            assert_eq!(names, ["fsync", "synchronous_commit", "full_page_writes"]);
+            for (name, value, durable) in &settings {
+                assert_eq!(*durable, value != "off", "{name} = {value}");
+            }
+        }
+    }
+}
