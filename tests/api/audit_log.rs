@@ -376,7 +376,13 @@ async fn events_recorded_before_the_chain_are_chained_at_start() {
         .iter()
         .filter(|e| e["action"].as_str().unwrap().starts_with("legacy"))
         .collect();
-    assert_eq!(legacy[0]["at"], "2026-12-05T10:00:00.123456Z");
+    // SQLite kept the nanoseconds the old version wrote and sealing truncates them;
+    // PostgreSQL rounded them to microseconds when the row was written.
+    let at = match app.store().db() {
+        tirage::store::Db::Sqlite(_) => "2026-12-05T10:00:00.123456Z",
+        tirage::store::Db::Postgres(_) => "2026-12-05T10:00:00.123457Z",
+    };
+    assert_eq!(legacy[0]["at"], at);
     assert_eq!(legacy[1]["detail"], json!({"a": 2, "b": 1}));
     // After the 8 events of the activity.
     assert_eq!(
