@@ -123,6 +123,7 @@ impl Application {
         if store.ensure_check_code_key(&check_key, clock.now()).await? {
             tracing::info!("check-code key created");
         }
+        let session_key = http::pages::security::session_key_from(&store.check_code_key().await?);
         let signing_key =
             load_signing_key(&store, config.signing_key_file.as_deref(), clock.now()).await?;
         tracing::info!(key.id = signing_key.id(), "signing key loaded");
@@ -130,7 +131,8 @@ impl Application {
         let state = AppState::new(store, mailer, clock)
             .with_signing_key(Arc::new(signing_key))
             .with_secure_cookies(config.secure_cookies)
-            .with_offer_policy(offer_policy);
+            .with_offer_policy(offer_policy)
+            .with_session_key(session_key);
         let router = http::router(state.clone());
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;

@@ -24,6 +24,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// How long offers of freed slots stay open ([`AppState::with_offer_policy`]).
     pub offer_policy: OfferPolicy,
+    /// The key that signs staff session cookies ([`AppState::with_session_key`]).
+    pub session_key: Arc<[u8; 32]>,
 }
 
 impl AppState {
@@ -37,7 +39,17 @@ impl AppState {
             signing_key: None,
             secure_cookies: false,
             offer_policy: OfferPolicy::default(),
+            session_key: Arc::new(random_key()),
         }
+    }
+
+    /// Signs staff sessions with `key`. The application derives it from the server key
+    /// kept in the database, so that every instance accepts the sessions of the others
+    /// and a restart does not sign everyone out; without it, a random key of this
+    /// process is used.
+    pub fn with_session_key(mut self, key: [u8; 32]) -> Self {
+        self.session_key = Arc::new(key);
+        self
     }
 
     /// Times offers of freed slots with `policy` instead of the default.
@@ -63,4 +75,10 @@ impl AppState {
         let outbox = self.outbox.clone();
         tokio::spawn(async move { outbox.deliver(outbox_id).await });
     }
+}
+
+fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).expect("the operating system gives random bytes");
+    key
 }

@@ -622,6 +622,16 @@ macro_rules! offer_next {
 }
 
 impl Store {
+    /// The server's secret key (the check-code key), for keys derived from it.
+    pub async fn check_code_key(&self) -> Result<[u8; CHECK_KEY_BYTES], StoreError> {
+        let key: Option<Vec<u8>> = on_db!(self, |pool| {
+            sqlx::query_scalar("select key from check_code_key where id = 1")
+                .fetch_optional(pool)
+                .await?
+        });
+        key_bytes(key)
+    }
+
     /// Stores the check-code key if there is none yet (at the first start); returns
     /// whether this call stored it. Safe with several instances starting at once.
     pub async fn ensure_check_code_key(

@@ -160,3 +160,64 @@ async fn the_admin_token_is_seeded_once_and_must_be_long() {
         Err(StartupError::Config(_))
     ));
 }
+
+/// Signs in on the staff pages with the admin token; returns the session cookie.
+async fn staff_session(router: axum::Router) -> String {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    let csrf = "c".repeat(64);
+    let request = Request::builder()
+        .method("POST")
+        .uri("/staff/sign-in")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, format!("tirage_csrf={csrf}"))
+        .body(Body::from(format!(
+            "csrf={csrf}&token={ADMIN_TOKEN}&next=/staff"
+        )))
+        .unwrap();
+    let answer = crate::helpers::call(router, request).await;
+    assert_eq!(answer.status, 303, "{}", answer.text);
+    answer
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("tirage_staff="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn staff_page(router: axum::Router, cookie: &str) -> u16 {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    let request = Request::builder()
+        .uri("/staff")
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .unwrap();
+    crate::helpers::call(router, request).await.status.as_u16()
+}
+
+#[tokio::test]
+async fn a_staff_session_is_good_on_every_instance_of_the_database() {
+    let app = TestApp::spawn().await;
+    let session = staff_session(app.router.clone()).await;
+    assert_eq!(staff_page(app.router.clone(), &session).await, 200);
+    // Without a session, or with a forged one, the staff pages send to the sign-in form.
+    assert_eq!(staff_page(app.router.clone(), "tirage_staff=x").await, 303);
+    let forged = session.replacen('.', "0.", 1);
+    assert_eq!(staff_page(app.router.clone(), &forged).await, 303);
+
+    // A second instance on the same database (another process behind the load
+    // balancer, or this one after a restart) accepts the session.
+    let other = Application::build_with_clock(
+        tirage::config::ServeArgs::new(app.url.clone(), "127.0.0.1:0".parse().unwrap()),
+        std::sync::Arc::new(app.clock.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(staff_page(other.router(), &session).await, 200);
+}

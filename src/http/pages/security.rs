@@ -7,13 +7,12 @@
 //!   neither read nor set this site's cookie. The cookies are also `SameSite`.
 //! - **Staff session**: signing in with a staff token sets `tirage_staff`, an
 //!   `HttpOnly`, `SameSite=Strict` cookie holding the token's id and an expiry, signed
-//!   with HMAC-SHA-256 under a key drawn from the operating system at start. The token
-//!   itself never goes in a cookie. Each request re-reads the token, so revoking it ends
-//!   its sessions at once; a restart of the service ends every session.
+//!   with HMAC-SHA-256 under a key derived from the server key in the database
+//!   ([`session_key_from`]), so that every instance of a multi-instance deployment
+//!   accepts it. The token itself never goes in a cookie. Each request re-reads the
+//!   token, so revoking it ends its sessions at once.
 //! - Cookies are marked `Secure` when the service is configured as served over HTTPS
 //!   (`--secure-cookies`).
-
-use std::sync::OnceLock;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -155,34 +154,33 @@ pub fn csrf_matches(cookie: Option<&str>, field: Option<&str>) -> bool {
     }
 }
 
-/// The key that signs staff sessions: drawn once per process.
-fn session_key() -> &'static [u8; 32] {
-    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key).expect("the operating system gives random bytes");
-        key
-    })
+/// The session key derived from the server's 32-byte secret (the check-code key, kept
+/// in the database and shared by every instance): HMAC-SHA-256 of a label under that
+/// secret, so that the two uses never share a key.
+pub fn session_key_from(server_key: &[u8; 32]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(server_key).expect("any key length");
+    mac.update(b"tirage staff session key v1");
+    mac.finalize().into_bytes().into()
 }
 
-fn sign(payload: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(session_key()).expect("any key length");
+fn sign(key: &[u8; 32], payload: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
     mac.update(payload.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
 /// The cookie value of a session for token `token_id`, valid until `expires` (Unix time).
-pub fn session_value(token_id: &str, expires: i64) -> String {
+pub fn session_value(key: &[u8; 32], token_id: &str, expires: i64) -> String {
     let payload = format!("{token_id}.{expires}");
-    let signature = sign(&payload);
+    let signature = sign(key, &payload);
     format!("{payload}.{signature}")
 }
 
 /// The token id of a valid, unexpired session cookie value.
-pub fn session_token_id(value: &str, now: i64) -> Option<&str> {
+pub fn session_token_id<'a>(key: &[u8; 32], value: &'a str, now: i64) -> Option<&'a str> {
     let (payload, signature) = value.rsplit_once('.')?;
     let (token_id, expires) = payload.split_once('.')?;
-    let expected = sign(payload);
+    let expected = sign(key, payload);
     let signed: bool = expected.as_bytes().ct_eq(signature.as_bytes()).into();
     let expires: i64 = expires.parse().ok()?;
     (signed && now < expires).then_some(token_id)
@@ -193,7 +191,7 @@ pub fn start_session(state: &AppState, token: &StaffToken) -> HeaderValue {
     let expires = state.clock.now() + Duration::hours(SESSION_HOURS);
     cookie(
         SESSION_COOKIE,
-        &session_value(&token.id, expires.timestamp()),
+        &session_value(&state.session_key, &token.id, expires.timestamp()),
         Some(Duration::hours(SESSION_HOURS)),
         "Strict",
         state.secure_cookies,
@@ -219,7 +217,9 @@ pub async fn session_staff(
     let Some(value) = cookie_value(&parts.headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    let Some(token_id) = session_token_id(&value, state.clock.now().timestamp()) else {
+    let Some(token_id) =
+        session_token_id(&state.session_key, &value, state.clock.now().timestamp())
+    else {
         return Ok(None);
     };
     match state.store.staff_token(token_id).await {
@@ -247,14 +247,19 @@ mod tests {
 
     #[test]
     fn sessions_are_signed_and_expire() {
-        let value = session_value("abc123", 1_000);
-        assert_eq!(session_token_id(&value, 999), Some("abc123"));
-        assert_eq!(session_token_id(&value, 1_000), None);
+        let key = session_key_from(&[7; 32]);
+        let value = session_value(&key, "abc123", 1_000);
+        assert_eq!(session_token_id(&key, &value, 999), Some("abc123"));
+        assert_eq!(session_token_id(&key, &value, 1_000), None);
         let forged = value.replacen("abc123", "abc124", 1);
-        assert_eq!(session_token_id(&forged, 999), None);
+        assert_eq!(session_token_id(&key, &forged, 999), None);
         let extended = value.replacen("1000", "9000", 1);
-        assert_eq!(session_token_id(&extended, 999), None);
-        assert_eq!(session_token_id("garbage", 0), None);
+        assert_eq!(session_token_id(&key, &extended, 999), None);
+        assert_eq!(session_token_id(&key, "garbage", 0), None);
+        // Another server key signs other sessions; the derived key is not the server key.
+        let other = session_key_from(&[8; 32]);
+        assert_eq!(session_token_id(&other, &value, 999), None);
+        assert_ne!(key, [7; 32]);
     }
 
     #[test]
