@@ -107,3 +107,76 @@ async fn the_durability_settings_are_reported() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_migrate_command_builds_the_schema_and_can_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = new_database_url(dir.path()).await;
+    for _ in 0..2 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tirage"))
+            .args(["migrate", "--database", &url])
+            .env_remove("TIRAGE_DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let store = Store::connect(&url).await.unwrap();
+    let applied: i64 = match store.db() {
+        Db::Sqlite(pool) => {
+            sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        }
+    };
+    let files = migration_names(match store.db() {
+        Db::Sqlite(_) => "sqlite",
+        Db::Postgres(_) => "postgres",
+    });
+    assert_eq!(applied, i64::try_from(files.len()).unwrap());
+}
+
+#[tokio::test]
+async fn tls_to_postgresql_is_required_when_the_url_asks_for_it() {
+    let Some(server) = postgres_server() else {
+        eprintln!("skipped: no PostgreSQL server (set TIRAGE_TEST_POSTGRES_URL)");
+        return;
+    };
+    // The test server speaks no TLS: a URL that requires it must not fall back to
+    // plain text.
+    let separator = if server.contains('?') { '&' } else { '?' };
+    let error = Store::connect(&format!("{server}{separator}sslmode=require"))
+        .await
+        .unwrap_err();
+    let text = error.to_string().to_lowercase();
+    assert!(text.contains("tls") || text.contains("ssl"), "{text}");
+    // Without it, the same server answers.
+    Store::connect(&server).await.unwrap().ping().await.unwrap();
+}
+
+#[test]
+fn database_settings_out_of_range_are_refused_naming_the_setting() {
+    for (flag, value) in [
+        ("--database-max-connections", "0"),
+        ("--database-acquire-timeout", "0"),
+        ("--database-statement-timeout", "100000"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tirage"))
+            .args(["serve", flag, value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(flag), "{flag}: {stderr}");
+    }
+}
