@@ -100,9 +100,10 @@ fn at(text: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-/// 50 slots a day at 10 counters (5 each, 30 minutes apart), every day from March 2027.
+/// 200 slots a day at 10 counters (20 each, 30 minutes apart from 08:00 to 18:00),
+/// every day from March 2027: 50,000 slots fill 250 days.
 fn slot_template(slots: usize) -> Value {
-    let per_day = 50;
+    let per_day = 200;
     let days = slots.div_ceil(per_day) as i64;
     let first = chrono::NaiveDate::from_ymd_opt(2027, 3, 1).unwrap();
     let last = first + Duration::days(days - 1);
@@ -110,7 +111,7 @@ fn slot_template(slots: usize) -> Value {
         "first_day": first.to_string(),
         "last_day": last.to_string(),
         "weekdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-        "opening_hours": [{"from": "09:00", "to": "11:30"}],
+        "opening_hours": [{"from": "08:00", "to": "18:00"}],
         "counters": ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"],
         "minutes_per_appointment": 30
     })
