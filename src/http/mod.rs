@@ -5,6 +5,9 @@
 //! - [`error`]: [`error::ApiError`], every refusal as an RFC 9457 problem.
 //! - [`extract`]: JSON bodies, bearer credentials, staff roles, idempotency keys.
 //! - [`mod@api`]: the handlers, one module per area, each documented with `utoipa`.
+//! - [`limits`]: per-client rate limits (`429` with `Retry-After`).
+//! - [`metrics`]: Prometheus metrics, served at `/metrics`.
+//! - [`roles`]: the staff role each operation needs, read from its OpenAPI security.
 //!
 //! Handlers parse with [`domain`](crate::domain), act through [`Store`](crate::store::Store)
 //! and answer; they hold no SQL and no rules of their own beyond wiring.
@@ -14,6 +17,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
+use axum::middleware;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -26,7 +30,10 @@ use utoipa_swagger_ui::SwaggerUi;
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod metrics;
 pub mod pages;
+pub mod roles;
 pub mod state;
 
 pub use state::AppState;
@@ -57,7 +64,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         (name = "slots", description = "Named slots: convocations, check-in, no-shows, name corrections, cancellation and the waiting list"),
         (name = "staff", description = "Staff tokens"),
         (name = "audit", description = "The hash-chained audit log and the keys that sign attestations"),
-        (name = "health", description = "Service health"),
+        (name = "health", description = "Service health, readiness and metrics"),
     ),
     modifiers(&SecuritySchemes),
 )]
@@ -83,6 +90,17 @@ impl Modify for SecuritySchemes {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("The access code of an entry, from its receipt"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The metrics token, when the service is configured with one",
+                    ))
                     .build(),
             ),
         );
@@ -112,6 +130,10 @@ pub fn openapi_json() -> String {
 }
 
 /// The whole service, ready to serve.
+///
+/// Layers, from the outside in: the request's log span, its metrics, the timeout, the
+/// body limit, then the per-client rate limit (which refuses before the body is read).
+/// Each runs after routing, so all of them see the route template, not the path.
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api();
     routes
@@ -119,8 +141,10 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), limits::limit))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {

@@ -444,7 +444,7 @@ pub(crate) async fn create_entry(
         ("Idempotency-Key" = Option<String>, Header, description = "Any unique string to make retries safe"),
     ),
     request_body = RegistrationForm,
-    security(("staff_token" = [])),
+    security(("staff_token" = ["staff"])),
     responses(
         (status = 201, description = "Registered and eligible", body = Receipt),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),

@@ -477,7 +477,7 @@ pub(crate) async fn get_convocation_html(
 #[utoipa::path(
     post, path = "/api/v1/checkins", tag = "slots", operation_id = "create_checkin",
     request_body = CheckInRequest,
-    security(("staff_token" = [])),
+    security(("staff_token" = ["staff"])),
     responses(
         (status = 201, description = "Checked in: the person to compare", body = CheckInView),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),
@@ -547,7 +547,7 @@ pub(crate) async fn create_checkin(
         ("id" = String, Path, description = "The window id"),
         ("slot_id" = String, Path, description = "The slot id"),
     ),
-    security(("staff_token" = [])),
+    security(("staff_token" = ["staff"])),
     responses(
         (status = 201, description = "Recorded", body = NoShowView),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),
@@ -612,7 +612,7 @@ async fn record_no_show(
     post, path = "/api/v1/entries/{entry_id}/corrections", tag = "slots", operation_id = "create_correction",
     params(("entry_id" = String, Path, description = "The entry id")),
     request_body = CorrectionRequest,
-    security(("staff_token" = [])),
+    security(("staff_token" = ["staff"])),
     responses(
         (status = 201, description = "Corrected", body = CorrectionView),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),
