@@ -208,7 +208,7 @@ impl Application {
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(signal)
-            .await;
+        .await;
         self.shutdown.send_replace(true);
         if let Err(error) = outbox.await {
             tracing::error!(error = %error, "the outbox sender failed");

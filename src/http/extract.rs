@@ -202,13 +202,15 @@ impl FromRequestParts<AppState> for Staff {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let staff = staff_from_headers(&parts.headers, state)
-            .await?
-            .ok_or(ApiError::Unauthorized(
-                "send a staff token as Authorization: Bearer <token>",
-            ))?;
+        let staff =
+            staff_from_headers(&parts.headers, state)
+                .await?
+                .ok_or(ApiError::Unauthorized(
+                    "send a staff token as Authorization: Bearer <token>",
+                ))?;
         if let Some(route) = parts.extensions.get::<MatchedPath>()
-            && let Some(needed) = super::roles::table().required(parts.method.as_str(), route.as_str())
+            && let Some(needed) =
+                super::roles::table().required(parts.method.as_str(), route.as_str())
         {
             staff.require(needed)?;
         }

@@ -62,16 +62,61 @@ impl RateClass {
 /// page (answered with HTML) or part of the API (answered with a problem document).
 const LIMITED_ROUTES: &[(&str, &str, RateClass, bool)] = &[
     // the API
-    ("POST", "/api/v1/windows/{id}/entries", RateClass::Registration, false),
-    ("POST", "/api/v1/entries/{entry_id}/verify", RateClass::Code, false),
-    ("POST", "/api/v1/entries/{entry_id}/resend-code", RateClass::Code, false),
-    ("GET", "/api/v1/entries/{entry_id}", RateClass::Status, false),
-    ("GET", "/api/v1/entries/{entry_id}/convocation", RateClass::Status, false),
-    ("GET", "/api/v1/entries/{entry_id}/convocation.html", RateClass::Status, false),
-    ("GET", "/api/v1/entries/{entry_id}/attestation", RateClass::Status, false),
-    ("GET", "/api/v1/entries/{entry_id}/attestation.html", RateClass::Status, false),
+    (
+        "POST",
+        "/api/v1/windows/{id}/entries",
+        RateClass::Registration,
+        false,
+    ),
+    (
+        "POST",
+        "/api/v1/entries/{entry_id}/verify",
+        RateClass::Code,
+        false,
+    ),
+    (
+        "POST",
+        "/api/v1/entries/{entry_id}/resend-code",
+        RateClass::Code,
+        false,
+    ),
+    (
+        "GET",
+        "/api/v1/entries/{entry_id}",
+        RateClass::Status,
+        false,
+    ),
+    (
+        "GET",
+        "/api/v1/entries/{entry_id}/convocation",
+        RateClass::Status,
+        false,
+    ),
+    (
+        "GET",
+        "/api/v1/entries/{entry_id}/convocation.html",
+        RateClass::Status,
+        false,
+    ),
+    (
+        "GET",
+        "/api/v1/entries/{entry_id}/attestation",
+        RateClass::Status,
+        false,
+    ),
+    (
+        "GET",
+        "/api/v1/entries/{entry_id}/attestation.html",
+        RateClass::Status,
+        false,
+    ),
     // the pages' forms
-    ("POST", "/windows/{id}/register", RateClass::Registration, true),
+    (
+        "POST",
+        "/windows/{id}/register",
+        RateClass::Registration,
+        true,
+    ),
     ("POST", "/entry/verify", RateClass::Code, true),
     ("POST", "/entry/resend-code", RateClass::Code, true),
     ("POST", "/entry", RateClass::Status, true),
@@ -122,12 +167,16 @@ impl FromStr for RateSetting {
             return Ok(Self::OFF);
         }
         let wrong = || {
-            format!("`{text}`: write a number of requests per period, such as 20/h, 10/15min, 5/s or 100/d, or `off`")
+            format!(
+                "`{text}`: write a number of requests per period, such as 20/h, 10/15min, 5/s or 100/d, or `off`"
+            )
         };
         let (count, period) = text.split_once('/').ok_or_else(wrong)?;
         let requests: u32 = count.trim().parse().map_err(|_| wrong())?;
         let period = period.trim();
-        let digits = period.find(|c: char| !c.is_ascii_digit()).ok_or_else(wrong)?;
+        let digits = period
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(wrong)?;
         let times: i64 = if digits == 0 {
             1
         } else {
@@ -143,7 +192,10 @@ impl FromStr for RateSetting {
         if requests == 0 || times == 0 || times > 1000 {
             return Err(wrong());
         }
-        Ok(Self::per(requests, unit * i32::try_from(times).map_err(|_| wrong())?))
+        Ok(Self::per(
+            requests,
+            unit * i32::try_from(times).map_err(|_| wrong())?,
+        ))
     }
 }
 
@@ -348,9 +400,14 @@ mod tests {
             Ok(RateSetting::per(10, Duration::minutes(15)))
         );
         assert_eq!("5/s".parse(), Ok(RateSetting::per(5, Duration::seconds(1))));
-        assert_eq!("100/2d".parse(), Ok(RateSetting::per(100, Duration::days(2))));
+        assert_eq!(
+            "100/2d".parse(),
+            Ok(RateSetting::per(100, Duration::days(2)))
+        );
         assert_eq!("OFF".parse(), Ok(RateSetting::OFF));
-        for bad in ["", "20", "0/h", "20/0h", "20/week", "-1/h", "x/h", "20/h/2", "20/"] {
+        for bad in [
+            "", "20", "0/h", "20/0h", "20/week", "-1/h", "x/h", "20/h/2", "20/",
+        ] {
             assert!(bad.parse::<RateSetting>().is_err(), "{bad}");
         }
     }
@@ -415,7 +472,10 @@ mod tests {
         assert_eq!(proxied.of(&headers, Some(socket)), A);
         headers.insert("x-forwarded-for", "garbage".parse().unwrap());
         assert_eq!(proxied.of(&headers, Some(socket)), socket.ip());
-        headers.insert("x-forwarded-for", "[2001:db8:1:2:3::9]:443".parse().unwrap());
+        headers.insert(
+            "x-forwarded-for",
+            "[2001:db8:1:2:3::9]:443".parse().unwrap(),
+        );
         assert_eq!(
             proxied.of(&headers, Some(socket)),
             "2001:db8:1:2::".parse::<IpAddr>().unwrap()

@@ -15,7 +15,9 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Key, KeyName, Label, Metadata, Recorder, SharedString, Unit};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 use super::state::AppState;
 use crate::store::metrics::OperationalCounts;
@@ -65,11 +67,27 @@ impl Metrics {
         let describe = |name: &'static str, unit: Option<Unit>, help: &'static str| {
             recorder.describe_counter(KeyName::from(name), unit, SharedString::from(help));
         };
-        describe(REQUESTS, None, "HTTP requests answered, by method, route template and status");
-        describe(RATE_LIMITED, None, "Requests refused by a per-client rate limit, by class");
-        describe(REGISTRATIONS, None, "Entries registered (in the database), by channel");
+        describe(
+            REQUESTS,
+            None,
+            "HTTP requests answered, by method, route template and status",
+        );
+        describe(
+            RATE_LIMITED,
+            None,
+            "Requests refused by a per-client rate limit, by class",
+        );
+        describe(
+            REGISTRATIONS,
+            None,
+            "Entries registered (in the database), by channel",
+        );
         describe(DRAWS, None, "Windows drawn (in the database)");
-        describe(OUTBOX_FAILED, None, "Mails given up after every attempt failed (in the database)");
+        describe(
+            OUTBOX_FAILED,
+            None,
+            "Mails given up after every attempt failed (in the database)",
+        );
         recorder.describe_histogram(
             KeyName::from(DURATION),
             Some(Unit::Seconds),
@@ -160,8 +178,13 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let started = Instant::now();
     // a client can send any method name: only the standard ones become labels
     let method = match *request.method() {
-        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH
-        | Method::DELETE | Method::OPTIONS => request.method().as_str(),
+        Method::GET
+        | Method::HEAD
+        | Method::POST
+        | Method::PUT
+        | Method::PATCH
+        | Method::DELETE
+        | Method::OPTIONS => request.method().as_str(),
         _ => "other",
     }
     .to_owned();

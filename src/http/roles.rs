@@ -45,9 +45,7 @@ impl RoleTable {
 
     /// The role an operation needs, if it needs one.
     pub fn required(&self, method: &str, route: &str) -> Option<Role> {
-        self.0
-            .get(&(method.to_owned(), route.to_owned()))
-            .copied()
+        self.0.get(&(method.to_owned(), route.to_owned())).copied()
     }
 }
 
@@ -87,7 +85,9 @@ mod tests {
                 let Some(requirements) = operation["security"].as_array() else {
                     continue;
                 };
-                let open = requirements.iter().any(|r| r.as_object().unwrap().is_empty());
+                let open = requirements
+                    .iter()
+                    .any(|r| r.as_object().unwrap().is_empty());
                 for requirement in requirements {
                     if let Some(scopes) = requirement.get(STAFF_SCHEME)
                         && !open

@@ -31,7 +31,9 @@ async fn metrics_count_requests_by_route_and_the_database_totals() {
     app.get(&format!("/api/v1/entries/{entry_id}"), Some(&access))
         .await
         .assert_status(200);
-    app.get("/api/v1/nothing-here", None).await.assert_status(404);
+    app.get("/api/v1/nothing-here", None)
+        .await
+        .assert_status(404);
 
     // Act
     let answer = app.get("/metrics", None).await;
@@ -39,19 +41,37 @@ async fn metrics_count_requests_by_route_and_the_database_totals() {
     // Assert
     answer.assert_status(200);
     assert!(
-        answer.content_type().starts_with("text/plain; version=0.0.4"),
+        answer
+            .content_type()
+            .starts_with("text/plain; version=0.0.4"),
         "{}",
         answer.content_type()
     );
     let text = &answer.text;
     let requests = "tirage_http_requests_total";
     assert_eq!(
-        sample(text, requests, &[r#"method="POST""#, r#"route="/api/v1/windows/{id}/entries""#, r#"status="201""#]),
+        sample(
+            text,
+            requests,
+            &[
+                r#"method="POST""#,
+                r#"route="/api/v1/windows/{id}/entries""#,
+                r#"status="201""#
+            ]
+        ),
         Some(1.0),
         "{text}"
     );
     assert_eq!(
-        sample(text, requests, &[r#"method="GET""#, r#"route="/api/v1/entries/{entry_id}""#, r#"status="200""#]),
+        sample(
+            text,
+            requests,
+            &[
+                r#"method="GET""#,
+                r#"route="/api/v1/entries/{entry_id}""#,
+                r#"status="200""#
+            ]
+        ),
         Some(1.0)
     );
     assert_eq!(
@@ -74,9 +94,15 @@ async fn metrics_count_requests_by_route_and_the_database_totals() {
         sample(text, "tirage_registrations_total", &[r#"channel="online""#]),
         Some(1.0)
     );
-    assert_eq!(sample(text, "tirage_windows", &[r#"state="open""#]), Some(1.0));
+    assert_eq!(
+        sample(text, "tirage_windows", &[r#"state="open""#]),
+        Some(1.0)
+    );
     assert_eq!(sample(text, "tirage_draws_total", &[]), Some(0.0));
-    assert!(sample(text, "tirage_outbox_pending", &[]).is_some(), "{text}");
+    assert!(
+        sample(text, "tirage_outbox_pending", &[]).is_some(),
+        "{text}"
+    );
     assert!(text.contains("# TYPE tirage_http_request_duration_seconds histogram"));
     // no id, code or personal value in any label
     for private in [entry_id.as_str(), access.as_str(), "aminata1", "Diallo"] {
@@ -96,40 +122,65 @@ async fn metrics_count_draws_and_counter_registrations() {
     .await
     .assert_status(201);
     app.clock.set(at("2026-12-16T11:00:00Z"));
-    app.post_empty(&format!("/api/v1/windows/{window_id}/close"), Some(ADMIN_TOKEN))
-        .await
-        .assert_status(200);
-    app.post_empty(&format!("/api/v1/windows/{window_id}/draw"), Some(ADMIN_TOKEN))
-        .await
-        .assert_status(200);
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/close"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/draw"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
 
     let text = app.get("/metrics", None).await.text;
 
-    assert_eq!(sample(&text, "tirage_draws_total", &[]), Some(1.0), "{text}");
-    assert_eq!(sample(&text, "tirage_windows", &[r#"state="drawn""#]), Some(1.0));
+    assert_eq!(
+        sample(&text, "tirage_draws_total", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "tirage_windows", &[r#"state="drawn""#]),
+        Some(1.0)
+    );
     assert_eq!(sample(&text, "tirage_windows", &[r#"state="open""#]), None);
     assert_eq!(
-        sample(&text, "tirage_registrations_total", &[r#"channel="counter""#]),
+        sample(
+            &text,
+            "tirage_registrations_total",
+            &[r#"channel="counter""#]
+        ),
         Some(1.0)
     );
 }
 
 #[tokio::test]
 async fn a_configured_metrics_token_is_required() {
-    let app = TestApp::spawn_with(|c: &mut ServeArgs| c.metrics_token = Some(METRICS_TOKEN.into())).await;
+    let app =
+        TestApp::spawn_with(|c: &mut ServeArgs| c.metrics_token = Some(METRICS_TOKEN.into())).await;
 
     app.get("/metrics", None)
         .await
         .assert_problem(401, "unauthorized");
-    app.get("/metrics", Some("metrics-token-0123456789abcdef-wrong-wrong"))
-        .await
-        .assert_problem(401, "unauthorized");
+    app.get(
+        "/metrics",
+        Some("metrics-token-0123456789abcdef-wrong-wrong"),
+    )
+    .await
+    .assert_problem(401, "unauthorized");
     app.get("/metrics", Some(ADMIN_TOKEN))
         .await
         .assert_problem(401, "unauthorized");
     let answer = app.get("/metrics", Some(METRICS_TOKEN)).await;
     answer.assert_status(200);
-    assert!(answer.text.contains("tirage_http_requests_total"), "{}", answer.text);
+    assert!(
+        answer.text.contains("tirage_http_requests_total"),
+        "{}",
+        answer.text
+    );
 }
 
 #[tokio::test]
@@ -145,7 +196,10 @@ async fn a_short_metrics_token_is_refused_at_start() {
 #[tokio::test]
 async fn readyz_follows_the_database() {
     let app = TestApp::spawn().await;
-    assert_eq!(app.get("/readyz", None).await.assert_status(200)["status"], "ready");
+    assert_eq!(
+        app.get("/readyz", None).await.assert_status(200)["status"],
+        "ready"
+    );
 
     app.store().close().await;
 
@@ -165,9 +219,15 @@ async fn an_oversized_window_body_is_a_413_problem_and_changes_nothing() {
     body["slots"] = json!(slots);
     assert!(serde_json::to_vec(&body).unwrap().len() > tirage::http::WINDOW_BODY_LIMIT);
 
-    app.send(Method::POST, "/api/v1/windows", Some(ADMIN_TOKEN), Some(&body), &[])
-        .await
-        .assert_problem(413, "payload-too-large");
+    app.send(
+        Method::POST,
+        "/api/v1/windows",
+        Some(ADMIN_TOKEN),
+        Some(&body),
+        &[],
+    )
+    .await
+    .assert_problem(413, "payload-too-large");
 
     assert_eq!(app.count("windows").await, 0);
 }

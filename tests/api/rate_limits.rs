@@ -60,8 +60,12 @@ async fn registrations_are_limited_per_client_and_the_budget_refills() {
     })
     .await;
     let window_id = app.open_window().await;
-    register_from(&app, "198.51.100.1", &window_id, 1).await.assert_status(201);
-    register_from(&app, "198.51.100.1", &window_id, 2).await.assert_status(201);
+    register_from(&app, "198.51.100.1", &window_id, 1)
+        .await
+        .assert_status(201);
+    register_from(&app, "198.51.100.1", &window_id, 2)
+        .await
+        .assert_status(201);
 
     // Act: a third one from the same address
     let refused = register_from(&app, "198.51.100.1", &window_id, 3).await;
@@ -72,10 +76,14 @@ async fn registrations_are_limited_per_client_and_the_budget_refills() {
     assert_eq!(refused.headers[header::RETRY_AFTER], "1800");
     assert_eq!(app.count("entries").await, 2);
     // another address has its own budget
-    register_from(&app, "198.51.100.2", &window_id, 4).await.assert_status(201);
+    register_from(&app, "198.51.100.2", &window_id, 4)
+        .await
+        .assert_status(201);
     // half an hour later, one more is allowed, and only one
     app.clock.advance(Duration::minutes(30));
-    register_from(&app, "198.51.100.1", &window_id, 5).await.assert_status(201);
+    register_from(&app, "198.51.100.1", &window_id, 5)
+        .await
+        .assert_status(201);
     register_from(&app, "198.51.100.1", &window_id, 6)
         .await
         .assert_problem(429, "too-many-requests");
@@ -122,11 +130,19 @@ async fn every_limited_route_refuses_the_request_over_budget() {
 
         // Assert
         assert_ne!(first.status, 429, "{method} {template}: {}", first.text);
-        assert_eq!(second.status, 429, "{method} {template} ({class:?}): {}", second.text);
+        assert_eq!(
+            second.status, 429,
+            "{method} {template} ({class:?}): {}",
+            second.text
+        );
         assert_eq!(second.headers[header::RETRY_AFTER], "3600", "{template}");
         if *page {
             assert!(second.content_type().starts_with("text/html"), "{template}");
-            assert!(second.text.contains("Please wait a little"), "{}", second.text);
+            assert!(
+                second.text.contains("Please wait a little"),
+                "{}",
+                second.text
+            );
             assert!(second.text.contains("60 minute(s)"), "{}", second.text);
         } else {
             second.assert_problem(429, "too-many-requests");
@@ -155,7 +171,11 @@ async fn the_form_page_speaks_the_readers_language() {
     let arabic = lookup("tirage_lang=ar").await;
 
     assert_eq!(french.status, 429);
-    assert!(french.text.contains("Merci de patienter"), "{}", french.text);
+    assert!(
+        french.text.contains("Merci de patienter"),
+        "{}",
+        french.text
+    );
     assert!(french.text.contains("10 minute(s)"), "{}", french.text);
     assert!(french.text.contains(r#"lang="fr""#));
     assert_eq!(arabic.status, 429);
@@ -176,9 +196,17 @@ async fn a_trusted_proxy_header_names_the_client_only_when_configured() {
                     Method::GET,
                     "/api/v1/entries/0123456789abcdef0123456789abcdef",
                     None,
-                    &[("authorization", "Bearer x"), ("x-forwarded-for", forwarded)],
+                    &[
+                        ("authorization", "Bearer x"),
+                        ("x-forwarded-for", forwarded),
+                    ],
                 );
-                statuses.push(crate::helpers::call(router.clone(), request).await.status.as_u16());
+                statuses.push(
+                    crate::helpers::call(router.clone(), request)
+                        .await
+                        .status
+                        .as_u16(),
+                );
             }
             statuses
         }
@@ -224,7 +252,9 @@ async fn limits_apply_over_a_real_connection() {
     let client = reqwest::Client::new();
     let lookup = || {
         client
-            .get(format!("{base}/api/v1/entries/0123456789abcdef0123456789abcdef"))
+            .get(format!(
+                "{base}/api/v1/entries/0123456789abcdef0123456789abcdef"
+            ))
             .bearer_auth("AAAA-BBBB")
             .send()
     };
@@ -234,7 +264,11 @@ async fn limits_apply_over_a_real_connection() {
 
     assert_eq!(first.status(), 404);
     assert_eq!(second.status(), 429);
-    let retry_after: i64 = second.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: i64 = second.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((3500..=3600).contains(&retry_after), "{retry_after}");
     stop.shutdown();
     server.await.unwrap().unwrap();

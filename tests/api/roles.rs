@@ -38,7 +38,9 @@ async fn every_operation_refuses_a_missing_or_insufficient_credential() {
     let receipt = receipt.assert_status(201);
     let entry_id = receipt["entry_id"].as_str().unwrap().to_owned();
     let access = receipt["access_code"].as_str().unwrap().to_owned();
-    let slots = app.get(&format!("/api/v1/windows/{window_id}/slots"), None).await;
+    let slots = app
+        .get(&format!("/api/v1/windows/{window_id}/slots"), None)
+        .await;
     let slot_id = slots.json["slots"][0]["id"]
         .as_str()
         .or_else(|| slots.json[0]["id"].as_str())
@@ -60,9 +62,14 @@ async fn every_operation_refuses_a_missing_or_insufficient_credential() {
                 async move { app.send(method, &uri, bearer.as_deref(), None, &[]).await }
             };
             let what = format!("{method} {path}");
-            let requirements = operation["security"].as_array().cloned().unwrap_or_default();
+            let requirements = operation["security"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let open = requirements.is_empty()
-                || requirements.iter().any(|r| r.as_object().is_some_and(|r| r.is_empty()));
+                || requirements
+                    .iter()
+                    .any(|r| r.as_object().is_some_and(|r| r.is_empty()));
             let schemes: Vec<&str> = requirements
                 .iter()
                 .filter_map(|r| r.as_object())
@@ -86,7 +93,11 @@ async fn every_operation_refuses_a_missing_or_insufficient_credential() {
                     .unwrap_or_else(|| panic!("{what} declares a staff token without a role"));
                 let missing = call(None).await;
                 missing.assert_problem(401, "unauthorized");
-                assert_eq!(missing.headers[header::WWW_AUTHENTICATE], "Bearer", "{what}");
+                assert_eq!(
+                    missing.headers[header::WWW_AUTHENTICATE],
+                    "Bearer",
+                    "{what}"
+                );
                 call(Some(access.clone()))
                     .await
                     .assert_problem(401, "unauthorized");
@@ -94,7 +105,10 @@ async fn every_operation_refuses_a_missing_or_insufficient_credential() {
                     let answer = call(Some(tokens[&lower].clone())).await;
                     let problem = answer.assert_problem(403, "forbidden");
                     assert!(
-                        problem["detail"].as_str().unwrap().contains(role_name(needed)),
+                        problem["detail"]
+                            .as_str()
+                            .unwrap()
+                            .contains(role_name(needed)),
                         "{what}: {problem}"
                     );
                 }

@@ -92,7 +92,9 @@ async fn get_ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiErro
         }
         Err(_) => {
             tracing::warn!("not ready: the database is too slow to answer");
-            Err(ApiError::Unavailable("the database does not answer in time"))
+            Err(ApiError::Unavailable(
+                "the database does not answer in time",
+            ))
         }
     }
 }
@@ -112,7 +114,10 @@ async fn get_ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiErro
         (status = 500, description = "The database does not answer", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn get_metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn get_metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if let Some(expected) = &state.metrics_token_hash {
         let presented = super::extract::bearer(&headers)
             .map(|token| crate::draw::sha256(token.as_bytes()))
