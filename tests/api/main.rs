@@ -20,6 +20,7 @@ mod instances;
 mod mail;
 mod openapi;
 mod operations;
+mod page_roles;
 mod privacy;
 mod rate_limits;
 mod roles;
