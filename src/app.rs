@@ -147,7 +147,8 @@ impl Application {
                     header: config.client_ip_header.clone(),
                 },
             )
-            .with_metrics_token(config.metrics_token.as_deref());
+            .with_metrics_token(config.metrics_token.as_deref())
+            .with_request_timeout(std::time::Duration::from_secs(config.request_timeout));
         let router = http::router(state.clone());
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;

@@ -213,6 +213,16 @@ pub struct ServeArgs {
         value_name = "TOKEN"
     )]
     pub metrics_token: Option<String>,
+
+    /// Seconds a request may take before it is answered 503 (1 to 600).
+    #[arg(
+        long,
+        env = "TIRAGE_REQUEST_TIMEOUT",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=600),
+        value_name = "SECONDS"
+    )]
+    pub request_timeout: u64,
 }
 
 impl ServeArgs {
@@ -236,6 +246,7 @@ impl ServeArgs {
             rate_sign_in: default_rate(DEFAULT_RATE_SIGN_IN),
             client_ip_header: None,
             metrics_token: None,
+            request_timeout: 30,
         }
     }
 

@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::StatusCode;
 use axum::middleware;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa::openapi::OpenApi as OpenApiDoc;
@@ -44,8 +42,8 @@ use error::ApiError;
 pub const BODY_LIMIT: usize = 64 * 1024;
 /// The largest body accepted when staff create or edit a window (a long slot list).
 pub const WINDOW_BODY_LIMIT: usize = 8 * 1024 * 1024;
-/// Requests taking longer are answered 503.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests taking longer are answered 503, unless configured otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -129,6 +127,25 @@ pub fn openapi_json() -> String {
     text
 }
 
+/// Middleware: a request not answered within the configured time (a slow client that
+/// never finishes its body, a database that does not answer) gets `503` and a problem
+/// document; whatever it was doing is dropped, its transaction rolled back.
+async fn time_limit(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!("request timed out");
+            axum::response::IntoResponse::into_response(ApiError::Unavailable(
+                "the request took too long to complete; try again",
+            ))
+        }
+    }
+}
+
 /// The whole service, ready to serve.
 ///
 /// Layers, from the outside in: the request's log span, its metrics, the timeout, the
@@ -143,7 +160,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), limits::limit))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(
             TraceLayer::new_for_http()

@@ -36,6 +36,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The hash of the token `/metrics` requires, if one is configured.
     pub metrics_token_hash: Option<Arc<[u8; 32]>>,
+    /// Requests taking longer are answered 503.
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             client_address: ClientAddress::default(),
             metrics: Metrics::new(),
             metrics_token_hash: None,
+            request_timeout: super::DEFAULT_REQUEST_TIMEOUT,
         }
     }
 
@@ -63,6 +66,12 @@ impl AppState {
     /// process is used.
     pub fn with_session_key(mut self, key: [u8; 32]) -> Self {
         self.session_key = Arc::new(key);
+        self
+    }
+
+    /// Answers 503 to requests taking longer than `timeout`.
+    pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.request_timeout = timeout;
         self
     }
 

@@ -231,3 +231,41 @@ async fn an_oversized_window_body_is_a_413_problem_and_changes_nothing() {
 
     assert_eq!(app.count("windows").await, 0);
 }
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_is_a_503_problem() {
+    use std::io::{Read, Write};
+    // a service that gives requests one second, on a real port
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let mut config = ServeArgs::new(url, "127.0.0.1:0".parse().unwrap());
+    config.request_timeout = 1;
+    let app = tirage::app::Application::build(config).await.unwrap();
+    let address = app.local_addr();
+    let stop = app.shutdown_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+
+    // a client that announces a body and never sends it
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            stream,
+            "POST /api/v1/windows/0123/entries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        )
+        .unwrap();
+        let mut answer = vec![0; 4096];
+        let n = stream.read(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    })
+    .await
+    .unwrap();
+
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(answer.contains("/problems/unavailable"), "{answer}");
+    stop.shutdown();
+    server.await.unwrap().unwrap();
+}
