@@ -146,6 +146,10 @@ async fn every_limited_route_refuses_the_request_over_budget() {
             assert!(second.text.contains("60 minute(s)"), "{}", second.text);
         } else {
             second.assert_problem(429, "too-many-requests");
+            let spec: Value = serde_json::from_str(&tirage::http::openapi_json()).unwrap();
+            let documented =
+                &spec["paths"][template][method.as_str().to_ascii_lowercase()]["responses"]["429"];
+            assert!(documented.is_object(), "{template} does not document 429");
         }
     }
 }

@@ -91,6 +91,15 @@ async fn every_operation_refuses_a_missing_or_insufficient_credential() {
                 staff_ops += 1;
                 let needed = required_role(operation)
                     .unwrap_or_else(|| panic!("{what} declares a staff token without a role"));
+                let documented = &operation["responses"];
+                assert!(
+                    documented.get("401").is_some(),
+                    "{what} does not document 401"
+                );
+                assert!(
+                    below(needed).is_none() || documented.get("403").is_some(),
+                    "{what} does not document 403"
+                );
                 let missing = call(None).await;
                 missing.assert_problem(401, "unauthorized");
                 assert_eq!(
@@ -117,6 +126,12 @@ async fn every_operation_refuses_a_missing_or_insufficient_credential() {
                 assert_not_refused(&call(Some(tokens[&needed].clone())).await, &what);
             } else if schemes == ["access_code"] {
                 code_ops += 1;
+                for status in ["401", "404"] {
+                    assert!(
+                        operation["responses"].get(status).is_some(),
+                        "{what} does not document {status}"
+                    );
+                }
                 call(None).await.assert_problem(401, "unauthorized");
                 // a staff token, even an admin's, is no access code
                 call(Some(ADMIN_TOKEN.into()))

@@ -409,6 +409,7 @@ fn send_all(state: &AppState, outbox_ids: &[i64]) {
         (status = 401, description = "No access code sent", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No entry with this id and access code", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The entry holds no slot (`entry_status` says where it stands)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests of this kind from this address (rate limit); `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -434,6 +435,7 @@ async fn get_convocation(
         (status = 401, description = "No access code sent", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No entry with this id and access code", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The entry holds no slot (`entry_status` says where it stands)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests of this kind from this address (rate limit); `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all)]
