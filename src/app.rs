@@ -149,6 +149,15 @@ impl Application {
             )
             .with_metrics_token(config.metrics_token.as_deref())
             .with_request_timeout(std::time::Duration::from_secs(config.request_timeout));
+        let limits = config.rate_limits();
+        tracing::info!(
+            rate.registration = %limits.registration,
+            rate.code = %limits.code,
+            rate.status = %limits.status,
+            rate.sign_in = %limits.sign_in,
+            client_ip_header = config.client_ip_header.as_ref().map_or("none", |h| h.as_str()),
+            "rate limits per client address"
+        );
         let router = http::router(state.clone());
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;

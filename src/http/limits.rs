@@ -203,7 +203,18 @@ impl fmt::Display for RateSetting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             None => f.write_str("off"),
-            Some(limit) => write!(f, "{}/{}s", limit.requests, limit.period.num_seconds()),
+            Some(limit) => {
+                let seconds = limit.period.num_seconds();
+                let (count, unit) = [(86_400, "d"), (3600, "h"), (60, "min"), (1, "s")]
+                    .into_iter()
+                    .find(|(size, _)| seconds % size == 0)
+                    .map_or((seconds, "s"), |(size, unit)| (seconds / size, unit));
+                if count == 1 {
+                    write!(f, "{}/{unit}", limit.requests)
+                } else {
+                    write!(f, "{}/{count}{unit}", limit.requests)
+                }
+            }
         }
     }
 }
@@ -405,6 +416,9 @@ mod tests {
             Ok(RateSetting::per(100, Duration::days(2)))
         );
         assert_eq!("OFF".parse(), Ok(RateSetting::OFF));
+        for text in ["20/h", "10/15min", "5/s", "100/2d", "7/90s", "off"] {
+            assert_eq!(text.parse::<RateSetting>().unwrap().to_string(), text);
+        }
         for bad in [
             "", "20", "0/h", "20/0h", "20/week", "-1/h", "x/h", "20/h/2", "20/",
         ] {
