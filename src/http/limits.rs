@@ -128,9 +128,15 @@ const LIMITED_ROUTES: &[(&str, &str, RateClass, bool)] = &[
 /// The class of a request, by its method and matched route template, and whether it is
 /// a page.
 pub fn classify(method: &Method, route: &str) -> Option<(RateClass, bool)> {
+    // HEAD is answered by the GET handler, so it counts as GET
+    let method = if method == Method::HEAD {
+        Method::GET.as_str()
+    } else {
+        method.as_str()
+    };
     LIMITED_ROUTES
         .iter()
-        .find(|(m, r, _, _)| *m == method.as_str() && *r == route)
+        .find(|(m, r, _, _)| *m == method && *r == route)
         .map(|&(_, _, class, page)| (class, page))
 }
 
@@ -424,6 +430,25 @@ mod tests {
         ] {
             assert!(bad.parse::<RateSetting>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn routes_are_classified_by_method_and_template() {
+        let entry = "/api/v1/entries/{entry_id}";
+        assert_eq!(
+            classify(&Method::GET, entry),
+            Some((RateClass::Status, false))
+        );
+        assert_eq!(
+            classify(&Method::HEAD, entry),
+            Some((RateClass::Status, false))
+        );
+        assert_eq!(classify(&Method::POST, entry), None);
+        assert_eq!(
+            classify(&Method::POST, "/staff/sign-in"),
+            Some((RateClass::SignIn, true))
+        );
+        assert_eq!(classify(&Method::GET, "/staff/sign-in"), None);
     }
 
     #[test]
