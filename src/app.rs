@@ -23,6 +23,7 @@ use crate::attest::keys::{ServiceKey, parse_signing_key};
 use crate::config::{DatabaseArgs, LogFormat, MIN_ADMIN_TOKEN_CHARS, ServeArgs};
 use crate::domain::codes::hash_staff_token;
 use crate::domain::waitlist::OfferPolicy;
+use crate::http::limits::ClientAddress;
 use crate::http::{self, AppState};
 use crate::jobs::clock::{Clock, SystemClock};
 use crate::jobs::mailer::{self, MailError};
@@ -115,6 +116,13 @@ impl Application {
                 tracing::info!("admin token from the configuration registered");
             }
         }
+        if let Some(token) = config.metrics_token.as_deref()
+            && token.trim().chars().count() < MIN_ADMIN_TOKEN_CHARS
+        {
+            return Err(StartupError::Config(format!(
+                "the metrics token must have at least {MIN_ADMIN_TOKEN_CHARS} characters"
+            )));
+        }
         let offer_policy = OfferPolicy::new(config.offer_hours, config.offer_margin_hours)
             .map_err(StartupError::Config)?;
         let mut check_key = [0u8; 32];
@@ -132,7 +140,24 @@ impl Application {
             .with_signing_key(Arc::new(signing_key))
             .with_secure_cookies(config.secure_cookies)
             .with_offer_policy(offer_policy)
-            .with_session_key(session_key);
+            .with_session_key(session_key)
+            .with_rate_limits(
+                config.rate_limits(),
+                ClientAddress {
+                    header: config.client_ip_header.clone(),
+                },
+            )
+            .with_metrics_token(config.metrics_token.as_deref())
+            .with_request_timeout(std::time::Duration::from_secs(config.request_timeout));
+        let limits = config.rate_limits();
+        tracing::info!(
+            rate.registration = %limits.registration,
+            rate.code = %limits.code,
+            rate.status = %limits.status,
+            rate.sign_in = %limits.sign_in,
+            client_ip_header = config.client_ip_header.as_ref().map_or("none", |h| h.as_str()),
+            "rate limits per client address"
+        );
         let router = http::router(state.clone());
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
@@ -186,9 +211,14 @@ impl Application {
             }
         };
         tracing::info!(address = %self.address, "listening");
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(signal)
-            .await;
+        // the connection's address reaches handlers, for per-client rate limits
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .await;
         self.shutdown.send_replace(true);
         if let Err(error) = outbox.await {
             tracing::error!(error = %error, "the outbox sender failed");

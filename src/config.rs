@@ -7,10 +7,18 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use axum::http::HeaderName;
 use clap::ValueEnum;
 
 use crate::domain::waitlist::{DEFAULT_MARGIN_HOURS, DEFAULT_OFFER_HOURS, MAX_OFFER_HOURS};
+use crate::http::limits::{RateLimits, RateSetting};
 use crate::jobs::mailer::MailTransport;
+
+/// Default budgets per client address (see `docs/configuration.md` for the reasons).
+pub const DEFAULT_RATE_REGISTRATION: &str = "20/h";
+pub const DEFAULT_RATE_CODE: &str = "30/h";
+pub const DEFAULT_RATE_STATUS: &str = "300/h";
+pub const DEFAULT_RATE_SIGN_IN: &str = "10/15min";
 
 /// Where the database is.
 #[derive(Debug, Clone, clap::Args)]
@@ -171,6 +179,50 @@ pub struct ServeArgs {
     /// HTTPS (through a reverse proxy that terminates TLS).
     #[arg(long, env = "TIRAGE_SECURE_COOKIES")]
     pub secure_cookies: bool,
+
+    /// Registrations per client address (API and registration page): `N/PERIOD` such
+    /// as `20/h`, `10/15min`, `5/s`, `100/d`, or `off`.
+    #[arg(long, env = "TIRAGE_RATE_REGISTRATION", default_value = DEFAULT_RATE_REGISTRATION, value_name = "N/PERIOD")]
+    pub rate_registration: RateSetting,
+
+    /// Verification code checks and requests for a new code, per client address.
+    #[arg(long, env = "TIRAGE_RATE_CODE", default_value = DEFAULT_RATE_CODE, value_name = "N/PERIOD")]
+    pub rate_code: RateSetting,
+
+    /// Reads of an entry with its access code (status, convocation, attestation), per
+    /// client address.
+    #[arg(long, env = "TIRAGE_RATE_STATUS", default_value = DEFAULT_RATE_STATUS, value_name = "N/PERIOD")]
+    pub rate_status: RateSetting,
+
+    /// Staff sign-in attempts on the pages, per client address.
+    #[arg(long, env = "TIRAGE_RATE_SIGN_IN", default_value = DEFAULT_RATE_SIGN_IN, value_name = "N/PERIOD")]
+    pub rate_sign_in: RateSetting,
+
+    /// The header a trusted reverse proxy puts the client's address in
+    /// (`X-Forwarded-For`, `X-Real-IP`). Off by default: only set it when every request
+    /// comes through that proxy, otherwise clients choose their own address.
+    #[arg(long, env = "TIRAGE_CLIENT_IP_HEADER", value_name = "HEADER")]
+    pub client_ip_header: Option<HeaderName>,
+
+    /// A bearer token that `/metrics` requires (at least 32 characters). Without it,
+    /// `/metrics` is open: keep it off the public address at the reverse proxy.
+    #[arg(
+        long,
+        env = "TIRAGE_METRICS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub metrics_token: Option<String>,
+
+    /// Seconds a request may take before it is answered 503 (1 to 600).
+    #[arg(
+        long,
+        env = "TIRAGE_REQUEST_TIMEOUT",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=600),
+        value_name = "SECONDS"
+    )]
+    pub request_timeout: u64,
 }
 
 impl ServeArgs {
@@ -188,8 +240,37 @@ impl ServeArgs {
             offer_hours: DEFAULT_OFFER_HOURS,
             offer_margin_hours: DEFAULT_MARGIN_HOURS,
             secure_cookies: false,
+            rate_registration: default_rate(DEFAULT_RATE_REGISTRATION),
+            rate_code: default_rate(DEFAULT_RATE_CODE),
+            rate_status: default_rate(DEFAULT_RATE_STATUS),
+            rate_sign_in: default_rate(DEFAULT_RATE_SIGN_IN),
+            client_ip_header: None,
+            metrics_token: None,
+            request_timeout: 30,
         }
     }
+
+    /// The budgets of every rate-limited class.
+    pub fn rate_limits(&self) -> RateLimits {
+        RateLimits {
+            registration: self.rate_registration,
+            code: self.rate_code,
+            status: self.rate_status,
+            sign_in: self.rate_sign_in,
+        }
+    }
+
+    /// Sets every budget at once (`RateLimits::OFF` to lift them).
+    pub fn set_rate_limits(&mut self, limits: RateLimits) {
+        self.rate_registration = limits.registration;
+        self.rate_code = limits.code;
+        self.rate_status = limits.status;
+        self.rate_sign_in = limits.sign_in;
+    }
+}
+
+fn default_rate(text: &str) -> RateSetting {
+    text.parse().expect("the default budgets parse")
 }
 
 /// The shortest admin token accepted.

@@ -67,6 +67,8 @@ pub async fn run(args: &DemoArgs) -> Result<DemoOutcome, String> {
         "127.0.0.1:0".parse().expect("a loopback address"),
     );
     config.admin_token = Some(token.clone());
+    // every synthetic applicant comes from the same (in-process) address
+    config.set_rate_limits(crate::http::limits::RateLimits::OFF);
     let app = Application::build_with_clock(config, Arc::new(clock.clone()))
         .await
         .map_err(|e| format!("cannot start the service: {e}"))?;

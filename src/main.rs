@@ -22,7 +22,7 @@ struct Cli {
 enum Command {
     /// Run the HTTP service (API, pages, background jobs).
     #[cfg(feature = "server")]
-    Serve(tirage::config::ServeArgs),
+    Serve(Box<tirage::config::ServeArgs>),
     /// Create or upgrade the database schema, then exit.
     #[cfg(feature = "server")]
     Migrate(tirage::config::DatabaseArgs),
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         #[cfg(feature = "server")]
-        Command::Serve(args) => tirage::app::serve_main(args),
+        Command::Serve(args) => tirage::app::serve_main(*args),
         #[cfg(feature = "server")]
         Command::Migrate(args) => tirage::app::migrate_main(args),
         #[cfg(feature = "server")]

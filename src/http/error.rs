@@ -127,6 +127,8 @@ pub enum ApiError {
         detail: &'static str,
         retry_after: Option<i64>,
     },
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -221,6 +223,7 @@ impl ApiError {
                 problem.retry_after = *retry_after;
                 (*detail).into()
             }
+            Self::Unavailable(why) => (*why).into(),
             Self::Internal(_) => "the service could not complete the request; it has been logged".into(),
         };
         problem
@@ -308,6 +311,11 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-requests",
                 "Too many requests",
+            ),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
             ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -2,7 +2,7 @@
 //! authentication, idempotency keys, and randomness from the operating system.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, RawPathParams, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -136,15 +136,25 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 #[derive(Debug)]
 pub struct AccessCode(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for AccessCode {
+/// On a route of one entry (`{entry_id}`), the code is checked against that entry here,
+/// before the handler runs and before the body is read: a wrong code is answered 404,
+/// as an unknown entry is.
+impl FromRequestParts<AppState> for AccessCode {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        bearer(&parts.headers)
-            .map(|code| Self(code.to_owned()))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let code = bearer(&parts.headers)
+            .map(ToOwned::to_owned)
             .ok_or(ApiError::Unauthorized(
                 "send the entry's access code as Authorization: Bearer <access code>",
-            ))
+            ))?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound("no entry with this id and access code"))?;
+        if let Some((_, entry_id)) = params.iter().find(|(name, _)| *name == "entry_id") {
+            super::api::entries::authorize(state, entry_id, &code).await?;
+        }
+        Ok(Self(code))
     }
 }
 
@@ -186,15 +196,25 @@ async fn staff_from_headers(
     }
 }
 
+/// The role the operation declares in its OpenAPI security ([`super::roles`]) is
+/// enforced here, before the handler runs and before the body is read.
 impl FromRequestParts<AppState> for Staff {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        staff_from_headers(&parts.headers, state)
-            .await?
-            .ok_or(ApiError::Unauthorized(
-                "send a staff token as Authorization: Bearer <token>",
-            ))
+        let staff =
+            staff_from_headers(&parts.headers, state)
+                .await?
+                .ok_or(ApiError::Unauthorized(
+                    "send a staff token as Authorization: Bearer <token>",
+                ))?;
+        if let Some(route) = parts.extensions.get::<MatchedPath>()
+            && let Some(needed) =
+                super::roles::table().required(parts.method.as_str(), route.as_str())
+        {
+            staff.require(needed)?;
+        }
+        Ok(staff)
     }
 }
 

@@ -5,6 +5,9 @@
 //! - [`error`]: [`error::ApiError`], every refusal as an RFC 9457 problem.
 //! - [`extract`]: JSON bodies, bearer credentials, staff roles, idempotency keys.
 //! - [`mod@api`]: the handlers, one module per area, each documented with `utoipa`.
+//! - [`limits`]: per-client rate limits (`429` with `Retry-After`).
+//! - [`metrics`]: Prometheus metrics, served at `/metrics`.
+//! - [`roles`]: the staff role each operation needs, read from its OpenAPI security.
 //!
 //! Handlers parse with [`domain`](crate::domain), act through [`Store`](crate::store::Store)
 //! and answer; they hold no SQL and no rules of their own beyond wiring.
@@ -13,8 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::StatusCode;
-use tower_http::timeout::TimeoutLayer;
+use axum::middleware;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa::openapi::OpenApi as OpenApiDoc;
@@ -26,7 +28,10 @@ use utoipa_swagger_ui::SwaggerUi;
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod metrics;
 pub mod pages;
+pub mod roles;
 pub mod state;
 
 pub use state::AppState;
@@ -37,8 +42,8 @@ use error::ApiError;
 pub const BODY_LIMIT: usize = 64 * 1024;
 /// The largest body accepted when staff create or edit a window (a long slot list).
 pub const WINDOW_BODY_LIMIT: usize = 8 * 1024 * 1024;
-/// Requests taking longer are answered 503.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests taking longer are answered 503, unless configured otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -57,7 +62,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         (name = "slots", description = "Named slots: convocations, check-in, no-shows, name corrections, cancellation and the waiting list"),
         (name = "staff", description = "Staff tokens"),
         (name = "audit", description = "The hash-chained audit log and the keys that sign attestations"),
-        (name = "health", description = "Service health"),
+        (name = "health", description = "Service health, readiness and metrics"),
     ),
     modifiers(&SecuritySchemes),
 )]
@@ -86,6 +91,17 @@ impl Modify for SecuritySchemes {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The metrics token, when the service is configured with one",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 
@@ -111,7 +127,30 @@ pub fn openapi_json() -> String {
     text
 }
 
+/// Middleware: a request not answered within the configured time (a slow client that
+/// never finishes its body, a database that does not answer) gets `503` and a problem
+/// document; whatever it was doing is dropped, its transaction rolled back.
+async fn time_limit(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!("request timed out");
+            axum::response::IntoResponse::into_response(ApiError::Unavailable(
+                "the request took too long to complete; try again",
+            ))
+        }
+    }
+}
+
 /// The whole service, ready to serve.
+///
+/// Layers, from the outside in: the request's log span, its metrics, the timeout, the
+/// body limit, then the per-client rate limit (which refuses before the body is read).
+/// Each runs after routing, so all of them see the route template, not the path.
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api();
     routes
@@ -119,8 +158,10 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), limits::limit))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use super::limits::{ClientAddress, RateLimiter, RateLimits};
+use super::metrics::Metrics;
 use crate::attest::keys::ServiceKey;
 use crate::domain::waitlist::OfferPolicy;
 use crate::jobs::clock::Clock;
@@ -26,6 +28,16 @@ pub struct AppState {
     pub offer_policy: OfferPolicy,
     /// The key that signs staff session cookies ([`AppState::with_session_key`]).
     pub session_key: Arc<[u8; 32]>,
+    /// Per-client budgets of the rate-limited routes ([`AppState::with_rate_limits`]).
+    pub limiter: Arc<RateLimiter>,
+    /// Where a request's client address is read from.
+    pub client_address: ClientAddress,
+    /// Request counts and latencies, served at `/metrics`.
+    pub metrics: Metrics,
+    /// The hash of the token `/metrics` requires, if one is configured.
+    pub metrics_token_hash: Option<Arc<[u8; 32]>>,
+    /// Requests taking longer are answered 503.
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -40,6 +52,11 @@ impl AppState {
             secure_cookies: false,
             offer_policy: OfferPolicy::default(),
             session_key: Arc::new(random_key()),
+            limiter: Arc::new(RateLimiter::new(RateLimits::OFF)),
+            client_address: ClientAddress::default(),
+            metrics: Metrics::new(),
+            metrics_token_hash: None,
+            request_timeout: super::DEFAULT_REQUEST_TIMEOUT,
         }
     }
 
@@ -49,6 +66,26 @@ impl AppState {
     /// process is used.
     pub fn with_session_key(mut self, key: [u8; 32]) -> Self {
         self.session_key = Arc::new(key);
+        self
+    }
+
+    /// Answers 503 to requests taking longer than `timeout`.
+    pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Limits requests per client with these budgets, the client's address read as
+    /// `client_address` says.
+    pub fn with_rate_limits(mut self, limits: RateLimits, client_address: ClientAddress) -> Self {
+        self.limiter = Arc::new(RateLimiter::new(limits));
+        self.client_address = client_address;
+        self
+    }
+
+    /// Makes `/metrics` require this bearer token.
+    pub fn with_metrics_token(mut self, token: Option<&str>) -> Self {
+        self.metrics_token_hash = token.map(|t| Arc::new(crate::draw::sha256(t.trim().as_bytes())));
         self
     }
 

@@ -32,6 +32,7 @@ pub mod draws;
 pub mod entries;
 pub mod idempotency;
 pub mod keys;
+pub mod metrics;
 pub mod outbox;
 pub mod slots;
 pub mod staff;

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tirage::app::Application;
 use tirage::config::ServeArgs;
+use tirage::http::limits::RateLimits;
 use tirage::jobs::clock::ManualClock;
 use tirage::jobs::mailer::MailTransport;
 use tirage::store::{Db, Store};
@@ -166,6 +167,9 @@ impl TestApp {
         let mut config = ServeArgs::new(url.clone(), "127.0.0.1:0".parse().unwrap());
         config.admin_token = Some(ADMIN_TOKEN.to_owned());
         config.mail = MailTransport::File(mail_dir.clone());
+        // tests make many requests from one in-process address; the rate limit tests
+        // set their own budgets
+        config.set_rate_limits(RateLimits::OFF);
         adjust(&mut config);
         let clock = ManualClock::new(t0());
         let app = Application::build_with_clock(config, Arc::new(clock.clone()))

@@ -110,6 +110,7 @@ fn private(headers: &mut HeaderMap) {
         (status = 200, description = "The signed attestation", body = SignedAttestation),
         (status = 401, description = "No access code sent", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No entry with this id and access code", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests of this kind from this address (rate limit); `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(entry.id = %entry_id))]
@@ -138,6 +139,7 @@ async fn get_entry_attestation(
         (status = 200, description = "The attestation, as HTML", body = String, content_type = "text/html"),
         (status = 401, description = "No access code sent", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No entry with this id and access code", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests of this kind from this address (rate limit); `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(entry.id = %entry_id))]

@@ -112,7 +112,7 @@ fn parse_number(text: Option<&str>, default: u64, max: u64) -> Result<u64, Issue
         ("after" = Option<u64>, Query, description = "Only events after this place (default 0: from the first)"),
         ("limit" = Option<u32>, Query, description = "At most this many events (1-10000, default 1000)"),
     ),
-    security(("staff_token" = [])),
+    security(("staff_token" = ["auditor"])),
     responses(
         (status = 200, description = "A page of events", body = AuditEventPage),
         (status = 400, description = "Malformed query string", body = Problem, content_type = "application/problem+json"),
@@ -165,7 +165,7 @@ async fn list_audit_events(
 /// problem. An outside check of a downloaded copy is `tirage verify-log`.
 #[utoipa::path(
     get, path = "/api/v1/audit/verify", tag = "audit", operation_id = "verify_audit_log",
-    security(("staff_token" = [])),
+    security(("staff_token" = ["auditor"])),
     responses(
         (status = 200, description = "The result of the check (see `ok`)", body = AuditVerification),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),

@@ -147,7 +147,7 @@ impl From<DrawError> for ApiError {
 #[utoipa::path(
     post, path = "/api/v1/windows/{id}/close", tag = "draws", operation_id = "close_window",
     params(("id" = String, Path, description = "The window id")),
-    security(("staff_token" = [])),
+    security(("staff_token" = ["staff"])),
     responses(
         (status = 200, description = "Closed: the published commitment", body = CommitmentView),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),
@@ -180,7 +180,7 @@ async fn close_window(
     post, path = "/api/v1/windows/{id}/draw", tag = "draws", operation_id = "draw_window",
     params(("id" = String, Path, description = "The window id")),
     request_body(content = Option<BeaconInput>, description = "What the window's beacon needs: nothing for none, the drand round, the RFC 3797 numbers, or a value in hex"),
-    security(("staff_token" = [])),
+    security(("staff_token" = ["staff"])),
     responses(
         (status = 200, description = "Drawn", body = DrawView),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),

@@ -421,6 +421,7 @@ async fn register(
         (status = 409, description = "Already registered (`rule` names the matching rule), or the window is not open (`state`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named; or an idempotency key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests of this kind from this address (rate limit); `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn create_entry(
@@ -444,7 +445,7 @@ pub(crate) async fn create_entry(
         ("Idempotency-Key" = Option<String>, Header, description = "Any unique string to make retries safe"),
     ),
     request_body = RegistrationForm,
-    security(("staff_token" = [])),
+    security(("staff_token" = ["staff"])),
     responses(
         (status = 201, description = "Registered and eligible", body = Receipt),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),
@@ -504,6 +505,7 @@ pub(crate) async fn owned_entry(
         (status = 200, description = "The entry", body = EntryView),
         (status = 401, description = "No access code sent", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No entry with this id and access code", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests of this kind from this address (rate limit); `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn get_entry(
@@ -531,6 +533,7 @@ pub(crate) async fn get_entry(
         (status = 404, description = "No entry with this id and access code", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The entry was withdrawn, or registration is closed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Wrong, expired or used-up code (`type` says which)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests of this kind from this address (rate limit); `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(entry.id = %entry_id))]
@@ -579,7 +582,7 @@ pub(crate) async fn verify_entry(
         (status = 401, description = "No access code sent", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No entry with this id and access code", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The entry is not waiting for verification, or registration is closed", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too soon after the last code, or no more codes", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too soon after the last code, no more codes, or too many requests from this address (rate limit); `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(entry.id = %entry_id))]

@@ -409,6 +409,7 @@ fn send_all(state: &AppState, outbox_ids: &[i64]) {
         (status = 401, description = "No access code sent", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No entry with this id and access code", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The entry holds no slot (`entry_status` says where it stands)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests of this kind from this address (rate limit); `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -434,6 +435,7 @@ async fn get_convocation(
         (status = 401, description = "No access code sent", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No entry with this id and access code", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The entry holds no slot (`entry_status` says where it stands)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests of this kind from this address (rate limit); `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -477,7 +479,7 @@ pub(crate) async fn get_convocation_html(
 #[utoipa::path(
     post, path = "/api/v1/checkins", tag = "slots", operation_id = "create_checkin",
     request_body = CheckInRequest,
-    security(("staff_token" = [])),
+    security(("staff_token" = ["staff"])),
     responses(
         (status = 201, description = "Checked in: the person to compare", body = CheckInView),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),
@@ -547,7 +549,7 @@ pub(crate) async fn create_checkin(
         ("id" = String, Path, description = "The window id"),
         ("slot_id" = String, Path, description = "The slot id"),
     ),
-    security(("staff_token" = [])),
+    security(("staff_token" = ["staff"])),
     responses(
         (status = 201, description = "Recorded", body = NoShowView),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),
@@ -612,7 +614,7 @@ async fn record_no_show(
     post, path = "/api/v1/entries/{entry_id}/corrections", tag = "slots", operation_id = "create_correction",
     params(("entry_id" = String, Path, description = "The entry id")),
     request_body = CorrectionRequest,
-    security(("staff_token" = [])),
+    security(("staff_token" = ["staff"])),
     responses(
         (status = 201, description = "Corrected", body = CorrectionView),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),

@@ -51,7 +51,7 @@ pub struct StaffTokenList {
 #[utoipa::path(
     post, path = "/api/v1/staff-tokens", tag = "staff", operation_id = "create_staff_token",
     request_body = NewStaffToken,
-    security(("staff_token" = [])),
+    security(("staff_token" = ["admin"])),
     responses(
         (status = 201, description = "The token, shown once", body = CreatedStaffToken),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),
@@ -110,7 +110,7 @@ fn parse_role(role: Option<&str>) -> Result<Role, Issue> {
 /// List staff tokens.
 #[utoipa::path(
     get, path = "/api/v1/staff-tokens", tag = "staff", operation_id = "list_staff_tokens",
-    security(("staff_token" = [])),
+    security(("staff_token" = ["admin"])),
     responses(
         (status = 200, description = "Every token, revoked ones included", body = StaffTokenList),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),
@@ -131,7 +131,7 @@ async fn list_staff_tokens(
 #[utoipa::path(
     post, path = "/api/v1/staff-tokens/{id}/revoke", tag = "staff", operation_id = "revoke_staff_token",
     params(("id" = String, Path, description = "The token id (not the token)")),
-    security(("staff_token" = [])),
+    security(("staff_token" = ["admin"])),
     responses(
         (status = 200, description = "The revoked token", body = StaffToken),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),
@@ -157,7 +157,7 @@ async fn revoke_staff_token(
 /// Who am I: the token presented.
 #[utoipa::path(
     get, path = "/api/v1/staff/me", tag = "staff", operation_id = "get_current_staff",
-    security(("staff_token" = [])),
+    security(("staff_token" = ["auditor"])),
     responses(
         (status = 200, description = "The token's name and role", body = StaffToken),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),

@@ -164,7 +164,7 @@ pub(crate) async fn visible_window(
 #[utoipa::path(
     post, path = "/api/v1/windows", tag = "windows", operation_id = "create_window",
     request_body = WindowForm,
-    security(("staff_token" = [])),
+    security(("staff_token" = ["staff"])),
     responses(
         (status = 201, description = "The draft window", body = WindowView),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),
@@ -257,7 +257,7 @@ async fn get_window(
     patch, path = "/api/v1/windows/{id}", tag = "windows", operation_id = "update_window",
     params(("id" = String, Path, description = "The window id")),
     request_body = WindowForm,
-    security(("staff_token" = [])),
+    security(("staff_token" = ["staff"])),
     responses(
         (status = 200, description = "The edited window", body = WindowView),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),
@@ -321,7 +321,7 @@ async fn list_slots(
 #[utoipa::path(
     post, path = "/api/v1/windows/{id}/open", tag = "windows", operation_id = "open_window",
     params(("id" = String, Path, description = "The window id")),
-    security(("staff_token" = [])),
+    security(("staff_token" = ["staff"])),
     responses(
         (status = 200, description = "The open window, with its seed commitment", body = WindowView),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),
@@ -349,7 +349,7 @@ pub(crate) async fn open_window(
 #[utoipa::path(
     post, path = "/api/v1/windows/{id}/cancel", tag = "windows", operation_id = "cancel_window",
     params(("id" = String, Path, description = "The window id")),
-    security(("staff_token" = [])),
+    security(("staff_token" = ["staff"])),
     responses(
         (status = 200, description = "The cancelled window", body = WindowView),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),
@@ -380,7 +380,7 @@ pub(crate) async fn cancel_window(
 #[utoipa::path(
     get, path = "/api/v1/windows/{id}/events", tag = "windows", operation_id = "list_window_events",
     params(("id" = String, Path, description = "The window id")),
-    security(("staff_token" = [])),
+    security(("staff_token" = ["auditor"])),
     responses(
         (status = 200, description = "The events", body = EventList),
         (status = 401, description = "No or unknown staff token", body = Problem, content_type = "application/problem+json"),

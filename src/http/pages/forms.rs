@@ -156,7 +156,7 @@ pub fn problem_key(error: &ApiError) -> &'static str {
         ApiError::TooManyRequests { .. } => "problem.too_many_requests",
         ApiError::NotFound(_) => "error.not_found",
         ApiError::Unauthorized(_) | ApiError::Forbidden(_) => "error.forbidden",
-        ApiError::Internal(_) => "error.internal",
+        ApiError::Internal(_) | ApiError::Unavailable(_) => "error.internal",
         // Other refusals (new kinds included) by their HTTP meaning.
         other => match other.problem().status {
             409 => "problem.entry_state",

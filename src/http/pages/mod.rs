@@ -263,6 +263,32 @@ impl IntoResponse for PageError {
     }
 }
 
+#[derive(askama::Template)]
+#[template(path = "too_many.html")]
+struct TooManyPage {
+    ctx: Ctx,
+    minutes: i64,
+}
+
+/// The page shown instead of a form's answer when its sender's address went over a rate
+/// limit: `429` with `Retry-After`, and how long to wait in the reader's language.
+pub fn too_many_requests(lang: Lang, retry_after_secs: i64) -> Response {
+    let ctx = Ctx {
+        lang,
+        t: lang.catalog(),
+        csrf: String::new(),
+        path: "/".to_owned(),
+        staff: None,
+    };
+    let minutes = (retry_after_secs.max(1) + 59) / 60;
+    let mut response = render(&TooManyPage { ctx, minutes });
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 /// Renders a template as an HTML response that no cache keeps (pages carry CSRF
 /// tokens, access codes and personal data).
 pub fn render(template: &impl askama::Template) -> Response {

@@ -1,0 +1,271 @@
+//! Operations: `/metrics` in the Prometheus text format, `/readyz`, and the request body
+//! limit's problem document.
+
+use axum::http::Method;
+use serde_json::json;
+use tirage::config::ServeArgs;
+
+use crate::helpers::{ADMIN_TOKEN, TestApp, applicant, at, registered_and_verified};
+
+const METRICS_TOKEN: &str = "metrics-token-0123456789abcdef-0123456789";
+
+/// The value of the one sample of `name` whose labels include all of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .find(|line| labels.iter().all(|label| line.contains(label)))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_the_database_totals() {
+    // Arrange: a window with one online registration, read once by its owner
+    let app = TestApp::spawn().await;
+    let window_id = app.open_window().await;
+    let (entry_id, access) = registered_and_verified(&app, &window_id, 1, 0).await;
+    app.get(&format!("/api/v1/entries/{entry_id}"), Some(&access))
+        .await
+        .assert_status(200);
+    app.get("/api/v1/nothing-here", None)
+        .await
+        .assert_status(404);
+
+    // Act
+    let answer = app.get("/metrics", None).await;
+
+    // Assert
+    answer.assert_status(200);
+    assert!(
+        answer
+            .content_type()
+            .starts_with("text/plain; version=0.0.4"),
+        "{}",
+        answer.content_type()
+    );
+    let text = &answer.text;
+    let requests = "tirage_http_requests_total";
+    assert_eq!(
+        sample(
+            text,
+            requests,
+            &[
+                r#"method="POST""#,
+                r#"route="/api/v1/windows/{id}/entries""#,
+                r#"status="201""#
+            ]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            text,
+            requests,
+            &[
+                r#"method="GET""#,
+                r#"route="/api/v1/entries/{entry_id}""#,
+                r#"status="200""#
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(text, requests, &[r#"route="unmatched""#, r#"status="404""#]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            text,
+            "tirage_http_request_duration_seconds_count",
+            &[r#"route="/api/v1/entries/{entry_id}""#]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        text.contains(r#"tirage_http_request_duration_seconds_bucket{method="GET",route="/api/v1/entries/{entry_id}",le="0.1"}"#),
+        "{text}"
+    );
+    assert_eq!(
+        sample(text, "tirage_registrations_total", &[r#"channel="online""#]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(text, "tirage_windows", &[r#"state="open""#]),
+        Some(1.0)
+    );
+    assert_eq!(sample(text, "tirage_draws_total", &[]), Some(0.0));
+    assert!(
+        sample(text, "tirage_outbox_pending", &[]).is_some(),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE tirage_http_request_duration_seconds histogram"));
+    // no id, code or personal value in any label
+    for private in [entry_id.as_str(), access.as_str(), "aminata1", "Diallo"] {
+        assert!(!text.contains(private), "{private} in the metrics");
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_draws_and_counter_registrations() {
+    let app = TestApp::spawn().await;
+    let window_id = app.open_window().await;
+    app.post(
+        &format!("/api/v1/windows/{window_id}/counter-entries"),
+        Some(ADMIN_TOKEN),
+        &applicant(1),
+    )
+    .await
+    .assert_status(201);
+    app.clock.set(at("2026-12-16T11:00:00Z"));
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/close"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/draw"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+
+    let text = app.get("/metrics", None).await.text;
+
+    assert_eq!(
+        sample(&text, "tirage_draws_total", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "tirage_windows", &[r#"state="drawn""#]),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "tirage_windows", &[r#"state="open""#]), None);
+    assert_eq!(
+        sample(
+            &text,
+            "tirage_registrations_total",
+            &[r#"channel="counter""#]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn a_configured_metrics_token_is_required() {
+    let app =
+        TestApp::spawn_with(|c: &mut ServeArgs| c.metrics_token = Some(METRICS_TOKEN.into())).await;
+
+    app.get("/metrics", None)
+        .await
+        .assert_problem(401, "unauthorized");
+    app.get(
+        "/metrics",
+        Some("metrics-token-0123456789abcdef-wrong-wrong"),
+    )
+    .await
+    .assert_problem(401, "unauthorized");
+    app.get("/metrics", Some(ADMIN_TOKEN))
+        .await
+        .assert_problem(401, "unauthorized");
+    let answer = app.get("/metrics", Some(METRICS_TOKEN)).await;
+    answer.assert_status(200);
+    assert!(
+        answer.text.contains("tirage_http_requests_total"),
+        "{}",
+        answer.text
+    );
+}
+
+#[tokio::test]
+async fn a_short_metrics_token_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let mut config = ServeArgs::new(url, "127.0.0.1:0".parse().unwrap());
+    config.metrics_token = Some("short".into());
+    let error = tirage::app::Application::build(config).await.err().unwrap();
+    assert!(error.to_string().contains("metrics token"), "{error}");
+}
+
+#[tokio::test]
+async fn readyz_follows_the_database() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        app.get("/readyz", None).await.assert_status(200)["status"],
+        "ready"
+    );
+
+    app.store().close().await;
+
+    app.get("/readyz", None)
+        .await
+        .assert_problem(503, "unavailable");
+}
+
+#[tokio::test]
+async fn an_oversized_window_body_is_a_413_problem_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    // over the 8 MiB allowed for windows (long slot lists)
+    let slots: Vec<_> = (0..170_000)
+        .map(|i| json!({"starts_at": "2027-01-04T08:30:00Z", "counter": format!("G{i}")}))
+        .collect();
+    let mut body = crate::helpers::window_body();
+    body["slots"] = json!(slots);
+    assert!(serde_json::to_vec(&body).unwrap().len() > tirage::http::WINDOW_BODY_LIMIT);
+
+    app.send(
+        Method::POST,
+        "/api/v1/windows",
+        Some(ADMIN_TOKEN),
+        Some(&body),
+        &[],
+    )
+    .await
+    .assert_problem(413, "payload-too-large");
+
+    assert_eq!(app.count("windows").await, 0);
+}
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_is_a_503_problem() {
+    use std::io::{Read, Write};
+    // a service that gives requests one second, on a real port
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let mut config = ServeArgs::new(url, "127.0.0.1:0".parse().unwrap());
+    config.request_timeout = 1;
+    let app = tirage::app::Application::build(config).await.unwrap();
+    let address = app.local_addr();
+    let stop = app.shutdown_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+
+    // a client that announces a body and never sends it
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            stream,
+            "POST /api/v1/windows/0123/entries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        )
+        .unwrap();
+        let mut answer = vec![0; 4096];
+        let n = stream.read(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    })
+    .await
+    .unwrap();
+
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(answer.contains("/problems/unavailable"), "{answer}");
+    stop.shutdown();
+    server.await.unwrap().unwrap();
+}
