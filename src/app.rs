@@ -53,6 +53,8 @@ pub struct Application {
     address: SocketAddr,
     router: Router,
     state: AppState,
+    /// How long after a window's last slot its personal data is kept.
+    retention: chrono::Duration,
     shutdown: watch::Sender<bool>,
 }
 
@@ -167,6 +169,7 @@ impl Application {
             address,
             router,
             state,
+            retention: chrono::Duration::days(config.retention_days),
             shutdown: watch::Sender::new(false),
         })
     }
@@ -201,6 +204,7 @@ impl Application {
             self.state.store.clone(),
             Arc::clone(&self.state.clock),
             SCHEDULER_TICK,
+            self.retention,
             self.shutdown.subscribe(),
         ));
         let mut stop = self.shutdown.subscribe();

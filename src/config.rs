@@ -175,6 +175,18 @@ pub struct ServeArgs {
     )]
     pub offer_margin_hours: i64,
 
+    /// Days after the last slot of a window when the personal data of its entries
+    /// (names, birth date, document, contacts) is erased, keeping what verification of
+    /// the draw needs (1 to 3650).
+    #[arg(
+        long,
+        env = "TIRAGE_RETENTION_DAYS",
+        default_value_t = DEFAULT_RETENTION_DAYS,
+        value_parser = clap::value_parser!(i64).range(1..=MAX_RETENTION_DAYS),
+        value_name = "DAYS"
+    )]
+    pub retention_days: i64,
+
     /// Mark the web pages' cookies `Secure`: set it when the service is reached over
     /// HTTPS (through a reverse proxy that terminates TLS).
     #[arg(long, env = "TIRAGE_SECURE_COOKIES")]
@@ -239,6 +251,7 @@ impl ServeArgs {
             log_format: LogFormat::Text,
             offer_hours: DEFAULT_OFFER_HOURS,
             offer_margin_hours: DEFAULT_MARGIN_HOURS,
+            retention_days: DEFAULT_RETENTION_DAYS,
             secure_cookies: false,
             rate_registration: default_rate(DEFAULT_RATE_REGISTRATION),
             rate_code: default_rate(DEFAULT_RATE_CODE),
@@ -272,6 +285,14 @@ impl ServeArgs {
 fn default_rate(text: &str) -> RateSetting {
     text.parse().expect("the default budgets parse")
 }
+
+/// Days personal data is kept after a window's last slot, unless configured: long
+/// enough for complaints and appeals about the appointments, short enough not to keep
+/// identities for the next years.
+pub const DEFAULT_RETENTION_DAYS: i64 = 90;
+
+/// The longest retention accepted (ten years).
+pub const MAX_RETENTION_DAYS: i64 = 3650;
 
 /// The shortest admin token accepted.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;

@@ -379,6 +379,9 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound => Self::NotFound("no such resource"),
+            StoreError::Erased => Self::NotFound(
+                "this entry's personal data was erased at the end of its retention period",
+            ),
             StoreError::WrongState(wrong) => Self::WrongState(wrong),
             StoreError::RegistrationClosed(closed) => Self::RegistrationClosed(closed),
             StoreError::Duplicate(rule) => Self::Duplicate(rule),

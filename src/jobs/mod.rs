@@ -9,6 +9,8 @@
 //! - [`offers`]: after a draw, slot holders and result mails; expiry of offers of freed
 //!   slots to the waiting list.
 //! - [`outbox`]: the sender that delivers queued mails and retries failures.
+//! - [`retention`]: erasure of personal data a configured time after a window's
+//!   last slot.
 //! - [`scheduler`]: closes and draws windows when their time comes.
 
 pub mod clock;
@@ -16,4 +18,5 @@ pub mod mailer;
 pub mod messages;
 pub mod offers;
 pub mod outbox;
+pub mod retention;
 pub mod scheduler;

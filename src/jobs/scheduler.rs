@@ -1,5 +1,6 @@
-//! Timed transitions: close a window when its registration period ends, and draw it at
-//! its draw time when its beacon is `none`.
+//! Timed transitions: close a window when its registration period ends, draw it at its
+//! draw time when its beacon is `none`, and erase its personal data once its slots are
+//! past by the retention period ([`super::retention`]).
 //!
 //! The scheduler keeps no state of its own: every tick it asks the database which
 //! transitions are due. After a restart it therefore performs whatever was missed, and
@@ -16,15 +17,18 @@ use crate::lifecycle::{self, DrawError};
 use crate::store::draws::DueTransition;
 use crate::store::{Actor, Store, StoreError};
 
-/// Runs until `stop` turns true, checking every `every`.
+/// Runs until `stop` turns true, checking every `every`; personal data is erased
+/// `retention` after a window's last slot.
 pub async fn run(
     store: Store,
     clock: Arc<dyn Clock>,
     every: Duration,
+    retention: chrono::Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
         tick(&store, clock.as_ref()).await;
+        super::retention::tick(&store, clock.now(), retention).await;
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.wait_for(|stop| *stop) => return,

@@ -59,6 +59,7 @@ impl Store {
                  join windows w on w.id = e.window_id
                  where w.site = $1 and w.procedure = $2 and w.state = 'drawn' and w.id <> $3
                    and r.slot_id is null and e.status = 'eligible'
+                   and e.anonymised_at is null
                    and not exists (select 1 from entries c where c.carried_from = e.id)
                    and not exists (select 1 from slot_assignments a where a.entry_id = e.id)
                    and not exists (select 1 from cancellations x where x.entry_id = e.id)

@@ -343,7 +343,7 @@ impl Store {
                 None => None,
             };
             if let Some(request) = idempotency {
-                store_idempotency!(tx, request, now);
+                store_idempotency!(tx, request);
             }
             let actor = match entry.registered_by {
                 Some(token_id) => Actor::Staff(token_id.to_owned()),
@@ -364,15 +364,29 @@ impl Store {
         })
     }
 
-    /// One entry, or [`StoreError::NotFound`].
+    /// One entry, or [`StoreError::NotFound`], or [`StoreError::Erased`] once its
+    /// personal data was erased by the retention task.
     pub async fn entry(&self, id: &str) -> Result<EntryRecord, StoreError> {
-        let row: Option<EntryRow> = on_db!(self, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_ENTRY} where id = $1")))
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
+        let (row, exists): (Option<EntryRow>, bool) = on_db!(self, |pool| {
+            let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{SELECT_ENTRY} where id = $1 and anonymised_at is null"
+            )))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            let exists = row.is_some()
+                || sqlx::query_scalar::<_, i64>("select 1 from entries where id = $1")
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?
+                    .is_some();
+            (row, exists)
         });
-        row.ok_or(StoreError::NotFound)?.try_into()
+        match row {
+            Some(row) => row.try_into(),
+            None if exists => Err(StoreError::Erased),
+            None => Err(StoreError::NotFound),
+        }
     }
 
     /// The stored hash of an entry's access code, if the entry exists.

@@ -26,7 +26,16 @@ pub struct IdempotencyRequest<'a> {
 }
 
 /// Inside a write transaction: `Some(RegisterOutcome::Replayed)` when the request was
-/// already answered, `Err(IdempotencyKeyReused)` when the key came with another body.
+/// already answered, `Err(IdempotencyKeyReused)` when the key came with another body,
+/// `None` when this transaction now holds the key.
+///
+/// The key is claimed first, by inserting its row before anything else is done: the
+/// primary key `(scope, key)` lets only one transaction hold it. A concurrent request
+/// with the same key waits on that row (PostgreSQL) or on the write lock (SQLite) until
+/// the first transaction ends, then finds its answer and replays it; if the first one
+/// was refused and rolled back, its claim is gone and the retry proceeds. Replay thus
+/// holds by construction, not by luck of timing. [`store_idempotency!`] fills in the
+/// answer before commit, so the placeholder is never seen outside the transaction.
 macro_rules! check_idempotency {
     ($tx:expr, $request:expr, $now:expr) => {{
         sqlx::query("delete from idempotency_keys where scope = $1 and key = $2 and expires_at <= $3")
@@ -35,40 +44,53 @@ macro_rules! check_idempotency {
             .bind($now)
             .execute(&mut *$tx)
             .await?;
-        let found: Option<(String, i64, String)> = sqlx::query_as(
-            "select fingerprint, status, response from idempotency_keys where scope = $1 and key = $2",
+        let claimed = sqlx::query(
+            "insert into idempotency_keys (scope, key, fingerprint, status, response, created_at, expires_at)
+             values ($1, $2, $3, 0, '', $4, $5)
+             on conflict (scope, key) do nothing",
         )
         .bind(&$request.scope)
         .bind($request.key)
-        .fetch_optional(&mut *$tx)
-        .await?;
-        match found {
-            Some((fingerprint, status, body)) if fingerprint == $request.fingerprint => {
-                let status = u16::try_from(status)
-                    .map_err(|_| StoreError::Corrupt("idempotency_keys.status".into()))?;
-                Some($crate::store::RegisterOutcome::Replayed { status, body })
+        .bind(&$request.fingerprint)
+        .bind($now)
+        .bind($request.expires_at)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected();
+        if claimed == 1 {
+            None
+        } else {
+            let (fingerprint, status, body): (String, i64, String) = sqlx::query_as(
+                "select fingerprint, status, response from idempotency_keys where scope = $1 and key = $2",
+            )
+            .bind(&$request.scope)
+            .bind($request.key)
+            .fetch_one(&mut *$tx)
+            .await?;
+            if fingerprint != $request.fingerprint {
+                return Err(StoreError::IdempotencyKeyReused);
             }
-            Some(_) => return Err(StoreError::IdempotencyKeyReused),
-            None => None,
+            let status = u16::try_from(status)
+                .ok()
+                .filter(|status| *status != 0)
+                .ok_or_else(|| StoreError::Corrupt("idempotency_keys.status".into()))?;
+            Some($crate::store::RegisterOutcome::Replayed { status, body })
         }
     }};
 }
 pub(crate) use check_idempotency;
 
-/// Inside a write transaction: stores the answer to a request.
+/// Inside the write transaction that claimed the key with [`check_idempotency!`]:
+/// stores the answer to the request.
 macro_rules! store_idempotency {
-    ($tx:expr, $request:expr, $now:expr) => {
+    ($tx:expr, $request:expr) => {
         sqlx::query(
-            "insert into idempotency_keys (scope, key, fingerprint, status, response, created_at, expires_at)
-             values ($1, $2, $3, $4, $5, $6, $7)",
+            "update idempotency_keys set status = $3, response = $4 where scope = $1 and key = $2",
         )
         .bind(&$request.scope)
         .bind($request.key)
-        .bind(&$request.fingerprint)
         .bind(i64::from($request.status))
         .bind(&$request.body)
-        .bind($now)
-        .bind($request.expires_at)
         .execute(&mut *$tx)
         .await?
     };

@@ -34,6 +34,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod metrics;
 pub mod outbox;
+pub mod retention;
 pub mod slots;
 pub mod staff;
 pub mod windows;
@@ -125,6 +126,8 @@ pub enum StoreError {
     IdempotencyKeyReused,
     #[error("the entry is {0}")]
     EntryState(EntryStatus),
+    #[error("the personal data of this entry was erased")]
+    Erased,
     #[error("unsupported database URL: {0}")]
     UnsupportedUrl(String),
     #[error("unexpected value in the database: {0}")]

@@ -1080,7 +1080,8 @@ impl Store {
                  join slots s on s.window_id = a.window_id and s.id = a.slot_id
                  join entries e on e.id = a.entry_id
                  join windows w on w.id = a.window_id
-                 where a.check_digest = $1 and a.released_at is null",
+                 where a.check_digest = $1 and a.released_at is null
+                   and e.anonymised_at is null",
             )
             .bind(code.lookup_digest())
             .fetch_all(&mut *tx)
@@ -1284,7 +1285,8 @@ impl Store {
         on_db!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let row: Option<(String, String, String, NaiveDate)> = sqlx::query_as(
-                "select window_id, family_name, given_names, birth_date from entries where id = $1",
+                "select window_id, family_name, given_names, birth_date from entries
+                 where id = $1 and anonymised_at is null",
             )
             .bind(entry_id)
             .fetch_optional(&mut *tx)

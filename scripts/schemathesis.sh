@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Property-based fuzzing of the JSON API with Schemathesis: starts a real `tirage serve`
+# on a throwaway SQLite file with an admin token, lets Schemathesis generate requests
+# (valid and invalid) for every operation of the OpenAPI description the service
+# serves, and fails on any 5xx answer or any answer that does not match its documented
+# schema.
+#
+#   scripts/schemathesis.sh [path/to/tirage]
+#
+# Environment: SCHEMATHESIS (the command, default `schemathesis`), ST_MAX_EXAMPLES
+# (cases per operation and phase, default 20), ST_SEED (default 1, so a run can be
+# replayed). The binary defaults to target/debug/tirage (or $CARGO_TARGET_DIR's).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+tirage=${1:-$target_dir/debug/tirage}
+schemathesis=${SCHEMATHESIS:-schemathesis}
+max_examples=${ST_MAX_EXAMPLES:-20}
+seed=${ST_SEED:-1}
+
+work=$(mktemp -d)
+server=
+cleanup() {
+    if [[ -n "$server" ]]; then
+        kill "$server" 2>/dev/null || true
+        wait "$server" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+token=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+base=http://127.0.0.1:$port
+
+TIRAGE_ADMIN_TOKEN=$token RUST_LOG=${RUST_LOG:-warn} "$tirage" serve \
+    --listen "127.0.0.1:$port" \
+    --database "sqlite://$work/tirage.db?mode=rwc" \
+    --mail "file:$work/mail" >"$work/server.log" 2>&1 &
+server=$!
+
+for _ in $(seq 100); do
+    curl -fsS "$base/healthz" >/dev/null 2>&1 && break
+    kill -0 "$server" 2>/dev/null || { cat "$work/server.log"; exit 1; }
+    sleep 0.1
+done
+
+# Some windows for the operations that need one to exist (staff routes are fuzzed with
+# the admin token, so most generated requests are authorised and reach the handlers).
+curl -fsS -X POST "$base/api/v1/windows" -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' -d '{
+      "site": "34", "procedure": "renewal",
+      "registration_opens_at": "2020-01-01T08:00:00Z",
+      "registration_closes_at": "2099-12-15T18:00:00Z",
+      "draw_at": "2099-12-16T10:00:00Z", "beacon": "none",
+      "slots": [{"starts_at": "2100-01-04T08:30:00Z", "counter": "G1"}]}' >/dev/null
+
+status=0
+"$schemathesis" run "$base/api/openapi.json" \
+    --checks not_a_server_error,response_schema_conformance \
+    --phases examples,coverage,fuzzing \
+    --max-examples "$max_examples" \
+    --seed "$seed" \
+    --workers 2 \
+    --request-timeout 10 \
+    --no-color \
+    -H "Authorization: Bearer $token" || status=$?
+
+if ((status != 0)); then
+    echo "--- server log (warnings and errors)"
+    tail -n 50 "$work/server.log"
+fi
+exit "$status"
