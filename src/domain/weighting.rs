@@ -156,7 +156,7 @@ impl WeightingPolicy {
                     ),
                 );
             }
-            if tier.max_days_left.abs() > 36_600 {
+            if tier.max_days_left.unsigned_abs() > 36_600 {
                 v.push(
                     format!("tiers[{i}].max_days_left"),
                     Issue::new("out_of_range", "must be within 100 years"),
@@ -300,6 +300,27 @@ mod tests {
                 "max_bonus"
             ]
         );
+    }
+
+    /// Found by fuzzing the API: `i64::MIN` has no absolute value, and the range check
+    /// used to overflow (a panic, answered by a dropped connection).
+    #[test]
+    fn extreme_tier_bounds_are_refused_not_overflowed() {
+        for max_days_left in [i64::MIN, i64::MIN + 1, -36_601, 36_601, i64::MAX] {
+            let policy = WeightingPolicy {
+                tiers: vec![UrgencyTier {
+                    max_days_left,
+                    weight: 2,
+                }],
+                default_weight: 1,
+                carry_over_bonus: 0,
+                max_bonus: 0,
+            };
+            let errors = policy.validate().unwrap_err().into_vec();
+            assert_eq!(errors.len(), 1, "{max_days_left}");
+            assert_eq!(errors[0].field, "tiers[0].max_days_left");
+            assert_eq!(errors[0].code, "out_of_range");
+        }
     }
 
     #[test]

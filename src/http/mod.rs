@@ -107,9 +107,59 @@ impl Modify for SecuritySchemes {
 
 /// The documented routes and their OpenAPI description.
 pub fn api() -> (Router<AppState>, OpenApiDoc) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api::router())
-        .split_for_parts()
+        .split_for_parts();
+    document_body_refusals(&mut doc);
+    (router, doc)
+}
+
+/// Every operation that takes a JSON body can refuse it before its handler runs, with
+/// the same problem documents (see `extract::JsonBody`): `400` when it is not JSON, `413`
+/// when it is too large, `415` when it is not sent as `application/json`. They are
+/// documented here once for all such operations, where a handler's own description
+/// does not already give them (found missing by fuzzing the API with Schemathesis).
+fn document_body_refusals(doc: &mut OpenApiDoc) {
+    use utoipa::openapi::schema::Ref;
+    use utoipa::openapi::{Content, ResponseBuilder};
+
+    let refusals = [
+        ("400", "The body is not JSON"),
+        ("413", "The body is too large"),
+        (
+            "415",
+            "The body is not sent as JSON (`Content-Type: application/json`)",
+        ),
+    ];
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            if operation.request_body.is_none() {
+                continue;
+            }
+            for (status, description) in refusals {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content(
+                                "application/problem+json",
+                                Content::new(Some(Ref::from_schema_name("Problem"))),
+                            )
+                            .build()
+                            .into()
+                    });
+            }
+        }
+    }
 }
 
 /// The OpenAPI description of the API, as served at `/api/openapi.json`.

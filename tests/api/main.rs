@@ -15,6 +15,7 @@ mod demo;
 mod draws;
 mod duplicates;
 mod entries;
+mod fuzz_findings;
 mod health;
 mod idempotency;
 mod instances;
