@@ -2,12 +2,13 @@
 # Property-based fuzzing of the JSON API with Schemathesis: starts a real `tirage serve`
 # on a throwaway SQLite file with an admin token, lets Schemathesis generate requests
 # (valid and invalid) for every operation of the OpenAPI description the service
-# serves, and fails on any 5xx answer or any answer that does not match its documented
-# schema.
+# serves, and fails on any 5xx answer, and on any answer whose status, content type or
+# body is not the one documented for it.
 #
 #   scripts/schemathesis.sh [path/to/tirage]
 #
-# Environment: SCHEMATHESIS (the command, default `schemathesis`), ST_MAX_EXAMPLES
+# Environment: SCHEMATHESIS (the command, default `python3 -m schemathesis.cli`, the
+# version that .ci/run installs: schemathesis==4.32.5 from PyPI), ST_MAX_EXAMPLES
 # (cases per operation and phase, default 20), ST_SEED (default 1, so a run can be
 # replayed). The binary defaults to target/debug/tirage (or $CARGO_TARGET_DIR's).
 set -euo pipefail
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 tirage=${1:-$target_dir/debug/tirage}
-schemathesis=${SCHEMATHESIS:-schemathesis}
+read -r -a schemathesis <<<"${SCHEMATHESIS:-python3 -m schemathesis.cli}"
 max_examples=${ST_MAX_EXAMPLES:-20}
 seed=${ST_SEED:-1}
 
@@ -79,8 +80,8 @@ headers = { Authorization = "Bearer $access" }
 TOML
 
 status=0
-"$schemathesis" --config-file "$work/schemathesis.toml" run "$base/api/openapi.json" \
-    --checks not_a_server_error,response_schema_conformance \
+"${schemathesis[@]}" --config-file "$work/schemathesis.toml" run "$base/api/openapi.json" \
+    --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
     --phases examples,coverage,fuzzing \
     --max-examples "$max_examples" \
     --seed "$seed" \

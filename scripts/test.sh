@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, the Rust test suites (with the
 # server and without it), the API suite a second time on PostgreSQL, the web pages in
-# headless Chromium, the independent Python verifier, and the cross-check of the two
-# verifiers on a 10,000-entry draw.
+# headless Chromium, the API fuzzed against its OpenAPI description (Schemathesis), the
+# independent Python verifier, and the cross-check of the two verifiers on a
+# 10,000-entry draw.
 #
 # PostgreSQL: set TIRAGE_TEST_POSTGRES_URL (postgres://user@host:port/db, a role that
 # may create databases) to use a server of yours; otherwise a throwaway server is
@@ -44,6 +45,9 @@ fi
 step "web pages in a real browser (Chromium, axe-core, 360 px screenshots in browser-tests/output)"
 cargo build --all-features --bin tirage
 TIRAGE_BIN="$target_dir/debug/tirage" browser-tests/run.sh
+
+step "the API fuzzed by Schemathesis: no 5xx, every answer as documented (scripts/schemathesis.sh)"
+scripts/schemathesis.sh "$target_dir/debug/tirage"
 
 step "auditor build without the server stack, and its tests"
 cargo test --no-default-features --test draw_vectors --test draw_properties --test cli_verify \
