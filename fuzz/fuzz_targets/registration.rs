@@ -7,8 +7,7 @@
 use chrono::NaiveDate;
 use libfuzzer_sys::fuzz_target;
 use tirage::domain::identity::{
-    CountryCode, DocumentKind, DocumentNumber, DuplicateKeys, Email, PersonName, PhoneNumber,
-    fold,
+    CountryCode, DocumentKind, DocumentNumber, DuplicateKeys, Email, PersonName, PhoneNumber, fold,
 };
 use tirage::domain::registration::{Channel, RegistrationForm, parse_date};
 

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs each cargo-fuzz target of fuzz/ for a short time (libFuzzer, with
+# AddressSanitizer), starting from seeds made of the project's own files:
+#
+#   scripts/fuzz.sh [SECONDS]        # per target, default 60
+#
+# - bundle_verify: `tirage verify` on arbitrary bytes, seeded with the published draw
+#   vectors (tests/vectors/*.json).
+# - registration: the registration form and each field validator on arbitrary bytes,
+#   seeded with a valid registration.
+#
+# cargo-fuzz needs unstable compiler flags (-Zsanitizer); on a stable toolchain,
+# RUSTC_BOOTSTRAP=1 allows them. Needs `cargo install cargo-fuzz --locked` once. A crash
+# stops the run and leaves its input in fuzz/artifacts/<target>/; replay it with
+# `RUSTC_BOOTSTRAP=1 cargo fuzz run <target> fuzz/artifacts/<target>/<file>`.
+# What the runs found so far: docs/fuzzing.md.
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+
+seconds=${1:-60}
+command -v cargo-fuzz >/dev/null || {
+    echo "cargo-fuzz is missing: cargo install cargo-fuzz --locked" >&2
+    exit 2
+}
+export RUSTC_BOOTSTRAP=1
+
+corpus=$(mktemp -d)
+trap 'rm -rf "$corpus"' EXIT
+mkdir -p "$corpus/bundle_verify" "$corpus/registration"
+cp ../tests/vectors/*.json "$corpus/bundle_verify/"
+cat >"$corpus/registration/applicant.json" <<'JSON'
+{"family_name": "Diallo-N'Diaye", "given_names": "Aminata Fatou", "birth_date": "1991-03-14",
+ "nationality": "SEN", "document": {"kind": "foreigner_number", "number": "7500000001",
+ "country": "FRA"}, "email": "aminata.diallo+rdv@example.org", "phone": "+33 6 12 34 00 01",
+ "permit_expires_on": "2027-01-20", "language": "fr"}
+JSON
+printf '%s' 'Élise-Marie O’Brien' >"$corpus/registration/name.txt"
+
+for target in bundle_verify registration; do
+    echo "== $target, ${seconds}s"
+    log=$corpus/$target.log
+    if ! cargo fuzz run "$target" "$corpus/$target" -- \
+        -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
+        tail -n 40 "$log"
+        echo "$target found a failing input: see fuzz/artifacts/$target/" >&2
+        exit 1
+    fi
+    grep -E '^(Done|stat::(number_of_executed_units|new_units_added|peak_rss_mb))' "$log"
+done
