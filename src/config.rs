@@ -296,3 +296,39 @@ pub const MAX_RETENTION_DAYS: i64 = 3650;
 
 /// The shortest admin token accepted.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn parse(flags: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let argv = std::iter::once("tirage").chain(flags.iter().copied());
+        Serve::try_parse_from(argv).map(|serve| serve.args)
+    }
+
+    #[test]
+    fn retention_defaults_to_ninety_days_and_takes_one_to_ten_years() {
+        assert_eq!(parse(&[]).unwrap().retention_days, DEFAULT_RETENTION_DAYS);
+        assert_eq!(parse(&["--retention-days", "1"]).unwrap().retention_days, 1);
+        assert_eq!(
+            parse(&["--retention-days", "3650"]).unwrap().retention_days,
+            3650
+        );
+        for bad in ["0", "-5", "3651", "ninety", ""] {
+            let flag = format!("--retention-days={bad}");
+            let error = parse(&[&flag]).err().unwrap();
+            assert!(
+                error.to_string().contains("--retention-days"),
+                "{bad}: {error}"
+            );
+        }
+    }
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use serde_json::json;
+use sqlx::Row;
 use tirage::app::Application;
 use tirage::config::ServeArgs;
 use tirage::draw::Bundle;
@@ -17,43 +18,20 @@ use crate::helpers::{ADMIN_TOKEN, TestApp, applicant, at, registered_and_verifie
 /// The last (and only) slot of the standard window.
 const LAST_SLOT: &str = "2027-01-04T08:30:00Z";
 
-/// The personal columns of an entry, straight from the database.
+/// The personal columns of an entry, straight from the database: names, birth date,
+/// nationality, document number, e-mail, phone, and the four identity keys.
 async fn stored_identity(app: &TestApp, entry_id: &str) -> Vec<Option<String>> {
     let Db::Sqlite(pool) = app.store().db();
-    let row: (
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-    ) = sqlx::query_as(
+    let row = sqlx::query(
         "select family_name, given_names, birth_date, nationality, document_number,
-                    email, phone, document_key, person_key, email_key, phone_key
-             from entries where id = $1",
+                email, phone, document_key, person_key, email_key, phone_key
+         from entries where id = $1",
     )
     .bind(entry_id)
     .fetch_one(pool)
     .await
     .unwrap();
-    vec![
-        Some(row.0),
-        Some(row.1),
-        Some(row.2),
-        Some(row.3),
-        Some(row.4),
-        row.5,
-        row.6,
-        Some(row.7),
-        Some(row.8),
-        row.9,
-        row.10,
-    ]
+    (0..row.len()).map(|i| row.get(i)).collect()
 }
 
 /// A drawn window with one online entry (verified), two at the counter, and a staff
