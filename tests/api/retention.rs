@@ -155,6 +155,26 @@ async fn personal_data_is_erased_once_after_the_retention_period_and_the_bundle_
     let problem = gone.assert_problem(404, "not-found");
     assert!(problem["detail"].as_str().unwrap().contains("erased"));
 
+    for document in ["/convocation", "/attestation"] {
+        app.get(&format!("{entry_uri}{document}"), Some(access))
+            .await
+            .assert_problem(404, "not-found");
+    }
+    // Staff views of the window still work, without the names.
+    for uri in [
+        format!("/api/v1/windows/{window_id}/slots"),
+        format!("/api/v1/windows/{window_id}/events"),
+        format!("/api/v1/windows/{window_id}"),
+    ] {
+        let view = app.get(&uri, Some(ADMIN_TOKEN)).await;
+        view.assert_status(200);
+        for n in 1..=3 {
+            let name = applicant(n)["family_name"].as_str().unwrap().to_owned();
+            assert!(!view.text.contains(&name), "{uri} shows {name}");
+        }
+        assert!(!view.text.contains("Correctedname"), "{uri}");
+    }
+
     // What verification needs is untouched: the same bundle, the same results, and
     // the bundle verifies.
     let bundle_after = app.get(&bundle_uri, None).await;
