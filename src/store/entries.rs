@@ -375,11 +375,13 @@ impl Store {
             .fetch_optional(pool)
             .await?;
             let exists = row.is_some()
-                || sqlx::query_scalar::<_, i64>("select 1 from entries where id = $1")
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await?
-                    .is_some();
+                || sqlx::query_scalar::<_, i64>(
+                    "select cast(1 as bigint) from entries where id = $1",
+                )
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .is_some();
             (row, exists)
         });
         match row {

@@ -14,8 +14,9 @@
 //! `windows.personal_data_erased_at`, in the same transaction as the erasure and its
 //! audit event, so concurrent instances or a restart halfway cannot do it twice.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::json;
+use sqlx::{PgPool, SqlitePool};
 
 use super::audit::{Actor, record_event};
 use super::{Store, StoreError, WritePool, on_db};
@@ -27,6 +28,28 @@ pub struct Erasure {
     pub entries: u64,
     /// Staff name corrections whose names and reason were blanked.
     pub corrections: u64,
+}
+
+/// What an erased birth date is stored as on each engine: SQLite's column is `text not
+/// null`, so an empty text; PostgreSQL's is a `date`, made nullable by migration 0017,
+/// so null. (Readers never decode it: they refuse erased entries first.)
+trait ErasedBirthDate {
+    type Value;
+    fn erased_birth_date(&self) -> Self::Value;
+}
+
+impl ErasedBirthDate for SqlitePool {
+    type Value = &'static str;
+    fn erased_birth_date(&self) -> &'static str {
+        ""
+    }
+}
+
+impl ErasedBirthDate for PgPool {
+    type Value = Option<NaiveDate>;
+    fn erased_birth_date(&self) -> Option<NaiveDate> {
+        None
+    }
 }
 
 /// Slot times are stored as `YYYY-MM-DDTHH:MM:SSZ` text, so the cutoff is compared in
@@ -93,7 +116,7 @@ impl Store {
             // unique indexes on them still hold.
             let entries = sqlx::query(
                 "update entries set
-                     family_name = '', given_names = '', birth_date = '', nationality = '',
+                     family_name = '', given_names = '', birth_date = $3, nationality = '',
                      document_number = '', document_country = '', email = null, phone = null,
                      permit_expires_on = null,
                      document_key = 'erased:' || id, person_key = 'erased:' || id,
@@ -102,6 +125,7 @@ impl Store {
             )
             .bind(window_id)
             .bind(now)
+            .bind(pool.erased_birth_date())
             .execute(&mut *tx)
             .await?
             .rows_affected();
