@@ -11,7 +11,6 @@ use tirage::config::ServeArgs;
 use tirage::draw::Bundle;
 use tirage::draw::verify::check_bundle;
 use tirage::jobs::retention;
-use tirage::store::Db;
 
 use crate::helpers::{ADMIN_TOKEN, TestApp, applicant, at, registered_and_verified};
 
