@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs each cargo-fuzz target of fuzz/ for a short time (libFuzzer, with
-# AddressSanitizer), starting from seeds made of the project's own files:
+# AddressSanitizer and debug assertions, a dictionary of JSON boundary values in
+# fuzz/json.dict), starting from seeds made of the project's own files:
 #
 #   scripts/fuzz.sh [SECONDS]        # per target, default 60
 #
@@ -59,8 +60,9 @@ JSON
 for target in bundle_verify registration window; do
     echo "== $target, ${seconds}s"
     log=$corpus/$target.log
-    if ! cargo fuzz run "$target" "$corpus/$target" -- \
-        -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
+    # debug assertions on, so that an integer overflow is a crash, not a silent wrap
+    if ! cargo fuzz run --debug-assertions "$target" "$corpus/$target" -- \
+        -max_total_time="$seconds" -dict=json.dict -print_final_stats=1 >"$log" 2>&1; then
         tail -n 40 "$log"
         echo "$target found a failing input: see fuzz/artifacts/$target/" >&2
         exit 1
