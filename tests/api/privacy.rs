@@ -346,7 +346,12 @@ async fn nothing_public_and_no_log_line_shows_personal_data_through_a_whole_wind
         fetched += 1;
     }
     assert!(fetched >= 15, "only {fetched} GET operations found");
-    // The bundle is among them; check it was really there to read.
+    // The metrics are among them, public unless a metrics token is configured.
+    let metrics = app.get("/metrics", None).await;
+    metrics.assert_status(200);
+    assert!(metrics.text.contains("# TYPE"), "{}", metrics.text);
+    assert_clean("/metrics", &metrics.text, &values);
+    // The bundle is among them too; check it was really there to read.
     let bundle = app
         .get(&format!("/api/v1/windows/{window_id}/bundle"), None)
         .await;
