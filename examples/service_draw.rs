@@ -180,6 +180,8 @@ async fn main() {
     let clock = ManualClock::new(at("2027-01-10T09:00:00Z"));
     let mut config = ServeArgs::new(args.database.clone(), "127.0.0.1:0".parse().unwrap());
     config.admin_token = Some(ADMIN.into());
+    // a national close or draw takes longer than an ordinary request may
+    config.request_timeout = 3600;
     let app = Application::build_with_clock(config, Arc::new(clock.clone()))
         .await
         .expect("the service starts");
