@@ -42,12 +42,24 @@ if [[ -n ${TIRAGE_TEST_POSTGRES_URL:-} ]]; then
     cargo test --all-features --test api
 fi
 
+# the criterion benches are run by hand (docs/benchmarks.md); CI only makes sure they
+# still build, in the profile the tests already built (cargo bench --no-run would
+# build everything again in release)
+step "benches compile"
+cargo build --all-features --benches
+
 step "web pages in a real browser (Chromium, axe-core, 360 px screenshots in browser-tests/output)"
 cargo build --all-features --bin tirage
 TIRAGE_BIN="$target_dir/debug/tirage" browser-tests/run.sh
 
 step "the API fuzzed by Schemathesis: no 5xx, every answer as documented (scripts/schemathesis.sh)"
 scripts/schemathesis.sh "$target_dir/debug/tirage"
+
+step "no acknowledged registration lost across hard kills (3 rounds; 20 with scripts/durability.sh)"
+TIRAGE_BIN="$target_dir/debug/tirage" scripts/durability.sh "" 3
+if [[ -n ${TIRAGE_TEST_POSTGRES_URL:-} ]]; then
+    TIRAGE_BIN="$target_dir/debug/tirage" scripts/durability.sh "$TIRAGE_TEST_POSTGRES_URL" 3
+fi
 
 step "auditor build without the server stack, and its tests"
 cargo test --no-default-features --test draw_vectors --test draw_properties --test cli_verify \

@@ -17,6 +17,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware;
+use tower_http::CompressionLevel;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa::openapi::OpenApi as OpenApiDoc;
@@ -26,6 +29,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub mod api;
+pub mod caching;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -44,6 +48,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub const WINDOW_BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// Requests taking longer are answered 503, unless configured otherwise.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Smaller bodies are sent as they are: compressing them saves less than it costs.
+const COMPRESS_ABOVE: u64 = 1024;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -210,6 +216,15 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), limits::limit))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // gzip or brotli for clients that accept it, on bodies worth it; level 4 keeps
+        // the cost low for answers made on the fly (brotli's default, 11, is far too
+        // slow for a 100 MB bundle)
+        .layer(
+            CompressionLayer::new()
+                .quality(CompressionLevel::Precise(4))
+                .compress_when(DefaultPredicate::new().and(SizeAbove::new(COMPRESS_ABOVE))),
+        )
+        .layer(middleware::from_fn(caching::weaken_etag_when_encoded))
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(

@@ -9,6 +9,7 @@ use crate::domain::waitlist::OfferPolicy;
 use crate::jobs::clock::Clock;
 use crate::jobs::mailer::Mailer;
 use crate::jobs::outbox::OutboxSender;
+use crate::jobs::registrar::Registrar;
 use crate::lifecycle::ProofCache;
 use crate::store::Store;
 
@@ -18,6 +19,8 @@ pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub outbox: OutboxSender,
+    /// Stores registrations in batches (group commit), see [`Registrar`].
+    pub registrar: Registrar,
     /// Merkle trees of closed windows, for applicants' inclusion proofs.
     pub proofs: ProofCache,
     /// The key attestations are signed with, loaded at start ([`AppState::with_signing_key`]).
@@ -41,12 +44,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state, with the registrar's writer task started on the current runtime.
     pub fn new(store: Store, mailer: Arc<dyn Mailer>, clock: Arc<dyn Clock>) -> Self {
         let outbox = OutboxSender::new(store.clone(), mailer, Arc::clone(&clock));
+        let registrar = Registrar::start(store.clone());
         Self {
             store,
             clock,
             outbox,
+            registrar,
             proofs: ProofCache::default(),
             signing_key: None,
             secure_cookies: false,

@@ -9,6 +9,7 @@
 //! - [`offers`]: after a draw, slot holders and result mails; expiry of offers of freed
 //!   slots to the waiting list.
 //! - [`outbox`]: the sender that delivers queued mails and retries failures.
+//! - [`registrar`]: the writer that stores registrations in batches (group commit).
 //! - [`retention`]: erasure of personal data a configured time after a window's
 //!   last slot.
 //! - [`scheduler`]: closes and draws windows when their time comes.
@@ -18,5 +19,6 @@ pub mod mailer;
 pub mod messages;
 pub mod offers;
 pub mod outbox;
+pub mod registrar;
 pub mod retention;
 pub mod scheduler;

@@ -231,32 +231,33 @@ macro_rules! entry_status {
     }};
 }
 
-impl Store {
-    /// Stores a registration, all or nothing: the idempotency check, the window's
-    /// state and period, the duplicate rules, the entry, its verification code, its
-    /// mail, the idempotency record and the audit event, in one write transaction.
-    pub async fn register(
-        &self,
-        entry: &NewEntry<'_>,
-        code: Option<&NewCode<'_>>,
-        mail: Option<&NewMail>,
-        idempotency: Option<&IdempotencyRequest<'_>>,
-        now: DateTime<Utc>,
-    ) -> Result<RegisterOutcome, StoreError> {
+/// One registration inside an open write transaction (or savepoint) `$tx`: the
+/// idempotency check, the window's state and period, the duplicate rules, the entry,
+/// its verification code, its mail, the idempotency record and the audit event.
+/// Evaluates to `Result<RegisterOutcome, StoreError>`; every refusal comes before the
+/// first write except the purge of an expired idempotency record.
+macro_rules! register_in {
+    ($tx:expr, $entry:expr, $code:expr, $mail:expr, $idempotency:expr, $now:expr) => {{
+        let (entry, code, mail, idempotency, now): (
+            &NewEntry<'_>,
+            Option<&NewCode<'_>>,
+            Option<&NewMail>,
+            Option<&IdempotencyRequest<'_>>,
+            DateTime<Utc>,
+        ) = ($entry, $code, $mail, $idempotency, $now);
         let identity = &entry.registration.identity;
         let status = match entry.channel {
             Channel::Online => EntryStatus::PendingVerification,
             Channel::Counter => EntryStatus::Eligible,
         };
         let verified_at = (status == EntryStatus::Eligible).then_some(now);
-        on_db!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+        let outcome: Result<RegisterOutcome, StoreError> = async {
             if let Some(request) = idempotency
-                && let Some(replay) = check_idempotency!(tx, request, now)
+                && let Some(replay) = check_idempotency!($tx, request, now)
             {
                 return Ok(replay);
             }
-            check_period!(tx, entry.window_id, now);
+            check_period!($tx, entry.window_id, now);
             for rule in DuplicateRule::ALL {
                 let Some(key) = entry.keys.get(rule) else {
                     continue;
@@ -278,7 +279,7 @@ impl Store {
                 let taken: Option<i32> = sqlx::query_scalar(sql)
                     .bind(entry.window_id)
                     .bind(key)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut *$tx)
                     .await?;
                 if taken.is_some() {
                     return Err(StoreError::Duplicate(rule));
@@ -318,7 +319,7 @@ impl Store {
             .bind(entry.registered_by)
             .bind(now)
             .bind(verified_at)
-            .execute(&mut *tx)
+            .execute(&mut *$tx)
             .await;
             if let Err(error) = inserted {
                 return Err(match duplicate_rule(&error) {
@@ -335,15 +336,15 @@ impl Store {
                 .bind(code.code_hash)
                 .bind(code.expires_at)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut *$tx)
                 .await?;
             }
             let outbox_id = match mail {
-                Some(mail) => Some(insert_mail!(tx, mail, now)),
+                Some(mail) => Some(insert_mail!($tx, mail, now)),
                 None => None,
             };
             if let Some(request) = idempotency {
-                store_idempotency!(tx, request);
+                store_idempotency!($tx, request);
             }
             let actor = match entry.registered_by {
                 Some(token_id) => Actor::Staff(token_id.to_owned()),
@@ -351,7 +352,7 @@ impl Store {
             };
             let detail = json!({ "channel": entry.channel.as_str(), "weight": entry.weight });
             record_event!(
-                tx,
+                $tx,
                 now,
                 actor,
                 "entry.registered",
@@ -359,8 +360,76 @@ impl Store {
                 Some(entry.id),
                 detail
             );
-            tx.commit().await?;
             Ok(RegisterOutcome::Created { outbox_id })
+        }
+        .await;
+        outcome
+    }};
+}
+
+/// One registration of a batch given to [`Store::register_batch`].
+#[derive(Debug, Clone)]
+pub struct PendingRegistration<'a> {
+    pub entry: NewEntry<'a>,
+    pub code: Option<NewCode<'a>>,
+    pub mail: Option<&'a NewMail>,
+    pub idempotency: Option<&'a IdempotencyRequest<'a>>,
+    pub now: DateTime<Utc>,
+}
+
+impl Store {
+    /// Stores a registration, all or nothing: the idempotency check, the window's
+    /// state and period, the duplicate rules, the entry, its verification code, its
+    /// mail, the idempotency record and the audit event, in one write transaction.
+    pub async fn register(
+        &self,
+        entry: &NewEntry<'_>,
+        code: Option<&NewCode<'_>>,
+        mail: Option<&NewMail>,
+        idempotency: Option<&IdempotencyRequest<'_>>,
+        now: DateTime<Utc>,
+    ) -> Result<RegisterOutcome, StoreError> {
+        on_db!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let outcome = register_in!(tx, entry, code, mail, idempotency, now)?;
+            if let RegisterOutcome::Created { .. } = outcome {
+                tx.commit().await?;
+            }
+            Ok(outcome)
+        })
+    }
+
+    /// Stores several registrations in one write transaction (group commit): each runs
+    /// in its own savepoint, so a refused one (a duplicate, a closed window) leaves no
+    /// trace and does not affect the others, and all of the accepted ones become
+    /// durable with one commit. Returns one outcome per registration, in order, only
+    /// once the commit succeeded; if the batch as a whole fails, nothing of it is
+    /// stored and the error is returned instead.
+    pub async fn register_batch(
+        &self,
+        batch: &[PendingRegistration<'_>],
+    ) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
+        on_db!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for item in batch {
+                let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+                let outcome = register_in!(
+                    savepoint,
+                    &item.entry,
+                    item.code.as_ref(),
+                    item.mail,
+                    item.idempotency,
+                    item.now
+                );
+                match outcome {
+                    Ok(RegisterOutcome::Created { .. }) => savepoint.commit().await?,
+                    _ => savepoint.rollback().await?,
+                }
+                outcomes.push(outcome);
+            }
+            tx.commit().await?;
+            Ok(outcomes)
         })
     }
 

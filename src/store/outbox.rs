@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreError, on_db};
+use super::{Store, StoreError, WritePool, on_db};
 
 /// A mail to queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +113,30 @@ impl Store {
             .bind(now)
             .execute(pool)
             .await?;
+        });
+        Ok(())
+    }
+
+    /// Records several successful sends in one write transaction (see
+    /// [`Store::mail_sent`]): under load, one commit instead of one per mail.
+    pub async fn mails_sent(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        on_db!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            for id in ids {
+                sqlx::query(
+                    "update outbox set sent_at = $2, attempts = attempts + 1, recipient = '', body = '',
+                         last_error = null
+                     where id = $1",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
         });
         Ok(())
     }

@@ -115,6 +115,8 @@ pub struct Answer {
     pub headers: HeaderMap,
     pub text: String,
     pub json: Value,
+    /// The body's bytes as received (compressed ones are not text).
+    pub bytes: Vec<u8>,
 }
 
 impl Answer {
@@ -379,6 +381,7 @@ pub async fn call(router: Router, request: Request<Body>) -> Answer {
         headers,
         text,
         json,
+        bytes: bytes.to_vec(),
     }
 }
 

@@ -2,10 +2,9 @@
 //! commitment, the results with statistics, and the bundle auditors re-compute.
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -13,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::windows::{SlotView, visible_window};
 use crate::domain::window::WindowState;
+use crate::http::caching::{self, cached_json};
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{MaybeStaff, OptionalJsonBody, Staff};
 use crate::http::state::AppState;
@@ -211,11 +211,19 @@ async fn draw_window(
 }
 
 /// Read a window's commitment.
+///
+/// Published once at close and never changed: served with an ETag and
+/// `Cache-Control: public, max-age=31536000, immutable`.
 #[utoipa::path(
     get, path = "/api/v1/windows/{id}/commitment", tag = "draws", operation_id = "get_commitment",
-    params(("id" = String, Path, description = "The window id")),
+    params(
+        ("id" = String, Path, description = "The window id"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag of a copy already held"),
+    ),
     responses(
-        (status = 200, description = "The commitment published at close", body = CommitmentView),
+        (status = 200, description = "The commitment published at close", body = CommitmentView,
+         headers(("ETag" = String, description = "Names the commitment's bytes"))),
+        (status = 304, description = "Not modified since the copy named in If-None-Match"),
         (status = 404, description = "No such window", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not closed yet", body = Problem, content_type = "application/problem+json"),
     )
@@ -224,23 +232,35 @@ async fn get_commitment(
     State(state): State<AppState>,
     staff: MaybeStaff,
     Path(id): Path<String>,
-) -> Result<Json<CommitmentView>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let window = visible_window(&state, &id, &staff).await?;
     let commitment = state.store.commitment(&window.id).await?;
     let commitment =
         commitment.ok_or_else(|| not_yet(&window, "registration has not closed yet"))?;
-    Ok(Json(commitment.into()))
+    cached_json(
+        &headers,
+        &staff,
+        &CommitmentView::from(commitment),
+        caching::IMMUTABLE,
+    )
 }
 
 /// Read a drawn window's results.
 ///
 /// The full ranking with the slot each selected entry got, and statistics per weight.
-/// Entry ids only, no personal data.
+/// Entry ids only, no personal data. Never changed once drawn: served with an ETag and
+/// `Cache-Control: public, max-age=31536000, immutable`.
 #[utoipa::path(
     get, path = "/api/v1/windows/{id}/results", tag = "draws", operation_id = "get_results",
-    params(("id" = String, Path, description = "The window id")),
+    params(
+        ("id" = String, Path, description = "The window id"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag of a copy already held"),
+    ),
     responses(
-        (status = 200, description = "The results", body = ResultsView),
+        (status = 200, description = "The results", body = ResultsView,
+         headers(("ETag" = String, description = "Names the results' bytes"))),
+        (status = 304, description = "Not modified since the copy named in If-None-Match"),
         (status = 404, description = "No such window", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not drawn yet", body = Problem, content_type = "application/problem+json"),
     )
@@ -249,7 +269,8 @@ async fn get_results(
     State(state): State<AppState>,
     staff: MaybeStaff,
     Path(id): Path<String>,
-) -> Result<Json<ResultsView>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let window = visible_window(&state, &id, &staff).await?;
     let (Some(commitment), Some(draw)) = (
         state.store.commitment(&window.id).await?,
@@ -281,7 +302,7 @@ async fn get_results(
             entry_id: line.entry_id,
         })
         .collect();
-    Ok(Json(ResultsView {
+    let view = ResultsView {
         window_id: window.id,
         n_entries: commitment.n_entries,
         n_slots: commitment.n_slots,
@@ -289,19 +310,26 @@ async fn get_results(
         results_hash: draw.results_hash,
         statistics: draw.statistics,
         results,
-    }))
+    };
+    cached_json(&headers, &staff, &view, caching::IMMUTABLE)
 }
 
 /// Download a drawn window's bundle.
 ///
 /// Exactly the DRAW-SPEC section 10 document, plus statistics and the window's
 /// settings. Check it with `tirage verify` or any implementation of the spec. Served
-/// with a strong ETag (its SHA-256); send `If-None-Match` to skip an unchanged copy.
+/// with a strong ETag (its SHA-256; weak, `W/"..."`, on a compressed copy) and
+/// `Cache-Control: public, max-age=31536000, immutable`: a drawn bundle never changes.
+/// Send `If-None-Match` to skip an unchanged copy.
 #[utoipa::path(
     get, path = "/api/v1/windows/{id}/bundle", tag = "draws", operation_id = "get_bundle",
-    params(("id" = String, Path, description = "The window id")),
+    params(
+        ("id" = String, Path, description = "The window id"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag of a copy already held"),
+    ),
     responses(
-        (status = 200, description = "The bundle (JSON)", content_type = "application/json", body = Object),
+        (status = 200, description = "The bundle (JSON)", content_type = "application/json", body = Object,
+         headers(("ETag" = String, description = "The bundle's SHA-256, quoted"))),
         (status = 304, description = "Not modified since the copy named in If-None-Match"),
         (status = 404, description = "No such window", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not drawn yet", body = Problem, content_type = "application/problem+json"),
@@ -322,38 +350,22 @@ async fn get_bundle(
             ApiError::internal(format!("drawn window {} has no bundle", window.id))
         })?;
     let etag = format!("\"{sha256}\"");
-    let etag_value = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
-    let cache = HeaderValue::from_static("public, max-age=60");
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
-        });
-    if matches {
-        return Ok((
-            StatusCode::NOT_MODIFIED,
-            [(header::ETAG, etag_value), (header::CACHE_CONTROL, cache)],
-        )
-            .into_response());
+    let policy = if staff.0.is_some() {
+        caching::PRIVATE
+    } else {
+        caching::IMMUTABLE
+    };
+    let mut response = caching::answer(&headers, &etag, policy, "application/json", body)
+        .map_err(ApiError::internal)?;
+    if response.status() == StatusCode::OK {
+        let disposition = HeaderValue::from_str(&format!(
+            "inline; filename=\"tirage-bundle-{}.json\"",
+            window.id
+        ))
+        .map_err(ApiError::internal)?;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, disposition);
     }
-    let disposition = HeaderValue::from_str(&format!(
-        "inline; filename=\"tirage-bundle-{}.json\"",
-        window.id
-    ))
-    .map_err(ApiError::internal)?;
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (header::ETAG, etag_value),
-            (header::CACHE_CONTROL, cache),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        Body::from(body),
-    )
-        .into_response())
+    Ok(response)
 }

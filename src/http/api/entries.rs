@@ -29,10 +29,11 @@ use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{AccessCode, IdempotencyKey, JsonBody, Staff, random_bytes};
 use crate::http::state::AppState;
 use crate::jobs::messages;
+use crate::jobs::registrar::{Idempotency, NewRegistration};
 use crate::lifecycle::{EntryStanding, standing};
 use crate::store::{
-    EntryRecord, EntryStatus, IdempotencyRequest, NewCode, NewEntry, NewMail, RegisterOutcome,
-    ResendOutcome, Role, StoreError, VerifyOutcome, WindowRecord,
+    EntryRecord, EntryStatus, NewCode, NewMail, RegisterOutcome, ResendOutcome, Role, StoreError,
+    VerifyOutcome, WindowRecord,
 };
 
 /// How long a stored receipt answers retries.
@@ -311,10 +312,6 @@ async fn register(
         }
         Channel::Counter => (None, None),
     };
-    let new_code = code_hash.as_deref().map(|code_hash| NewCode {
-        code_hash,
-        expires_at: code_expires_at,
-    });
     let mail = match (&code, registration.identity.email.as_ref()) {
         (Some(code), Some(email)) => Some(verification_mail(
             &window,
@@ -335,10 +332,10 @@ async fn register(
         channel,
         weight,
         registered_at: now,
-        code_expires_at: new_code.as_ref().map(|c| c.expires_at),
+        code_expires_at: code_hash.is_some().then_some(code_expires_at),
     };
     let receipt_json = serde_json::to_string(&receipt).map_err(ApiError::internal)?;
-    let idempotency = idempotency_key.as_deref().map(|key| IdempotencyRequest {
+    let idempotency = idempotency_key.map(|key| Idempotency {
         // Keys are the client's: an applicant's device, or one staff member's.
         scope: match staff {
             Some(staff) => format!("counter:{}:{}", window.id, staff.0.id),
@@ -350,26 +347,25 @@ async fn register(
         body: receipt_json.clone(),
         expires_at: now + IDEMPOTENCY_TTL,
     });
-    let entry = NewEntry {
-        id: &entry_id,
-        window_id: &window.id,
-        channel,
-        access_code_hash: &access_hash,
-        registration: &registration,
-        keys: &keys,
-        weight: weight.value,
-        unsuccessful_draws: 0,
-        registered_by: staff.map(|s| s.0.id.as_str()),
-    };
+    // Stored by the registrar's writer, possibly in one transaction with others
+    // (group commit); the answer comes only once it is committed.
     let outcome = state
-        .store
-        .register(
-            &entry,
-            new_code.as_ref(),
-            mail.as_ref(),
-            idempotency.as_ref(),
+        .registrar
+        .register(NewRegistration {
+            entry_id: entry_id.clone(),
+            window_id: window.id.clone(),
+            channel,
+            access_code_hash: access_hash,
+            registration,
+            keys,
+            weight: weight.value,
+            unsuccessful_draws: 0,
+            registered_by: staff.map(|s| s.0.id.clone()),
+            code: code_hash.map(|hash| (hash, code_expires_at)),
+            mail,
+            idempotency,
             now,
-        )
+        })
         .await?;
     let (status, body, replayed) = match outcome {
         RegisterOutcome::Created { outbox_id } => {

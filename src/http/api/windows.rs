@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -12,6 +13,7 @@ use utoipa_axum::routes;
 use crate::domain::weighting::WeightingPolicy;
 use crate::domain::window::{SlotSpec, WindowForm, WindowSpec, WindowState};
 use crate::http::WINDOW_BODY_LIMIT;
+use crate::http::caching::{self, cached_json};
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{JsonBody, MaybeStaff, Staff, random_bytes};
 use crate::http::state::AppState;
@@ -232,12 +234,21 @@ async fn list_windows(
 }
 
 /// Read a window.
+///
+/// Served with an ETag and `Cache-Control: public, max-age=5, must-revalidate` (the
+/// counts move with every registration); send the tag back in `If-None-Match` to get
+/// `304` while nothing changed. Answers to staff are `private`.
 #[utoipa::path(
     get, path = "/api/v1/windows/{id}", tag = "windows", operation_id = "get_window",
-    params(("id" = String, Path, description = "The window id")),
+    params(
+        ("id" = String, Path, description = "The window id"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag of a copy already held"),
+    ),
     security((), ("staff_token" = [])),
     responses(
-        (status = 200, description = "The window", body = WindowView),
+        (status = 200, description = "The window", body = WindowView,
+         headers(("ETag" = String, description = "Names this version of the window"))),
+        (status = 304, description = "Not modified since the copy named in If-None-Match"),
         (status = 404, description = "No such window (or a draft, without a staff token)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -245,8 +256,10 @@ async fn get_window(
     State(state): State<AppState>,
     staff: MaybeStaff,
     Path(id): Path<String>,
-) -> Result<Json<WindowView>, ApiError> {
-    Ok(Json(visible_window(&state, &id, &staff).await?.into()))
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let view = WindowView::from(visible_window(&state, &id, &staff).await?);
+    cached_json(&headers, &staff, &view, caching::SUMMARY)
 }
 
 /// Edit a draft window.

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Registration under load, next to /healthz of the same server in the same run.
+#
+#   bench/registration-load.sh [DATABASE_URL] [SECONDS]
+#
+# DATABASE_URL defaults to a new temporary SQLite file (a postgres:// URL runs the same
+# load on PostgreSQL); SECONDS (default 15) is the length of each wrk run. Builds the
+# release binary unless TIRAGE_BIN names one. Needs wrk (`apt-get install -y wrk`).
+#
+# For 64 and then 256 connections it runs, against one server and one open window:
+# /healthz, registrations (bench/register.lua: every request a new valid person), and
+# /healthz again; and prints one table row per connection count with the registrations
+# answered 201 per second, their p50 and p99 latency, and the ratio to the mean of the
+# two /healthz rates. Not run in CI: it takes about two minutes and its numbers depend
+# on the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+database=${1:-}
+seconds=${2:-15}
+threads=${WRK_THREADS:-2}
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+    if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [[ -z ${TIRAGE_BIN:-} ]]; then
+    cargo build --release --bin tirage >&2
+    TIRAGE_BIN=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/tirage
+fi
+database=${database:-sqlite://$work/tirage.db?mode=rwc}
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+base=http://127.0.0.1:$port
+token=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+
+TIRAGE_DATABASE_URL=$database TIRAGE_LISTEN=127.0.0.1:$port TIRAGE_ADMIN_TOKEN=$token \
+    TIRAGE_MAIL=log RUST_LOG=${RUST_LOG:-warn} "$TIRAGE_BIN" serve >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 200); do
+    curl -fs "$base/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+# a window open for registration now
+window=$(python3 - "$base" "$token" <<'PY'
+import json, sys, urllib.request
+from datetime import datetime, timedelta, timezone
+base, token = sys.argv[1:]
+now = datetime.now(timezone.utc)
+iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")
+def call(path, body=None):
+    req = urllib.request.Request(base + path, method="POST",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(req))
+window = call("/api/v1/windows", {
+    "site": "34", "procedure": "renewal",
+    "registration_opens_at": iso(now - timedelta(minutes=1)),
+    "registration_closes_at": iso(now + timedelta(days=1)),
+    "draw_at": iso(now + timedelta(days=2)), "beacon": "none",
+    "slots": [{"starts_at": iso(now + timedelta(days=10)), "counter": "G1"}]})
+call(f"/api/v1/windows/{window['id']}/open")
+print(window["id"])
+PY
+)
+
+# one wrk run; prints "created/s p50 p99 non-2xx errors"
+load() {
+    local connections=$1 script=$2 url=$3 run=${4:-0}
+    wrk -t "$threads" -c "$connections" -d "${seconds}s" --timeout 10s -s "$script" "$url" -- "$run" \
+        | sed -n 's/^RESULT //p' \
+        | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                 print v["created_per_s"], v["p50_ms"], v["p99_ms"], v["other"], v["errors"] }'
+}
+
+echo "database: ${database%%://*}, ${seconds} s per run, $threads wrk threads, $(nproc) cores"
+echo
+echo "| connections | /healthz req/s | /healthz p50 / p99 ms | registrations 201/s | registration p50 / p99 ms | ratio to /healthz | non-201 | socket errors |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+run=0
+for connections in 64 256; do
+    read -r h1 h1p50 h1p99 _ _ < <(load "$connections" bench/healthz.lua "$base/healthz")
+    read -r reg p50 p99 other errors < <(load "$connections" bench/register.lua "$base/api/v1/windows/$window/entries" "$run")
+    read -r h2 h2p50 h2p99 _ _ < <(load "$connections" bench/healthz.lua "$base/healthz")
+    run=$((run + 1))
+    awk -v c="$connections" -v h1="$h1" -v h2="$h2" -v hp50="$h1p50" -v hp99="$h1p99" \
+        -v r="$reg" -v p50="$p50" -v p99="$p99" -v o="$other" -v e="$errors" \
+        'BEGIN { h = (h1 + h2) / 2; printf "| %d | %.0f | %.1f / %.1f | %.0f | %.1f / %.1f | %.0f%% | %d | %d |\n", c, h, hp50, hp99, r, p50, p99, 100 * r / h, o, e }'
+done

@@ -1,0 +1,195 @@
+//! Group commit of registrations: one writer task stores registrations in batches.
+//!
+//! Every registration is a write transaction that must reach the disk before the
+//! receipt is sent (SQLite with `synchronous=FULL` syncs its log at each commit), and
+//! every registration appends to the one audit chain, so registrations are written one
+//! after the other whatever happens. Rather than have each request wait for the write
+//! lock and pay for its own sync, requests hand their registration to the
+//! [`Registrar`]; its single writer task takes everything that is waiting (up to
+//! [`MAX_BATCH`]), stores it with [`Store::register_batch`] (one transaction, a
+//! savepoint per registration, one commit) and only then answers each request. Under
+//! light load a batch holds one registration and nothing waits; under heavy load the
+//! cost of a commit is shared by the whole batch. Nothing is acknowledged before its
+//! batch is committed; a refused registration (a duplicate, a closed window) leaves
+//! nothing behind and does not affect the rest of its batch.
+//!
+//! If a batch fails as a whole (an error no savepoint contains), nothing of it was
+//! stored, and each of its registrations is tried again alone, so each request gets
+//! its own answer.
+//!
+//! The measured effect is in `docs/benchmarks.md`.
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::domain::identity::DuplicateKeys;
+use crate::domain::registration::{Channel, Registration};
+use crate::store::entries::PendingRegistration;
+use crate::store::{
+    IdempotencyRequest, NewCode, NewEntry, NewMail, RegisterOutcome, Store, StoreError,
+};
+
+/// The most registrations stored in one transaction. Larger batches share a commit
+/// among more requests but hold the write lock longer; at 64, a full batch takes a
+/// few milliseconds on SQLite (see `docs/benchmarks.md`).
+pub const MAX_BATCH: usize = 64;
+
+/// Registrations waiting for the writer beyond this make new requests wait to hand
+/// theirs over (back-pressure instead of an unbounded queue).
+const QUEUE: usize = 1024;
+
+/// A registration ready to store, owning its parts (it crosses to the writer task).
+#[derive(Debug, Clone)]
+pub struct NewRegistration {
+    pub entry_id: String,
+    pub window_id: String,
+    pub channel: Channel,
+    pub access_code_hash: Vec<u8>,
+    pub registration: Registration,
+    pub keys: DuplicateKeys,
+    pub weight: u32,
+    pub unsuccessful_draws: u32,
+    /// The staff token that registered the entry at the counter.
+    pub registered_by: Option<String>,
+    /// The hash of the verification code, and when it expires (online registrations).
+    pub code: Option<(Vec<u8>, DateTime<Utc>)>,
+    pub mail: Option<NewMail>,
+    pub idempotency: Option<Idempotency>,
+    pub now: DateTime<Utc>,
+}
+
+/// The idempotency record to keep with a registration (see [`IdempotencyRequest`]).
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub scope: String,
+    pub key: String,
+    pub fingerprint: String,
+    pub status: u16,
+    pub body: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Idempotency {
+    fn request(&self) -> IdempotencyRequest<'_> {
+        IdempotencyRequest {
+            scope: self.scope.clone(),
+            key: &self.key,
+            fingerprint: self.fingerprint.clone(),
+            status: self.status,
+            body: self.body.clone(),
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+impl NewRegistration {
+    fn entry(&self) -> NewEntry<'_> {
+        NewEntry {
+            id: &self.entry_id,
+            window_id: &self.window_id,
+            channel: self.channel,
+            access_code_hash: &self.access_code_hash,
+            registration: &self.registration,
+            keys: &self.keys,
+            weight: self.weight,
+            unsuccessful_draws: self.unsuccessful_draws,
+            registered_by: self.registered_by.as_deref(),
+        }
+    }
+
+    fn code(&self) -> Option<NewCode<'_>> {
+        self.code.as_ref().map(|(code_hash, expires_at)| NewCode {
+            code_hash,
+            expires_at: *expires_at,
+        })
+    }
+}
+
+type Reply = oneshot::Sender<Result<RegisterOutcome, StoreError>>;
+
+/// Hands registrations to the writer task. Cheap to clone; the task stops when the
+/// last clone is dropped, after storing what it was given.
+#[derive(Clone, Debug)]
+pub struct Registrar {
+    queue: mpsc::Sender<(NewRegistration, Reply)>,
+}
+
+impl Registrar {
+    /// Starts the writer task on the current tokio runtime.
+    pub fn start(store: Store) -> Self {
+        let (queue, waiting) = mpsc::channel(QUEUE);
+        tokio::spawn(write(store, waiting));
+        Self { queue }
+    }
+
+    /// Stores a registration and answers once it is committed (or refused).
+    pub async fn register(
+        &self,
+        registration: NewRegistration,
+    ) -> Result<RegisterOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((registration, reply))
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?
+    }
+}
+
+/// The writer task: takes what is waiting, stores it, answers, again.
+async fn write(store: Store, mut waiting: mpsc::Receiver<(NewRegistration, Reply)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (registrations, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        let outcomes = store_batch(&store, &registrations).await;
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            // A request that gave up (its client went away) no longer listens; what
+            // was committed stays committed, as it would without batching.
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+async fn store_batch(
+    store: &Store,
+    registrations: &[NewRegistration],
+) -> Vec<Result<RegisterOutcome, StoreError>> {
+    let requests: Vec<Option<IdempotencyRequest<'_>>> = registrations
+        .iter()
+        .map(|r| r.idempotency.as_ref().map(Idempotency::request))
+        .collect();
+    let batch: Vec<PendingRegistration<'_>> = registrations
+        .iter()
+        .zip(&requests)
+        .map(|(r, request)| PendingRegistration {
+            entry: r.entry(),
+            code: r.code(),
+            mail: r.mail.as_ref(),
+            idempotency: request.as_ref(),
+            now: r.now,
+        })
+        .collect();
+    match store.register_batch(&batch).await {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            tracing::warn!(batch.size = batch.len(), error = %error, "a batch of registrations failed; storing them one by one");
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for item in &batch {
+                outcomes.push(
+                    store
+                        .register(
+                            &item.entry,
+                            item.code.as_ref(),
+                            item.mail,
+                            item.idempotency,
+                            item.now,
+                        )
+                        .await,
+                );
+            }
+            outcomes
+        }
+    }
+}
