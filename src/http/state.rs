@@ -113,10 +113,10 @@ impl AppState {
         self
     }
 
-    /// Sends a queued mail in the background, right away; the outbox retries failures.
-    pub fn send_soon(&self, outbox_id: i64) {
-        let outbox = self.outbox.clone();
-        tokio::spawn(async move { outbox.deliver(outbox_id).await });
+    /// Sends what was just queued in the background, right away (mails queued by many
+    /// requests at once go out in batches); the outbox retries failures.
+    pub fn send_soon(&self) {
+        self.outbox.deliver_soon();
     }
 }
 

@@ -369,8 +369,8 @@ async fn register(
         .await?;
     let (status, body, replayed) = match outcome {
         RegisterOutcome::Created { outbox_id } => {
-            if let Some(id) = outbox_id {
-                state.send_soon(id);
+            if outbox_id.is_some() {
+                state.send_soon();
             }
             tracing::info!(window.id = %window.id, entry.id = %entry_id, entry.channel = channel.as_str(), entry.weight = weight.value, "entry registered");
             (StatusCode::CREATED, receipt_json, false)
@@ -616,8 +616,8 @@ pub(crate) async fn resend_entry_code(
         .resend_code(&entry_id, &new_code, &mail, interval, now)
         .await?
     {
-        ResendOutcome::Sent { outbox_id } => {
-            state.send_soon(outbox_id);
+        ResendOutcome::Sent { .. } => {
+            state.send_soon();
             tracing::info!("verification code sent again");
             Ok((
                 StatusCode::ACCEPTED,

@@ -389,8 +389,8 @@ async fn view(state: &AppState, entry_id: &str) -> Result<Json<EntryView>, ApiEr
 }
 
 fn send_all(state: &AppState, outbox_ids: &[i64]) {
-    for id in outbox_ids {
-        state.send_soon(*id);
+    if !outbox_ids.is_empty() {
+        state.send_soon();
     }
 }
 

@@ -352,8 +352,8 @@ pub(crate) async fn open_window(
     staff.require(Role::Staff)?;
     let (window, mails) =
         crate::lifecycle::open(&state.store, &id, &staff.actor(), state.clock.now()).await?;
-    for outbox_id in mails {
-        state.send_soon(outbox_id);
+    if !mails.is_empty() {
+        state.send_soon();
     }
     Ok(Json(window.into()))
 }
