@@ -137,6 +137,21 @@ const SELECT_WINDOW: &str = "
              where e.window_id = w.id and e.status = 'withdrawn') as withdrawn_entries
     from windows w";
 
+/// [`SELECT_WINDOW`] without the entry counts, which cost a scan of the window's
+/// entries: for the registration path, which does not show them.
+const SELECT_WINDOW_SETTINGS: &str = "
+    select w.id, w.site, w.procedure, w.state, w.registration_opens_at,
+           w.registration_closes_at, w.draw_at, w.beacon, w.policy, w.location, w.seed_commitment,
+           w.commitment, w.created_at, w.updated_at, w.opened_at, w.closed_at, w.drawn_at,
+           w.cancelled_at,
+           (select cast(count(*) as bigint) from slots s where s.window_id = w.id) as slot_count,
+           (select min(s.starts_at) from slots s where s.window_id = w.id) as first_slot_at,
+           (select max(s.starts_at) from slots s where s.window_id = w.id) as last_slot_at,
+           cast(0 as bigint) as pending_entries,
+           cast(0 as bigint) as eligible_entries,
+           cast(0 as bigint) as withdrawn_entries
+    from windows w";
+
 /// Rows per multi-row insert: 4 parameters each stays far below every engine's limit.
 const SLOT_BATCH: usize = 1000;
 
@@ -366,6 +381,22 @@ impl Store {
         let row: Option<WindowRow> = on_db!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "{SELECT_WINDOW} where w.id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// A window without its entry counts (`entries` is left at zero): what a
+    /// registration needs (state, period, policy, first slot), without counting the
+    /// window's entries at every registration, which grows with the window (measured
+    /// in `docs/benchmarks.md`).
+    pub async fn window_settings(&self, id: &str) -> Result<WindowRecord, StoreError> {
+        let row: Option<WindowRow> = on_db!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{SELECT_WINDOW_SETTINGS} where w.id = $1"
             )))
             .bind(id)
             .fetch_optional(pool)

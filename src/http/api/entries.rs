@@ -264,10 +264,14 @@ async fn window_for_registration(
     state: &AppState,
     window_id: &str,
 ) -> Result<WindowRecord, ApiError> {
-    state.store.window(window_id).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::NotFound("no window with this id"),
-        other => other.into(),
-    })
+    state
+        .store
+        .window_settings(window_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::NotFound("no window with this id"),
+            other => other.into(),
+        })
 }
 
 async fn register(
