@@ -203,6 +203,21 @@ def client(port, window_id, round_no, people, copies, tally, stop):
             t.join()
 
 
+def psql() -> str:
+    """`psql`: $PSQL, on the PATH, or from Debian's PostgreSQL folders."""
+    if os.environ.get("PSQL"):
+        return os.environ["PSQL"]
+    found = shutil.which("psql")
+    if found:
+        return found
+    import glob
+
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))
+    if not candidates:
+        raise RuntimeError("psql is needed to check a PostgreSQL database; set PSQL")
+    return candidates[-1]
+
+
 def live_entries(database: str, window_id: str) -> tuple[int, int, int, int, int]:
     """Live entries of the window, and how many distinct keys of each rule they hold."""
     sql = (
@@ -212,7 +227,7 @@ def live_entries(database: str, window_id: str) -> tuple[int, int, int, int, int
     )
     if database.startswith("postgres"):
         out = subprocess.run(
-            [os.environ.get("PSQL", "psql"), "-X", "-A", "-t", "-F", " ", "-c", sql, database],
+            [psql(), "-X", "-A", "-t", "-F", " ", "-c", sql, database],
             check=True, capture_output=True, text=True,
         ).stdout
         return tuple(int(x) for x in out.split())
