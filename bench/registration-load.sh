@@ -82,9 +82,9 @@ echo "| connections | /healthz req/s | /healthz p50 / p99 ms | registrations 201
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
 run=0
 for connections in 64 256; do
-    read -r h1 h1p50 h1p99 _ _ < <(load "$connections" bench/healthz.lua "$base/healthz")
+    read -r h1 h1p50 h1p99 _ _ < <(load "$connections" bench/get.lua "$base/healthz")
     read -r reg p50 p99 other errors < <(load "$connections" bench/register.lua "$base/api/v1/windows/$window/entries" "$run")
-    read -r h2 h2p50 h2p99 _ _ < <(load "$connections" bench/healthz.lua "$base/healthz")
+    read -r h2 h2p50 h2p99 _ _ < <(load "$connections" bench/get.lua "$base/healthz")
     run=$((run + 1))
     awk -v c="$connections" -v h1="$h1" -v h2="$h2" -v hp50="$h1p50" -v hp99="$h1p99" \
         -v r="$reg" -v p50="$p50" -v p99="$p99" -v o="$other" -v e="$errors" \

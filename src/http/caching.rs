@@ -13,7 +13,11 @@
 //! strong tag names exact bytes and the compressed bytes differ. `If-None-Match` uses
 //! the weak comparison (RFC 9110, 13.1.2), so either form of the tag matches.
 
-use axum::body::Body;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -126,6 +130,92 @@ pub async fn weaken_etag_when_encoded(request: Request, next: Next) -> Response 
     response
 }
 
+/// Whether the client accepts gzip (`Accept-Encoding`, with a quality above zero).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+/// A drawn bundle as served: its bytes, the same bytes gzipped, its SHA-256.
+#[derive(Debug)]
+pub struct CachedBundle {
+    pub sha256: String,
+    pub body: Bytes,
+    pub gzip: Bytes,
+}
+
+/// The bundles served last, kept in memory with their gzipped copy: a drawn bundle
+/// never changes, and on draw day many people download the same one. Without it, each
+/// download read the whole bundle from the database and compressed it again (for a
+/// million entries, 118 MiB and about a second of CPU). Holds at most
+/// [`BUNDLE_CACHE_BYTES`] (and always the last bundle, whatever its size).
+#[derive(Debug, Clone, Default)]
+pub struct BundleCache {
+    recent: Arc<Mutex<VecDeque<(String, Arc<CachedBundle>)>>>,
+}
+
+/// How many bytes (plain and gzipped) the bundle cache keeps at most.
+pub const BUNDLE_CACHE_BYTES: usize = 256 * 1024 * 1024;
+
+impl BundleCache {
+    pub fn get(&self, window_id: &str) -> Option<Arc<CachedBundle>> {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent
+            .iter()
+            .find(|(id, _)| id == window_id)
+            .map(|(_, bundle)| Arc::clone(bundle))
+    }
+
+    /// Compresses `body` (on a blocking thread) and keeps it for `window_id`.
+    pub async fn insert(
+        &self,
+        window_id: &str,
+        sha256: String,
+        body: Vec<u8>,
+    ) -> Result<Arc<CachedBundle>, ApiError> {
+        let bundle = tokio::task::spawn_blocking(move || {
+            let mut encoder = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::new(6),
+            );
+            encoder.write_all(&body)?;
+            let gzip = encoder.finish()?;
+            Ok::<_, std::io::Error>(CachedBundle {
+                sha256,
+                body: Bytes::from(body),
+                gzip: Bytes::from(gzip),
+            })
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+        let bundle = Arc::new(bundle);
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent.retain(|(id, _)| id != window_id);
+        recent.push_front((window_id.to_owned(), Arc::clone(&bundle)));
+        let size = |b: &CachedBundle| b.body.len() + b.gzip.len();
+        while recent.len() > 1
+            && recent.iter().map(|(_, b)| size(b)).sum::<usize>() > BUNDLE_CACHE_BYTES
+        {
+            recent.pop_back();
+        }
+        Ok(bundle)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +265,25 @@ mod tests {
         let again = json_with_etag(&with_if_none_match(&[&etag]), body, SUMMARY).unwrap();
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(again.headers()[header::ETAG], etag.as_str());
+    }
+
+    #[test]
+    fn gzip_is_accepted_unless_refused() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_str(value).unwrap(),
+            );
+            accepts_gzip(&headers)
+        };
+        assert!(with("gzip"));
+        assert!(with("br, gzip;q=0.8"));
+        assert!(with("GZIP"));
+        assert!(with("*"));
+        assert!(!with("br"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("identity"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 }

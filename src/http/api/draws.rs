@@ -345,19 +345,40 @@ async fn get_bundle(
     if window.state != WindowState::Drawn {
         return Err(not_yet(&window, "the draw has not taken place yet"));
     }
-    let (sha256, body) =
-        state.store.bundle(&window.id).await?.ok_or_else(|| {
-            ApiError::internal(format!("drawn window {} has no bundle", window.id))
-        })?;
-    let etag = format!("\"{sha256}\"");
+    let bundle = match state.bundles.get(&window.id) {
+        Some(bundle) => bundle,
+        None => {
+            let (sha256, body) = state.store.bundle(&window.id).await?.ok_or_else(|| {
+                ApiError::internal(format!("drawn window {} has no bundle", window.id))
+            })?;
+            state.bundles.insert(&window.id, sha256, body).await?
+        }
+    };
+    let etag = format!("\"{}\"", bundle.sha256);
     let policy = if staff.0.is_some() {
         caching::PRIVATE
     } else {
         caching::IMMUTABLE
     };
+    // The gzipped copy is made once; the compression layer leaves an answer that
+    // already has a Content-Encoding alone.
+    let gzip = caching::accepts_gzip(&headers);
+    let body = if gzip {
+        bundle.gzip.clone()
+    } else {
+        bundle.body.clone()
+    };
     let mut response = caching::answer(&headers, &etag, policy, "application/json", body)
         .map_err(ApiError::internal)?;
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     if response.status() == StatusCode::OK {
+        if gzip {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         let disposition = HeaderValue::from_str(&format!(
             "inline; filename=\"tirage-bundle-{}.json\"",
             window.id

@@ -144,12 +144,31 @@ pub struct EventList {
 }
 
 /// Loads a window that the caller may see: drafts only for staff.
+///
+/// Without its entry counts (`entries` is zero), which cost a scan of its entries:
+/// the summary, which shows them, reads them with [`visible_window_with_counts`].
 pub(crate) async fn visible_window(
     state: &AppState,
     id: &str,
     staff: &MaybeStaff,
 ) -> Result<WindowRecord, ApiError> {
-    let window = state.store.window(id).await.map_err(|e| match e {
+    visible(state.store.window_settings(id).await, staff)
+}
+
+/// [`visible_window`], with the counts of entries in each status.
+async fn visible_window_with_counts(
+    state: &AppState,
+    id: &str,
+    staff: &MaybeStaff,
+) -> Result<WindowRecord, ApiError> {
+    visible(state.store.window(id).await, staff)
+}
+
+fn visible(
+    window: Result<WindowRecord, crate::store::StoreError>,
+    staff: &MaybeStaff,
+) -> Result<WindowRecord, ApiError> {
+    let window = window.map_err(|e| match e {
         crate::store::StoreError::NotFound => ApiError::NotFound("no window with this id"),
         other => other.into(),
     })?;
@@ -258,7 +277,7 @@ async fn get_window(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let view = WindowView::from(visible_window(&state, &id, &staff).await?);
+    let view = WindowView::from(visible_window_with_counts(&state, &id, &staff).await?);
     cached_json(&headers, &staff, &view, caching::SUMMARY)
 }
 
