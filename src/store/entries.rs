@@ -258,12 +258,18 @@ macro_rules! register_in {
                 return Ok(replay);
             }
             check_period!($tx, entry.window_id, now);
-            // One query for the four rules (each an index lookup), then the first rule
-            // in the documented order names the refusal.
-            let taken: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
-                "select document_key, person_key, email_key, phone_key from entries
-                 where window_id = $1 and status <> 'withdrawn'
-                   and (document_key = $2 or person_key = $3 or email_key = $4 or phone_key = $5)",
+            // One statement for the four rules, each an index lookup (a union: with
+            // `or`, SQLite scans the window's entries), then the first rule in the
+            // documented order names the refusal.
+            let taken: Vec<String> = sqlx::query_scalar(
+                "select 'document' from entries
+                   where window_id = $1 and document_key = $2 and status <> 'withdrawn'
+                 union all select 'person' from entries
+                   where window_id = $1 and person_key = $3 and status <> 'withdrawn'
+                 union all select 'email' from entries
+                   where window_id = $1 and email_key = $4 and status <> 'withdrawn'
+                 union all select 'phone' from entries
+                   where window_id = $1 and phone_key = $5 and status <> 'withdrawn'",
             )
             .bind(entry.window_id)
             .bind(&entry.keys.document)
@@ -272,19 +278,11 @@ macro_rules! register_in {
             .bind(entry.keys.phone.as_deref())
             .fetch_all(&mut *$tx)
             .await?;
-            for rule in DuplicateRule::ALL {
-                let Some(key) = entry.keys.get(rule) else {
-                    continue;
-                };
-                let clash = taken.iter().any(|(document, person, email, phone)| match rule {
-                    DuplicateRule::Document => document == key,
-                    DuplicateRule::Person => person == key,
-                    DuplicateRule::Email => email.as_deref() == Some(key),
-                    DuplicateRule::Phone => phone.as_deref() == Some(key),
-                });
-                if clash {
-                    return Err(StoreError::Duplicate(rule));
-                }
+            if let Some(rule) = DuplicateRule::ALL
+                .into_iter()
+                .find(|rule| taken.iter().any(|name| name == rule.as_str()))
+            {
+                return Err(StoreError::Duplicate(rule));
             }
             let inserted = sqlx::query(
                 "insert into entries (id, window_id, status, channel, access_code_hash,
