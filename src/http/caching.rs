@@ -164,8 +164,11 @@ pub struct CachedBundle {
 /// [`BUNDLE_CACHE_BYTES`] (and always the last bundle, whatever its size).
 #[derive(Debug, Clone, Default)]
 pub struct BundleCache {
-    recent: Arc<Mutex<VecDeque<(String, Arc<CachedBundle>)>>>,
+    recent: Arc<Mutex<Recent>>,
 }
+
+/// Window ids and their bundles, the last served first.
+type Recent = VecDeque<(String, Arc<CachedBundle>)>;
 
 /// How many bytes (plain and gzipped) the bundle cache keeps at most.
 pub const BUNDLE_CACHE_BYTES: usize = 256 * 1024 * 1024;

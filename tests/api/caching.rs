@@ -21,7 +21,7 @@ async fn get_with(app: &TestApp, uri: &str, headers: &[(&str, &str)]) -> Answer 
     app.send_request(request.body(Body::empty()).unwrap()).await
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> &'a str {
+fn header(headers: &HeaderMap, name: header::HeaderName) -> &str {
     headers
         .get(&name)
         .map(|v| v.to_str().unwrap())
