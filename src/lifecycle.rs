@@ -196,9 +196,34 @@ struct PublishedWindow<'a> {
     policy: &'a WeightingPolicy,
 }
 
+/// Runs `work` on its own task, to its end, even if the caller stops waiting: the
+/// close or the draw of a national window can outlast an HTTP request (its timeout,
+/// or a client that hangs up), and stopping it half way would roll it back for
+/// nothing. Whoever asked again meanwhile gets the state's answer (`409` while it is
+/// not done, the result once it is).
+async fn to_the_end<T, E>(work: impl Future<Output = Result<T, E>> + Send + 'static) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: Send + 'static + From<StoreError>,
+{
+    tokio::spawn(work)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Corrupt(format!("the task stopped: {e}")).into()))
+}
+
 /// Closes an open window whose registration period is over and publishes its
-/// commitment.
+/// commitment. Runs to its end even if the request that asked for it is given up.
 pub async fn close(
+    store: &Store,
+    window_id: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<CommitmentRecord, StoreError> {
+    let (store, window_id, actor) = (store.clone(), window_id.to_owned(), actor.clone());
+    to_the_end(async move { close_now(&store, &window_id, &actor, now).await }).await
+}
+
+async fn close_now(
     store: &Store,
     window_id: &str,
     actor: &Actor,
@@ -412,8 +437,21 @@ impl BeaconInput {
 }
 
 /// [`run_draw`] with whatever the window's beacon needs: a drand round, RFC 3797
-/// numbers, or a value.
+/// numbers, or a value. Runs to its end even if the request that asked for it is given
+/// up.
 pub async fn run_draw_with(
+    store: &Store,
+    window_id: &str,
+    beacon: &BeaconInput,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<DrawRecord, DrawError> {
+    let (store, window_id) = (store.clone(), window_id.to_owned());
+    let (beacon, actor) = (beacon.clone(), actor.clone());
+    to_the_end(async move { draw_now(&store, &window_id, &beacon, &actor, now).await }).await
+}
+
+async fn draw_now(
     store: &Store,
     window_id: &str,
     beacon: &BeaconInput,

@@ -704,3 +704,56 @@ async fn a_bundle_holds_no_personal_data() {
         }
     }
 }
+
+/// Polls `work` once, as a request does before its timeout fires or its client hangs
+/// up, and gives up on it.
+async fn give_up<F: std::future::Future>(work: F) {
+    let started = tokio::time::timeout(std::time::Duration::ZERO, work).await;
+    assert!(
+        started.is_err(),
+        "the work was not expected to finish in one poll"
+    );
+}
+
+/// Waits until `table` has `n` rows (the work goes on without its caller).
+async fn rows(app: &TestApp, table: &str, n: i64) {
+    for _ in 0..250 {
+        if app.count(table).await == n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{table} never had {n} row(s)");
+}
+
+#[tokio::test]
+async fn a_close_and_a_draw_given_up_by_their_caller_still_complete() {
+    use tirage::lifecycle;
+    use tirage::store::Actor;
+
+    let app = TestApp::spawn().await;
+    let window_id = open(&app, &three_slot_window("none")).await;
+    counter_entries(&app, &window_id, 1, 5).await;
+    app.clock.set(at(AFTER_DRAW_TIME));
+    let now = at(AFTER_DRAW_TIME);
+
+    give_up(lifecycle::close(
+        app.store(),
+        &window_id,
+        &Actor::System,
+        now,
+    ))
+    .await;
+    rows(&app, "commitments", 1).await;
+    give_up(lifecycle::run_draw(
+        app.store(),
+        &window_id,
+        None,
+        &Actor::System,
+        now,
+    ))
+    .await;
+    rows(&app, "bundles", 1).await;
+    let window = app.get(&format!("/api/v1/windows/{window_id}"), None).await;
+    assert_eq!(window.json["state"], "drawn");
+}
