@@ -9,7 +9,8 @@
 #   pg_stop
 #
 # PostgreSQL refuses to run as root: as root the server runs as the `postgres` user
-# (created by Debian's postgresql package). PGPORT chooses the port (default 55432).
+# (created by Debian's postgresql package). PGPORT chooses the port (default: the first
+# free one from 55432).
 
 pg_bin_dir() {
     if command -v initdb >/dev/null 2>&1; then
@@ -30,7 +31,13 @@ pg_start() {
         PG_WHY="no PostgreSQL server binaries (initdb, pg_ctl) on this machine"
         return 1
     fi
-    port=${PGPORT:-55432}
+    # the port asked for, or the first free one from 55432
+    port=${PGPORT:-}
+    if [[ -z $port ]]; then
+        for port in $(seq 55432 55462); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+        done
+    fi
     PG_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tirage-pg.XXXXXX")
     if [[ $(id -u) == 0 ]]; then
         if ! id postgres >/dev/null 2>&1; then
