@@ -14,31 +14,8 @@ cd "$(dirname "$0")/.."
 database=${1:-}
 entries=${2:-2000}
 seconds=${3:-5}
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-    if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-if [[ -z ${TIRAGE_BIN:-} ]]; then
-    cargo build --release --bin tirage >&2
-    TIRAGE_BIN=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/tirage
-fi
-database=${database:-sqlite://$work/tirage.db?mode=rwc}
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-base=http://127.0.0.1:$port
-token=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
-
-# all the load comes from one address: the per-client budgets would refuse it
-TIRAGE_DATABASE_URL=$database TIRAGE_LISTEN=127.0.0.1:$port TIRAGE_ADMIN_TOKEN=$token \
-    TIRAGE_RATE_REGISTRATION=off TIRAGE_RATE_STATUS=off TIRAGE_RATE_CODE=off TIRAGE_MAIL=log RUST_LOG=${RUST_LOG:-warn} "$TIRAGE_BIN" serve >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 200); do
-    curl -fs "$base/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+source bench/serve.sh
+start_server "$database"
 
 # a window that closes shortly after its entries are in; the scheduler closes and
 # draws it (beacon none)

@@ -1,0 +1,40 @@
+# Sourced by the load scripts: starts a release `tirage serve` on a free loopback port
+# with a fresh admin token, stopped (and its folder removed) when the script exits.
+#
+#   source bench/serve.sh
+#   start_server "$database"      # empty: a SQLite file in a temporary folder
+#   # then: $base (http://127.0.0.1:PORT), $token (admin), $work (temporary folder)
+#
+# All the load comes from one address, so the per-client rate budgets are turned off.
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+    if [[ -n $server_pid ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+start_server() {
+    if [[ -z ${TIRAGE_BIN:-} ]]; then
+        cargo build --release --bin tirage >&2
+        TIRAGE_BIN=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/tirage
+    fi
+    local database=${1:-sqlite://$work/tirage.db?mode=rwc} port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    base=http://127.0.0.1:$port
+    token=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+    TIRAGE_DATABASE_URL=$database TIRAGE_LISTEN=127.0.0.1:$port TIRAGE_ADMIN_TOKEN=$token \
+        TIRAGE_RATE_REGISTRATION=off TIRAGE_RATE_STATUS=off TIRAGE_RATE_CODE=off \
+        TIRAGE_MAIL=log RUST_LOG=${RUST_LOG:-warn} "$TIRAGE_BIN" serve >"$work/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 200); do
+        curl -fs "$base/healthz" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "the server did not start: $(tail -5 "$work/server.log")" >&2
+    return 1
+}
