@@ -211,6 +211,13 @@ where
         .unwrap_or_else(|e| Err(StoreError::Corrupt(format!("the task stopped: {e}")).into()))
 }
 
+/// Statistics for the planner after a bulk write; a failure only costs speed.
+async fn refresh_statistics(store: &Store) {
+    if let Err(error) = store.refresh_statistics().await {
+        tracing::warn!(error = %error, "could not refresh the planner's statistics");
+    }
+}
+
 /// Closes an open window whose registration period is over and publishes its
 /// commitment. Runs to its end even if the request that asked for it is given up.
 pub async fn close(
@@ -230,6 +237,7 @@ async fn close_now(
     now: DateTime<Utc>,
 ) -> Result<CommitmentRecord, StoreError> {
     let record = store.close_window(window_id, actor, now).await?;
+    refresh_statistics(store).await;
     tracing::info!(
         window.id = %window_id,
         entries = record.n_entries,
@@ -393,9 +401,15 @@ pub async fn run_draw(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<DrawRecord, DrawError> {
-    let window = store.window(window_id).await?;
-    let input = BeaconInput::from_text(&window.beacon, beacon_text).map_err(DrawError::Invalid)?;
-    run_draw_with(store, window_id, &input, actor, now).await
+    let (store, window_id, actor) = (store.clone(), window_id.to_owned(), actor.clone());
+    let beacon_text = beacon_text.map(str::to_owned);
+    to_the_end(async move {
+        let window = store.window(&window_id).await?;
+        let input = BeaconInput::from_text(&window.beacon, beacon_text.as_deref())
+            .map_err(DrawError::Invalid)?;
+        draw_now(&store, &window_id, &input, &actor, now).await
+    })
+    .await
 }
 
 impl BeaconInput {
@@ -493,6 +507,7 @@ async fn draw_now(
         selected = record.n_selected,
         "window drawn"
     );
+    refresh_statistics(store).await;
     crate::jobs::offers::after_draw(store, window_id, now).await;
     Ok(record)
 }
