@@ -60,18 +60,7 @@ async fn counter_entries(
             1 => json!("2027-02-25"),
             _ => Value::Null,
         };
-        let answer = app
-            .post(
-                &format!("/api/v1/windows/{window_id}/counter-entries"),
-                Some(ADMIN_TOKEN),
-                &body,
-            )
-            .await;
-        let receipt = answer.assert_status(201);
-        entries.push((
-            receipt["entry_id"].as_str().unwrap().to_owned(),
-            receipt["access_code"].as_str().unwrap().to_owned(),
-        ));
+        entries.push(app.counter_entry(window_id, &body).await);
     }
     entries
 }

@@ -258,6 +258,22 @@ impl TestApp {
             .await
     }
 
+    /// Registers `body` at the counter (as admin); returns (entry id, access code).
+    pub async fn counter_entry(&self, window_id: &str, body: &Value) -> (String, String) {
+        let answer = self
+            .post(
+                &format!("/api/v1/windows/{window_id}/counter-entries"),
+                Some(ADMIN_TOKEN),
+                body,
+            )
+            .await;
+        let receipt = answer.assert_status(201);
+        (
+            receipt["entry_id"].as_str().unwrap().to_owned(),
+            receipt["access_code"].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// Creates a staff token with this role; returns the token.
     pub async fn token(&self, role: &str) -> String {
         let body = json!({ "name": format!("test {role}"), "role": role });

@@ -261,18 +261,7 @@ async fn nothing_public_and_no_log_line_shows_personal_data_through_a_whole_wind
     // Others, so that there is a waiting list, and a correction of a name by staff.
     let mut everyone = vec![(entry_id.clone(), access.clone())];
     for n in 1..=3 {
-        let receipt = app
-            .post(
-                &format!("/api/v1/windows/{window_id}/counter-entries"),
-                Some(ADMIN_TOKEN),
-                &applicant(n),
-            )
-            .await;
-        let receipt = receipt.assert_status(201);
-        everyone.push((
-            receipt["entry_id"].as_str().unwrap().to_owned(),
-            receipt["access_code"].as_str().unwrap().to_owned(),
-        ));
+        everyone.push(app.counter_entry(&window_id, &applicant(n)).await);
     }
     let staff = app.token("staff").await;
     app.post(

@@ -44,18 +44,7 @@ async fn drawn_window(app: &TestApp) -> (String, Vec<(String, String)>) {
     let window_id = app.open_window().await;
     let mut entries = vec![registered_and_verified(app, &window_id, 1, 0).await];
     for n in 2..=3 {
-        let receipt = app
-            .post(
-                &format!("/api/v1/windows/{window_id}/counter-entries"),
-                Some(ADMIN_TOKEN),
-                &applicant(n),
-            )
-            .await;
-        let receipt = receipt.assert_status(201);
-        entries.push((
-            receipt["entry_id"].as_str().unwrap().to_owned(),
-            receipt["access_code"].as_str().unwrap().to_owned(),
-        ));
+        entries.push(app.counter_entry(&window_id, &applicant(n)).await);
     }
     let staff = app.token("staff").await;
     app.post(

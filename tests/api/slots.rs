@@ -67,18 +67,8 @@ async fn drawn_window(app: &TestApp, n: u32, english: &[u32]) -> (String, Vec<Dr
         if english.contains(&i) {
             body["language"] = json!("en");
         }
-        let receipt = app
-            .post(
-                &format!("/api/v1/windows/{window_id}/counter-entries"),
-                Some(ADMIN_TOKEN),
-                &body,
-            )
-            .await;
-        let receipt = receipt.assert_status(201);
-        entries.insert(
-            receipt["entry_id"].as_str().unwrap().to_owned(),
-            (receipt["access_code"].as_str().unwrap().to_owned(), i),
-        );
+        let (entry_id, access_code) = app.counter_entry(&window_id, &body).await;
+        entries.insert(entry_id, (access_code, i));
     }
     draw(app, &window_id).await;
     let results = app
@@ -765,20 +755,7 @@ async fn after_the_draw_every_participant_gets_the_result_in_their_language() {
     for i in 1..=5 {
         let mut body = applicant(i);
         body["language"] = json!(language(i));
-        let receipt = app
-            .post(
-                &format!("/api/v1/windows/{window_id}/counter-entries"),
-                Some(ADMIN_TOKEN),
-                &body,
-            )
-            .await;
-        ids.insert(
-            receipt.assert_status(201)["entry_id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-            i,
-        );
+        ids.insert(app.counter_entry(&window_id, &body).await.0, i);
     }
     let mut late = applicant(9);
     late["language"] = json!("en");
