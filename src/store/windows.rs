@@ -378,15 +378,7 @@ impl Store {
 
     /// One window, or [`StoreError::NotFound`].
     pub async fn window(&self, id: &str) -> Result<WindowRecord, StoreError> {
-        let row: Option<WindowRow> = on_db!(self, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{SELECT_WINDOW} where w.id = $1"
-            )))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-        });
-        row.ok_or(StoreError::NotFound)?.try_into()
+        self.window_by(SELECT_WINDOW, id).await
     }
 
     /// A window without its entry counts (`entries` is left at zero): what a
@@ -394,13 +386,16 @@ impl Store {
     /// window's entries at every registration, which grows with the window (measured
     /// in `docs/benchmarks.md`).
     pub async fn window_settings(&self, id: &str) -> Result<WindowRecord, StoreError> {
+        self.window_by(SELECT_WINDOW_SETTINGS, id).await
+    }
+
+    /// The window `id`, read with `select` (one of the window selects above).
+    async fn window_by(&self, select: &str, id: &str) -> Result<WindowRecord, StoreError> {
         let row: Option<WindowRow> = on_db!(self, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "{SELECT_WINDOW_SETTINGS} where w.id = $1"
-            )))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{select} where w.id = $1")))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
         });
         row.ok_or(StoreError::NotFound)?.try_into()
     }
