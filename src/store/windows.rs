@@ -129,16 +129,17 @@ const SELECT_WINDOW: &str = "
            (select cast(count(*) as bigint) from slots s where s.window_id = w.id) as slot_count,
            (select min(s.starts_at) from slots s where s.window_id = w.id) as first_slot_at,
            (select max(s.starts_at) from slots s where s.window_id = w.id) as last_slot_at,
-           (select cast(count(*) as bigint) from entries e
-             where e.window_id = w.id and e.status = 'pending_verification') as pending_entries,
-           (select cast(count(*) as bigint) from entries e
-             where e.window_id = w.id and e.status = 'eligible') as eligible_entries,
-           (select cast(count(*) as bigint) from entries e
-             where e.window_id = w.id and e.status = 'withdrawn') as withdrawn_entries
+           coalesce((select c.n from window_entry_counts c
+             where c.window_id = w.id and c.status = 'pending_verification'), 0) as pending_entries,
+           coalesce((select c.n from window_entry_counts c
+             where c.window_id = w.id and c.status = 'eligible'), 0) as eligible_entries,
+           coalesce((select c.n from window_entry_counts c
+             where c.window_id = w.id and c.status = 'withdrawn'), 0) as withdrawn_entries
     from windows w";
 
-/// [`SELECT_WINDOW`] without the entry counts, which cost a scan of the window's
-/// entries: for the registration path, which does not show them.
+/// [`SELECT_WINDOW`] without the entry counts (three reads of `window_entry_counts`,
+/// which the database keeps up to date): for the registration path, which does not
+/// show them.
 const SELECT_WINDOW_SETTINGS: &str = "
     select w.id, w.site, w.procedure, w.state, w.registration_opens_at,
            w.registration_closes_at, w.draw_at, w.beacon, w.policy, w.location, w.seed_commitment,
@@ -382,9 +383,10 @@ impl Store {
     }
 
     /// A window without its entry counts (`entries` is left at zero): what a
-    /// registration needs (state, period, policy, first slot), without counting the
-    /// window's entries at every registration, which grows with the window (measured
-    /// in `docs/benchmarks.md`).
+    /// registration needs (state, period, policy, first slot). The counts once cost a
+    /// scan of the window's entries at every registration (measured in
+    /// `docs/benchmarks.md`); they are now kept in `window_entry_counts`, and this
+    /// still saves their three reads on the busiest path.
     pub async fn window_settings(&self, id: &str) -> Result<WindowRecord, StoreError> {
         self.window_by(SELECT_WINDOW_SETTINGS, id).await
     }

@@ -16,6 +16,7 @@ mod demo;
 mod draws;
 mod duplicates;
 mod entries;
+mod entry_counts;
 mod fuzz_findings;
 mod health;
 mod idempotency;

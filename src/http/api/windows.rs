@@ -145,8 +145,8 @@ pub struct EventList {
 
 /// Loads a window that the caller may see: drafts only for staff.
 ///
-/// Without its entry counts (`entries` is zero), which cost a scan of its entries:
-/// the summary, which shows them, reads them with [`visible_window_with_counts`].
+/// Without its entry counts (`entries` is zero), which only the summary shows: it
+/// reads them with [`visible_window_with_counts`].
 pub(crate) async fn visible_window(
     state: &AppState,
     id: &str,
