@@ -126,7 +126,7 @@ const SELECT_WINDOW: &str = "
            w.registration_closes_at, w.draw_at, w.beacon, w.policy, w.location, w.seed_commitment,
            w.commitment, w.created_at, w.updated_at, w.opened_at, w.closed_at, w.drawn_at,
            w.cancelled_at,
-           (select cast(count(*) as bigint) from slots s where s.window_id = w.id) as slot_count,
+           coalesce((select c.n from window_slot_counts c where c.window_id = w.id), 0) as slot_count,
            (select min(s.starts_at) from slots s where s.window_id = w.id) as first_slot_at,
            (select max(s.starts_at) from slots s where s.window_id = w.id) as last_slot_at,
            coalesce((select c.n from window_entry_counts c
@@ -145,7 +145,7 @@ const SELECT_WINDOW_SETTINGS: &str = "
            w.registration_closes_at, w.draw_at, w.beacon, w.policy, w.location, w.seed_commitment,
            w.commitment, w.created_at, w.updated_at, w.opened_at, w.closed_at, w.drawn_at,
            w.cancelled_at,
-           (select cast(count(*) as bigint) from slots s where s.window_id = w.id) as slot_count,
+           coalesce((select c.n from window_slot_counts c where c.window_id = w.id), 0) as slot_count,
            (select min(s.starts_at) from slots s where s.window_id = w.id) as first_slot_at,
            (select max(s.starts_at) from slots s where s.window_id = w.id) as last_slot_at,
            cast(0 as bigint) as pending_entries,

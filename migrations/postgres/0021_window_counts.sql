@@ -1,5 +1,8 @@
+-- window_entry_counts and window_slot_counts: the counts a window summary shows,
+-- kept by the database.
+--
 -- window_entry_counts: how many entries each window has in each status, kept up to
--- date by the database itself (postgresql twin of ../sqlite/0021_entry_counts.sql).
+-- date by the database itself (postgresql twin of ../sqlite/0021_window_counts.sql).
 -- the window summary shows these counts and is what many people refresh when a window
 -- opens and on draw day; counting a national window's million entries at every
 -- request would cost tens of milliseconds each time, reading three rows costs nothing.
@@ -64,3 +67,38 @@ for each statement execute function tirage_count_entries_changed();
 create trigger entries_count_delete after delete on entries
 referencing old table as removed
 for each statement execute function tirage_count_entries_removed();
+
+-- window_slot_counts: how many slots each window has. a national window has some
+-- 50,000 slots; counting them took milliseconds at every read of the window, which
+-- every registration makes. slots change only while a window is a draft.
+create table window_slot_counts (
+    window_id  text collate "C" primary key references windows (id) on delete cascade,
+    n          bigint not null
+);
+
+insert into window_slot_counts (window_id, n)
+select window_id, count(*) from slots group by window_id;
+
+create function tirage_count_slots_added() returns trigger language plpgsql as $$
+begin
+    insert into window_slot_counts (window_id, n)
+    select window_id, count(*) from added group by window_id
+    on conflict (window_id) do update set n = window_slot_counts.n + excluded.n;
+    return null;
+end $$;
+
+create function tirage_count_slots_removed() returns trigger language plpgsql as $$
+begin
+    update window_slot_counts c set n = c.n - r.n
+    from (select window_id, count(*) as n from removed group by window_id) r
+    where c.window_id = r.window_id;
+    return null;
+end $$;
+
+create trigger slots_count_insert after insert on slots
+referencing new table as added
+for each statement execute function tirage_count_slots_added();
+
+create trigger slots_count_delete after delete on slots
+referencing old table as removed
+for each statement execute function tirage_count_slots_removed();
