@@ -6,8 +6,12 @@
 #   bench/public-reads.sh [DATABASE_URL] [ENTRIES] [SECONDS]
 #
 # Defaults: a temporary SQLite file, 2000 entries (registered at the counter), 5 s
-# per wrk run at 64 connections. Builds the release binary unless TIRAGE_BIN names
-# one. Needs wrk. Not run in CI.
+# per wrk run at 64 connections. Above 20000 entries the window is made the way
+# bench/service-draw.sh makes it (examples/service_draw: entries loaded straight into
+# the database, then closed and drawn), since registering a national window through
+# the API would take hours; `bench/public-reads.sh "" 1000000` measures the reads of a
+# national window. Builds the release binary unless TIRAGE_BIN names one. Needs wrk.
+# Not run in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +19,19 @@ database=${1:-}
 entries=${2:-2000}
 seconds=${3:-5}
 source bench/serve.sh
-start_server "$database"
+
+if (( entries > 20000 )); then
+    cargo build --release --all-features --example service_draw >&2
+    database=${database:-sqlite://$work/tirage.db?mode=rwc}
+    echo "loading, closing and drawing $entries entries..." >&2
+    "$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/examples/service_draw" \
+        --database "$database" --entries "$entries" --slots $((entries / 20)) \
+        --out "$work/bundle.json" >/dev/null
+    start_server "$database"
+    window=$(curl -fs "$base/api/v1/windows" \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["windows"][0]["id"])')
+else
+    start_server "$database"
 
 # a window that closes shortly after its entries are in; the scheduler closes and
 # draws it (beacon none)
@@ -60,6 +76,7 @@ while call(f"/api/v1/windows/{wid}", method="GET")["state"] != "drawn":
 print(wid)
 PY
 )
+fi
 
 # one wrk run; prints "good/s p50 p99 MB/s"
 load() {
