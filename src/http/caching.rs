@@ -13,9 +13,9 @@
 //! strong tag names exact bytes and the compressed bytes differ. `If-None-Match` uses
 //! the weak comparison (RFC 9110, 13.1.2), so either form of the tag matches.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
@@ -24,6 +24,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
 
 use crate::http::error::ApiError;
 use crate::http::extract::MaybeStaff;
@@ -149,31 +150,97 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-/// A drawn bundle as served: its bytes, the same bytes gzipped, its SHA-256.
+/// A drawn bundle as served: its bytes, its SHA-256, and the same bytes gzipped once
+/// that copy is made.
 #[derive(Debug)]
 pub struct CachedBundle {
     pub sha256: String,
     pub body: Bytes,
-    pub gzip: Bytes,
+    gzip: OnceLock<Bytes>,
+}
+
+impl CachedBundle {
+    fn new(sha256: String, body: Vec<u8>) -> Self {
+        Self {
+            sha256,
+            body: Bytes::from(body),
+            gzip: OnceLock::new(),
+        }
+    }
+
+    /// The gzipped copy, if it is made yet.
+    pub fn gzip(&self) -> Option<Bytes> {
+        self.gzip.get().cloned()
+    }
+
+    /// Makes the gzipped copy (CPU-bound: about 4 s for a million entries' 125 MB).
+    fn compress(&self) -> std::io::Result<()> {
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(self.body.len() / 3),
+            flate2::Compression::new(6),
+        );
+        encoder.write_all(&self.body)?;
+        let gzip = Bytes::from(encoder.finish()?);
+        // only one compression runs per loaded bundle, so this is the first value
+        let _ = self.gzip.set(gzip);
+        Ok(())
+    }
+
+    /// Bytes kept in memory: the body and, once made, its gzipped copy.
+    fn size(&self) -> usize {
+        self.body.len() + self.gzip.get().map_or(0, Bytes::len)
+    }
 }
 
 /// The bundles served last, kept in memory with their gzipped copy: a drawn bundle
 /// never changes, and on draw day many people download the same one. Without it, each
 /// download read the whole bundle from the database and compressed it again (for a
-/// million entries, 118 MiB and about a second of CPU). Holds at most
+/// million entries, 125 MB and about four seconds of CPU). Holds at most
 /// [`BUNDLE_CACHE_BYTES`] (and always the last bundle, whatever its size).
-#[derive(Debug, Clone, Default)]
+///
+/// The first requests for a bundle that is not in memory are the draw-day rush: one
+/// of them reads it from the database while the others wait for that read instead of
+/// each reading it too. A small bundle is gzipped before it is served; a large one
+/// ([`BundleCache::compress_inline_below`] bytes or more) is served plain at once and
+/// gzipped on a blocking thread, so that nobody waits seconds for the compressed
+/// copy, which is served from then on.
+#[derive(Debug, Clone)]
 pub struct BundleCache {
     recent: Arc<Mutex<Recent>>,
+    loading: Arc<Mutex<Loading>>,
+    compress_inline_below: usize,
 }
 
 /// Window ids and their bundles, the last served first.
 type Recent = VecDeque<(String, Arc<CachedBundle>)>;
 
+/// Bundles being read from the database, by window id: the first request reads, the
+/// others wait on the same cell.
+type Loading = HashMap<String, Arc<OnceCell<Arc<CachedBundle>>>>;
+
 /// How many bytes (plain and gzipped) the bundle cache keeps at most.
 pub const BUNDLE_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
+/// Bundles smaller than this are gzipped before they are first served.
+pub const COMPRESS_INLINE_BELOW: usize = 1024 * 1024;
+
+impl Default for BundleCache {
+    fn default() -> Self {
+        Self::compressing_inline_below(COMPRESS_INLINE_BELOW)
+    }
+}
+
 impl BundleCache {
+    /// A cache that gzips bundles smaller than `bytes` before serving them, and larger
+    /// ones in the background.
+    pub fn compressing_inline_below(bytes: usize) -> Self {
+        Self {
+            recent: Arc::default(),
+            loading: Arc::default(),
+            compress_inline_below: bytes,
+        }
+    }
+
     pub fn get(&self, window_id: &str) -> Option<Arc<CachedBundle>> {
         let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         recent
@@ -182,41 +249,82 @@ impl BundleCache {
             .map(|(_, bundle)| Arc::clone(bundle))
     }
 
-    /// Compresses `body` (on a blocking thread) and keeps it for `window_id`.
-    pub async fn insert(
+    /// The bundle of `window_id`, from memory, or read once by `load` (its SHA-256 and
+    /// bytes) however many requests ask for it at the same time.
+    pub async fn get_or_load<F, Fut>(
         &self,
         window_id: &str,
-        sha256: String,
-        body: Vec<u8>,
-    ) -> Result<Arc<CachedBundle>, ApiError> {
-        let bundle = tokio::task::spawn_blocking(move || {
-            let mut encoder = flate2::write::GzEncoder::new(
-                Vec::with_capacity(body.len() / 4),
-                flate2::Compression::new(6),
-            );
-            encoder.write_all(&body)?;
-            let gzip = encoder.finish()?;
-            Ok::<_, std::io::Error>(CachedBundle {
-                sha256,
-                body: Bytes::from(body),
-                gzip: Bytes::from(gzip),
+        load: F,
+    ) -> Result<Arc<CachedBundle>, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(String, Vec<u8>), ApiError>>,
+    {
+        if let Some(bundle) = self.get(window_id) {
+            return Ok(bundle);
+        }
+        let cell = {
+            let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(loading.entry(window_id.to_owned()).or_default())
+        };
+        let bundle = cell
+            .get_or_try_init(|| async {
+                let (sha256, body) = load().await?;
+                let bundle = Arc::new(CachedBundle::new(sha256, body));
+                if bundle.body.len() < self.compress_inline_below {
+                    bundle.compress().map_err(ApiError::internal)?;
+                } else {
+                    let background = Arc::clone(&bundle);
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(error) = background.compress() {
+                            tracing::warn!(error = %error, "could not gzip a bundle; it is served plain");
+                        }
+                    });
+                }
+                self.keep(window_id, &bundle);
+                Ok::<_, ApiError>(bundle)
             })
-        })
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-        let bundle = Arc::new(bundle);
+            .await
+            .map(Arc::clone);
+        // done (or failed, so that the next request tries again): later requests find
+        // the bundle among the recent ones
+        let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+        if loading
+            .get(window_id)
+            .is_some_and(|current| Arc::ptr_eq(current, &cell))
+        {
+            loading.remove(window_id);
+        }
+        bundle
+    }
+
+    /// Keeps `bundle` first among the recent ones, within [`BUNDLE_CACHE_BYTES`].
+    fn keep(&self, window_id: &str, bundle: &Arc<CachedBundle>) {
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         recent.retain(|(id, _)| id != window_id);
-        recent.push_front((window_id.to_owned(), Arc::clone(&bundle)));
-        let size = |b: &CachedBundle| b.body.len() + b.gzip.len();
+        recent.push_front((window_id.to_owned(), Arc::clone(bundle)));
         while recent.len() > 1
-            && recent.iter().map(|(_, b)| size(b)).sum::<usize>() > BUNDLE_CACHE_BYTES
+            && recent.iter().map(|(_, b)| b.size()).sum::<usize>() > BUNDLE_CACHE_BYTES
         {
             recent.pop_back();
         }
-        Ok(bundle)
     }
+}
+
+/// Marks an answer whose encoding was chosen by its handler (a bundle served plain
+/// while its gzipped copy is being made): the compression layer leaves it alone
+/// instead of compressing 125 MB again for each request.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodingChosen;
+
+/// Whether the compression layer may compress `response`: not when its handler chose.
+pub fn encoding_not_chosen(
+    _: StatusCode,
+    _: axum::http::Version,
+    _: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> bool {
+    extensions.get::<EncodingChosen>().is_none()
 }
 
 #[cfg(test)]
@@ -288,5 +396,81 @@ mod tests {
         assert!(!with("gzip;q=0"));
         assert!(!with("identity"));
         assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    async fn load_counted(
+        loads: Arc<std::sync::atomic::AtomicUsize>,
+        body: Vec<u8>,
+    ) -> Result<(String, Vec<u8>), ApiError> {
+        loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // long enough for every other request to arrive while this one reads
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        Ok(("digest".to_owned(), body))
+    }
+
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut plain).unwrap();
+        plain
+    }
+
+    #[tokio::test]
+    async fn a_bundle_asked_for_by_many_at_once_is_read_once() {
+        let cache = BundleCache::default();
+        let loads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let body = br#"{"results":[1,2,3]}"#.repeat(100);
+        let mut asks = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let (cache, loads, body) = (cache.clone(), Arc::clone(&loads), body.clone());
+            asks.spawn(async move { cache.get_or_load("w1", || load_counted(loads, body)).await });
+        }
+        let bundles = asks.join_all().await;
+        assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        for bundle in bundles {
+            let bundle = bundle.unwrap();
+            assert_eq!(bundle.body, body);
+            // small: gzipped before it is first served
+            assert_eq!(gunzip(&bundle.gzip().unwrap()), body);
+        }
+        // another window is another read; a failed read is tried again next time
+        let failed = cache
+            .get_or_load("w2", || async { Err(ApiError::internal("disk")) })
+            .await;
+        assert!(failed.is_err());
+        cache
+            .get_or_load("w2", || load_counted(Arc::clone(&loads), b"{}".to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_large_bundle_is_served_at_once_and_gzipped_in_the_background() {
+        let cache = BundleCache::compressing_inline_below(1000);
+        let loads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let body = br#"{"entries":["00112233445566778899aabbccddeeff"]}"#.repeat(1000);
+        let bundle = cache
+            .get_or_load("w1", || load_counted(Arc::clone(&loads), body.clone()))
+            .await
+            .unwrap();
+        assert_eq!(bundle.body, body);
+        let mut gzip = bundle.gzip();
+        for _ in 0..500 {
+            if gzip.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            gzip = bundle.gzip();
+        }
+        let gzip = gzip.expect("the gzipped copy is made");
+        assert!(gzip.len() * 10 < body.len(), "{}", gzip.len());
+        assert_eq!(gunzip(&gzip), body);
+        // the copy in the cache is the same one: later readers get it without a read
+        let again = cache
+            .get_or_load("w1", || load_counted(Arc::clone(&loads), b"other".to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(again.gzip(), Some(gzip));
+        assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

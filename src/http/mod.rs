@@ -222,7 +222,11 @@ pub fn router(state: AppState) -> Router {
         .layer(
             CompressionLayer::new()
                 .quality(CompressionLevel::Precise(4))
-                .compress_when(DefaultPredicate::new().and(SizeAbove::new(COMPRESS_ABOVE))),
+                .compress_when(
+                    DefaultPredicate::new()
+                        .and(SizeAbove::new(COMPRESS_ABOVE))
+                        .and(caching::encoding_not_chosen),
+                ),
         )
         .layer(middleware::from_fn(caching::weaken_etag_when_encoded))
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))

@@ -185,6 +185,11 @@ async fn bodies_are_compressed_for_clients_that_accept_it() {
     let refused = get_with(&app, &uri, &[("accept-encoding", "gzip;q=0")]).await;
     assert!(refused.headers.get(header::CONTENT_ENCODING).is_none());
     assert_eq!(refused.text, plain.text);
+    // a bundle is never compressed on the fly (seconds of CPU per download at national
+    // size): a client accepting only brotli gets the plain bytes
+    let brotli_only = get_with(&app, &uri, &[("accept-encoding", "br")]).await;
+    assert!(brotli_only.headers.get(header::CONTENT_ENCODING).is_none());
+    assert_eq!(brotli_only.text, plain.text);
     // and the weak tag a compressed copy carried revalidates it
     let weak = header(&gzipped.headers, header::ETAG).to_owned();
     let again = get_with(

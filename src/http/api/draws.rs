@@ -345,31 +345,30 @@ async fn get_bundle(
     if window.state != WindowState::Drawn {
         return Err(not_yet(&window, "the draw has not taken place yet"));
     }
-    let bundle = match state.bundles.get(&window.id) {
-        Some(bundle) => bundle,
-        None => {
-            let (sha256, body) = state.store.bundle(&window.id).await?.ok_or_else(|| {
+    let bundle = state
+        .bundles
+        .get_or_load(&window.id, || async {
+            state.store.bundle(&window.id).await?.ok_or_else(|| {
                 ApiError::internal(format!("drawn window {} has no bundle", window.id))
-            })?;
-            state.bundles.insert(&window.id, sha256, body).await?
-        }
-    };
+            })
+        })
+        .await?;
     let etag = format!("\"{}\"", bundle.sha256);
     let policy = if staff.0.is_some() {
         caching::PRIVATE
     } else {
         caching::IMMUTABLE
     };
-    // The gzipped copy is made once; the compression layer leaves an answer that
-    // already has a Content-Encoding alone.
-    let gzip = caching::accepts_gzip(&headers);
-    let body = if gzip {
-        bundle.gzip.clone()
-    } else {
-        bundle.body.clone()
-    };
+    // The gzipped copy is made once (a large one in the background, served as soon as
+    // it is ready); the compression layer never compresses a bundle itself.
+    let gzip = caching::accepts_gzip(&headers)
+        .then(|| bundle.gzip())
+        .flatten();
+    let body = gzip.clone().unwrap_or_else(|| bundle.body.clone());
+    let gzip = gzip.is_some();
     let mut response = caching::answer(&headers, &etag, policy, "application/json", body)
         .map_err(ApiError::internal)?;
+    response.extensions_mut().insert(caching::EncodingChosen);
     response
         .headers_mut()
         .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
