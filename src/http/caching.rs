@@ -150,19 +150,20 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-/// A drawn bundle as served: its bytes, its SHA-256, and the same bytes gzipped once
-/// that copy is made.
+/// A published document as served (a drawn window's bundle, or its results): its
+/// bytes, its tag, and the same bytes gzipped once that copy is made.
 #[derive(Debug)]
-pub struct CachedBundle {
-    pub sha256: String,
+pub struct PublishedCopy {
+    /// The `ETag`, quoted.
+    pub etag: String,
     pub body: Bytes,
     gzip: OnceLock<Bytes>,
 }
 
-impl CachedBundle {
-    fn new(sha256: String, body: Vec<u8>) -> Self {
+impl PublishedCopy {
+    fn new(etag: String, body: Vec<u8>) -> Self {
         Self {
-            sha256,
+            etag,
             body: Bytes::from(body),
             gzip: OnceLock::new(),
         }
@@ -192,46 +193,47 @@ impl CachedBundle {
     }
 }
 
-/// The bundles served last, kept in memory with their gzipped copy: a drawn bundle
-/// never changes, and on draw day many people download the same one. Without it, each
-/// download read the whole bundle from the database and compressed it again (for a
-/// million entries, 125 MB and about four seconds of CPU). Holds at most
-/// [`BUNDLE_CACHE_BYTES`] (and always the last bundle, whatever its size).
+/// The bundles and results served last, kept in memory with their gzipped copy: what
+/// a draw published never changes, and on draw day many people download the same
+/// bytes. Without it, each download read the whole bundle from the database and
+/// compressed it again (for a million entries, 125 MB and about four seconds of CPU),
+/// and each read of the results read a million rows. Holds at most
+/// [`PUBLISHED_CACHE_BYTES`] (and always the last copy, whatever its size).
 ///
-/// The first requests for a bundle that is not in memory are the draw-day rush: one
-/// of them reads it from the database while the others wait for that read instead of
-/// each reading it too. A small bundle is gzipped before it is served; a large one
-/// ([`BundleCache::compress_inline_below`] bytes or more) is served plain at once and
+/// The first requests for a copy that is not in memory are the draw-day rush: one of
+/// them reads it from the database while the others wait for that read instead of
+/// each reading it too. A small copy is gzipped before it is served; a large one
+/// ([`PublishedCache::compress_inline_below`] bytes or more) is served plain at once and
 /// gzipped on a blocking thread, so that nobody waits seconds for the compressed
 /// copy, which is served from then on.
 #[derive(Debug, Clone)]
-pub struct BundleCache {
+pub struct PublishedCache {
     recent: Arc<Mutex<Recent>>,
     loading: Arc<Mutex<Loading>>,
     compress_inline_below: usize,
 }
 
-/// Window ids and their bundles, the last served first.
-type Recent = VecDeque<(String, Arc<CachedBundle>)>;
+/// Keys (such as `bundle:<window id>`) and their copies, the last served first.
+type Recent = VecDeque<(String, Arc<PublishedCopy>)>;
 
-/// Bundles being read from the database, by window id: the first request reads, the
-/// others wait on the same cell.
-type Loading = HashMap<String, Arc<OnceCell<Arc<CachedBundle>>>>;
+/// Copies being read from the database, by key: the first request reads, the others
+/// wait on the same cell.
+type Loading = HashMap<String, Arc<OnceCell<Arc<PublishedCopy>>>>;
 
-/// How many bytes (plain and gzipped) the bundle cache keeps at most.
-pub const BUNDLE_CACHE_BYTES: usize = 256 * 1024 * 1024;
+/// How many bytes (plain and gzipped) the cache keeps at most.
+pub const PUBLISHED_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
-/// Bundles smaller than this are gzipped before they are first served.
+/// Copies smaller than this are gzipped before they are first served.
 pub const COMPRESS_INLINE_BELOW: usize = 1024 * 1024;
 
-impl Default for BundleCache {
+impl Default for PublishedCache {
     fn default() -> Self {
         Self::compressing_inline_below(COMPRESS_INLINE_BELOW)
     }
 }
 
-impl BundleCache {
-    /// A cache that gzips bundles smaller than `bytes` before serving them, and larger
+impl PublishedCache {
+    /// A cache that gzips copies smaller than `bytes` before serving them, and larger
     /// ones in the background.
     pub fn compressing_inline_below(bytes: usize) -> Self {
         Self {
@@ -241,74 +243,101 @@ impl BundleCache {
         }
     }
 
-    pub fn get(&self, window_id: &str) -> Option<Arc<CachedBundle>> {
+    pub fn get(&self, key: &str) -> Option<Arc<PublishedCopy>> {
         let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         recent
             .iter()
-            .find(|(id, _)| id == window_id)
+            .find(|(id, _)| id == key)
             .map(|(_, bundle)| Arc::clone(bundle))
     }
 
-    /// The bundle of `window_id`, from memory, or read once by `load` (its SHA-256 and
-    /// bytes) however many requests ask for it at the same time.
+    /// The copy kept under `key`, from memory, or made once by `load` (its quoted tag
+    /// and bytes) however many requests ask for it at the same time.
     pub async fn get_or_load<F, Fut>(
         &self,
-        window_id: &str,
+        key: &str,
         load: F,
-    ) -> Result<Arc<CachedBundle>, ApiError>
+    ) -> Result<Arc<PublishedCopy>, ApiError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(String, Vec<u8>), ApiError>>,
     {
-        if let Some(bundle) = self.get(window_id) {
+        if let Some(bundle) = self.get(key) {
             return Ok(bundle);
         }
         let cell = {
             let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(loading.entry(window_id.to_owned()).or_default())
+            Arc::clone(loading.entry(key.to_owned()).or_default())
         };
         let bundle = cell
             .get_or_try_init(|| async {
-                let (sha256, body) = load().await?;
-                let bundle = Arc::new(CachedBundle::new(sha256, body));
+                let (etag, body) = load().await?;
+                let bundle = Arc::new(PublishedCopy::new(etag, body));
                 if bundle.body.len() < self.compress_inline_below {
                     bundle.compress().map_err(ApiError::internal)?;
                 } else {
                     let background = Arc::clone(&bundle);
                     tokio::task::spawn_blocking(move || {
                         if let Err(error) = background.compress() {
-                            tracing::warn!(error = %error, "could not gzip a bundle; it is served plain");
+                            tracing::warn!(error = %error, "could not gzip a published copy; it is served plain");
                         }
                     });
                 }
-                self.keep(window_id, &bundle);
+                self.keep(key, &bundle);
                 Ok::<_, ApiError>(bundle)
             })
             .await
             .map(Arc::clone);
         // done (or failed, so that the next request tries again): later requests find
-        // the bundle among the recent ones
+        // the copy among the recent ones
         let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
         if loading
-            .get(window_id)
+            .get(key)
             .is_some_and(|current| Arc::ptr_eq(current, &cell))
         {
-            loading.remove(window_id);
+            loading.remove(key);
         }
         bundle
     }
 
-    /// Keeps `bundle` first among the recent ones, within [`BUNDLE_CACHE_BYTES`].
-    fn keep(&self, window_id: &str, bundle: &Arc<CachedBundle>) {
+    /// Keeps `copy` first among the recent ones, within [`PUBLISHED_CACHE_BYTES`].
+    fn keep(&self, key: &str, copy: &Arc<PublishedCopy>) {
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        recent.retain(|(id, _)| id != window_id);
-        recent.push_front((window_id.to_owned(), Arc::clone(bundle)));
+        recent.retain(|(id, _)| id != key);
+        recent.push_front((key.to_owned(), Arc::clone(copy)));
         while recent.len() > 1
-            && recent.iter().map(|(_, b)| b.size()).sum::<usize>() > BUNDLE_CACHE_BYTES
+            && recent.iter().map(|(_, b)| b.size()).sum::<usize>() > PUBLISHED_CACHE_BYTES
         {
             recent.pop_back();
         }
     }
+}
+
+/// Serves a published copy with its tag and `policy` (or [`PRIVATE`] for staff):
+/// `304` for a current copy; to a client that accepts gzip, the gzipped bytes once they
+/// are made; otherwise the plain bytes. Never compressed on the fly.
+pub fn serve_published(
+    headers: &HeaderMap,
+    staff: &MaybeStaff,
+    copy: &PublishedCopy,
+    policy: &'static str,
+) -> Result<Response, ApiError> {
+    let policy = if staff.0.is_some() { PRIVATE } else { policy };
+    let gzip = accepts_gzip(headers).then(|| copy.gzip()).flatten();
+    let encoded = gzip.is_some();
+    let body = gzip.unwrap_or_else(|| copy.body.clone());
+    let mut response = answer(headers, &copy.etag, policy, "application/json", body)
+        .map_err(ApiError::internal)?;
+    response.extensions_mut().insert(EncodingChosen);
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if encoded && response.status() == StatusCode::OK {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    Ok(response)
 }
 
 /// Marks an answer whose encoding was chosen by its handler (a bundle served plain
@@ -405,7 +434,7 @@ mod tests {
         loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         // long enough for every other request to arrive while this one reads
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        Ok(("digest".to_owned(), body))
+        Ok(("\"digest\"".to_owned(), body))
     }
 
     fn gunzip(bytes: &[u8]) -> Vec<u8> {
@@ -416,7 +445,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_bundle_asked_for_by_many_at_once_is_read_once() {
-        let cache = BundleCache::default();
+        let cache = PublishedCache::default();
         let loads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let body = br#"{"results":[1,2,3]}"#.repeat(100);
         let mut asks = tokio::task::JoinSet::new();
@@ -446,7 +475,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_large_bundle_is_served_at_once_and_gzipped_in_the_background() {
-        let cache = BundleCache::compressing_inline_below(1000);
+        let cache = PublishedCache::compressing_inline_below(1000);
         let loads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let body = br#"{"entries":["00112233445566778899aabbccddeeff"]}"#.repeat(1000);
         let bundle = cache

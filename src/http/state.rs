@@ -6,7 +6,7 @@ use super::limits::{ClientAddress, RateLimiter, RateLimits};
 use super::metrics::Metrics;
 use crate::attest::keys::ServiceKey;
 use crate::domain::waitlist::OfferPolicy;
-use crate::http::caching::BundleCache;
+use crate::http::caching::PublishedCache;
 use crate::jobs::clock::Clock;
 use crate::jobs::mailer::Mailer;
 use crate::jobs::outbox::OutboxSender;
@@ -24,8 +24,8 @@ pub struct AppState {
     pub registrar: Registrar,
     /// Merkle trees of closed windows, for applicants' inclusion proofs.
     pub proofs: ProofCache,
-    /// Drawn bundles served last, with their gzipped copy.
-    pub bundles: BundleCache,
+    /// Bundles and results served last, with their gzipped copy.
+    pub published: PublishedCache,
     /// The key attestations are signed with, loaded at start ([`AppState::with_signing_key`]).
     pub signing_key: Option<Arc<ServiceKey>>,
     /// Mark the pages' cookies `Secure` (the service is reached over HTTPS).
@@ -57,7 +57,7 @@ impl AppState {
             outbox,
             registrar,
             proofs: ProofCache::default(),
-            bundles: BundleCache::default(),
+            published: PublishedCache::default(),
             signing_key: None,
             secure_cookies: false,
             offer_policy: OfferPolicy::default(),

@@ -272,11 +272,29 @@ async fn get_results(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let window = visible_window(&state, &id, &staff).await?;
+    if window.state != WindowState::Drawn {
+        return Err(not_yet(&window, "the draw has not taken place yet"));
+    }
+    // a million lines at national size: made once, then served from memory
+    let copy = state
+        .published
+        .get_or_load(&format!("results:{}", window.id), || {
+            results_json(&state, &window)
+        })
+        .await?;
+    caching::serve_published(&headers, &staff, &copy, caching::IMMUTABLE)
+}
+
+/// The results of a drawn window as served, with their tag.
+async fn results_json(
+    state: &AppState,
+    window: &WindowRecord,
+) -> Result<(String, Vec<u8>), ApiError> {
     let (Some(commitment), Some(draw)) = (
         state.store.commitment(&window.id).await?,
         state.store.draw_record(&window.id).await?,
     ) else {
-        return Err(not_yet(&window, "the draw has not taken place yet"));
+        return Err(not_yet(window, "the draw has not taken place yet"));
     };
     let slots: std::collections::HashMap<String, SlotView> = state
         .store
@@ -303,7 +321,7 @@ async fn get_results(
         })
         .collect();
     let view = ResultsView {
-        window_id: window.id,
+        window_id: window.id.clone(),
         n_entries: commitment.n_entries,
         n_slots: commitment.n_slots,
         n_selected: draw.n_selected,
@@ -311,7 +329,8 @@ async fn get_results(
         statistics: draw.statistics,
         results,
     };
-    cached_json(&headers, &staff, &view, caching::IMMUTABLE)
+    let body = serde_json::to_vec(&view).map_err(ApiError::internal)?;
+    Ok((caching::etag_of(&body), body))
 }
 
 /// Download a drawn window's bundle.
@@ -346,38 +365,16 @@ async fn get_bundle(
         return Err(not_yet(&window, "the draw has not taken place yet"));
     }
     let bundle = state
-        .bundles
-        .get_or_load(&window.id, || async {
-            state.store.bundle(&window.id).await?.ok_or_else(|| {
+        .published
+        .get_or_load(&format!("bundle:{}", window.id), || async {
+            let (sha256, body) = state.store.bundle(&window.id).await?.ok_or_else(|| {
                 ApiError::internal(format!("drawn window {} has no bundle", window.id))
-            })
+            })?;
+            Ok((format!("\"{sha256}\""), body))
         })
         .await?;
-    let etag = format!("\"{}\"", bundle.sha256);
-    let policy = if staff.0.is_some() {
-        caching::PRIVATE
-    } else {
-        caching::IMMUTABLE
-    };
-    // The gzipped copy is made once (a large one in the background, served as soon as
-    // it is ready); the compression layer never compresses a bundle itself.
-    let gzip = caching::accepts_gzip(&headers)
-        .then(|| bundle.gzip())
-        .flatten();
-    let body = gzip.clone().unwrap_or_else(|| bundle.body.clone());
-    let gzip = gzip.is_some();
-    let mut response = caching::answer(&headers, &etag, policy, "application/json", body)
-        .map_err(ApiError::internal)?;
-    response.extensions_mut().insert(caching::EncodingChosen);
-    response
-        .headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    let mut response = caching::serve_published(&headers, &staff, &bundle, caching::IMMUTABLE)?;
     if response.status() == StatusCode::OK {
-        if gzip {
-            response
-                .headers_mut()
-                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        }
         let disposition = HeaderValue::from_str(&format!(
             "inline; filename=\"tirage-bundle-{}.json\"",
             window.id
