@@ -55,6 +55,19 @@ pub struct ResultLine {
     pub slot_id: Option<String>,
 }
 
+/// A results line as read: rank, entry id, slot id.
+type ResultRow = (i64, String, Option<String>);
+
+impl From<ResultRow> for ResultLine {
+    fn from((rank, entry_id, slot_id): ResultRow) -> Self {
+        Self {
+            rank,
+            entry_id,
+            slot_id,
+        }
+    }
+}
+
 /// An entry's place in its window's draw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryOutcome {
@@ -493,7 +506,7 @@ impl Store {
 
     /// A drawn window's results in rank order.
     pub async fn results(&self, window_id: &str) -> Result<Vec<ResultLine>, StoreError> {
-        let rows: Vec<(i64, String, Option<String>)> = on_db!(self, |pool| {
+        let rows: Vec<ResultRow> = on_db!(self, |pool| {
             sqlx::query_as(
                 "select rank, entry_id, slot_id from draw_results where window_id = $1 order by rank",
             )
@@ -501,14 +514,47 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        Ok(rows
-            .into_iter()
-            .map(|(rank, entry_id, slot_id)| ResultLine {
-                rank,
-                entry_id,
-                slot_id,
-            })
-            .collect())
+        Ok(rows.into_iter().map(ResultLine::from).collect())
+    }
+
+    /// The first `limit` lines of a window's results, by rank: what a page shows
+    /// without reading a national window's million lines.
+    pub async fn first_results(
+        &self,
+        window_id: &str,
+        limit: usize,
+    ) -> Result<Vec<ResultLine>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<ResultRow> = on_db!(self, |pool| {
+            sqlx::query_as(
+                "select rank, entry_id, slot_id from draw_results where window_id = $1
+                 order by rank limit $2",
+            )
+            .bind(window_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(ResultLine::from).collect())
+    }
+
+    /// One entry's line in a window's results, if it took part in its draw.
+    pub async fn result_of(
+        &self,
+        window_id: &str,
+        entry_id: &str,
+    ) -> Result<Option<ResultLine>, StoreError> {
+        let row: Option<ResultRow> = on_db!(self, |pool| {
+            sqlx::query_as(
+                "select rank, entry_id, slot_id from draw_results
+                 where window_id = $1 and entry_id = $2",
+            )
+            .bind(window_id)
+            .bind(entry_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(ResultLine::from))
     }
 
     /// Where an entry stands in its window's draw: `None` when it was not frozen into

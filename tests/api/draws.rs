@@ -746,3 +746,58 @@ async fn a_close_and_a_draw_given_up_by_their_caller_still_complete() {
     let window = app.get(&format!("/api/v1/windows/{window_id}"), None).await;
     assert_eq!(window.json["state"], "drawn");
 }
+
+#[tokio::test]
+async fn the_public_page_reads_the_first_results_and_the_entry_asked_for() {
+    let app = TestApp::spawn().await;
+    let window_id = closed_window(&app, 7).await;
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/draw"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    let all = app.store().results(&window_id).await.unwrap();
+    assert_eq!(all.len(), 7);
+
+    // what the page reads instead of every line
+    let first = app.store().first_results(&window_id, 2).await.unwrap();
+    assert_eq!(first, all[..2].to_vec());
+    let last = &all[6];
+    let found = app.store().result_of(&window_id, &last.entry_id).await;
+    assert_eq!(found.unwrap().as_ref(), Some(last));
+    let other_window = app.store().result_of("0000000000000000", &last.entry_id);
+    assert_eq!(other_window.await.unwrap(), None);
+
+    let page = app
+        .get(
+            &format!(
+                "/windows/{window_id}?entry={}",
+                last.entry_id.to_uppercase()
+            ),
+            None,
+        )
+        .await;
+    page.assert_status(200);
+    let check = &page.text[page.text.find("id=\"check-result\"").unwrap()..];
+    assert!(
+        page.text
+            .contains(r#"class="notice done" id="check-result""#)
+    );
+    // (pages are in French unless asked otherwise)
+    assert!(check.contains("Rang 7"), "{check}");
+    for line in &all {
+        assert!(page.text.contains(&line.entry_id), "{}", line.entry_id);
+    }
+    let unknown = "ffffffffffffffffffffffffffffffff";
+    let page = app
+        .get(&format!("/windows/{window_id}?entry={unknown}"), None)
+        .await;
+    let check = &page.text[page.text.find("id=\"check-result\"").unwrap()..];
+    assert!(
+        page.text
+            .contains(r#"class="notice problem" id="check-result""#)
+            && check.contains(&format!("Le numéro {unknown}")),
+        "{check}"
+    );
+}

@@ -282,23 +282,30 @@ async fn window_page(
             .into_iter()
             .map(|s| (s.id, (super::paris_time(s.starts_at), s.counter)))
             .collect();
-        let lines = state.store.results(&window.id).await.map_err(internal)?;
-        n_results = lines.len();
-        let wanted = query.entry.trim().to_ascii_lowercase();
+        // the first lines and the one asked for, not a national window's million
+        n_results = commitment
+            .as_ref()
+            .map_or(0, |c| usize::try_from(c.n_entries).unwrap_or(0));
         let row = |line: &crate::store::draws::ResultLine| ResultRow {
             rank: line.rank,
             entry_id: line.entry_id.clone(),
             slot: line.slot_id.as_ref().and_then(|id| slots.get(id).cloned()),
         };
+        let wanted = query.entry.trim().to_ascii_lowercase();
         if !wanted.is_empty() {
-            check = Some(
-                lines
-                    .iter()
-                    .find(|l| l.entry_id == wanted)
-                    .map_or(Check::NotFound(wanted.clone()), |l| Check::Found(row(l))),
-            );
+            let line = state
+                .store
+                .result_of(&window.id, &wanted)
+                .await
+                .map_err(internal)?;
+            check = Some(line.map_or(Check::NotFound(wanted.clone()), |l| Check::Found(row(&l))));
         }
-        results = lines.iter().take(RESULT_ROWS).map(row).collect();
+        let lines = state
+            .store
+            .first_results(&window.id, RESULT_ROWS)
+            .await
+            .map_err(internal)?;
+        results = lines.iter().map(row).collect();
     }
     Ok(render(&WindowPage {
         registration_open: closed_reason(&window, state.clock.now()).is_none(),
