@@ -398,13 +398,34 @@ impl Store {
         })
     }
 
-    /// Stores several registrations in one write transaction (group commit): each runs
-    /// in its own savepoint, so a refused one (a duplicate, a closed window) leaves no
-    /// trace and does not affect the others, and all of the accepted ones become
-    /// durable with one commit. Returns one outcome per registration, in order, only
-    /// once the commit succeeded; if the batch as a whole fails, nothing of it is
-    /// stored and the error is returned instead.
+    /// Stores several registrations in one write transaction (group commit): a refused
+    /// one (a duplicate, a closed window) leaves no trace and does not affect the
+    /// others, and all of the accepted ones become durable with one commit. Returns one
+    /// outcome per registration, in order, only once the commit succeeded; if the
+    /// batch as a whole fails, nothing of it is stored and the error is returned
+    /// instead.
+    ///
+    /// The batch is first stored with a constant number of statements (the set-based
+    /// path of [`super::batch`]); if that fails, nothing of it was stored, and it is
+    /// stored again with [`Store::register_batch_by_savepoints`], which gives each
+    /// registration its own exact answer whatever went wrong.
     pub async fn register_batch(
+        &self,
+        batch: &[PendingRegistration<'_>],
+    ) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
+        match self.register_set(batch).await {
+            Ok(outcomes) => Ok(outcomes),
+            Err(error) => {
+                tracing::warn!(batch.size = batch.len(), error = %error, "the set-based path failed for a batch of registrations; storing it with a savepoint each");
+                self.register_batch_by_savepoints(batch).await
+            }
+        }
+    }
+
+    /// Stores several registrations in one write transaction, each in its own
+    /// savepoint running the same statements as [`Store::register`]: the slower path
+    /// that [`Store::register_batch`] falls back to.
+    pub async fn register_batch_by_savepoints(
         &self,
         batch: &[PendingRegistration<'_>],
     ) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {

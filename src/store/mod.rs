@@ -27,6 +27,7 @@ use crate::domain::window::{RegistrationClosed, WindowState, WrongState};
 
 pub mod accounts;
 pub mod audit;
+mod batch;
 pub mod carry_over;
 pub mod draws;
 pub mod entries;

@@ -9,6 +9,7 @@ mod helpers;
 
 mod attestation;
 mod audit_log;
+mod batches;
 mod caching;
 mod carry_over;
 mod concurrency;

@@ -1,0 +1,603 @@
+//! The set-based path of group commit: a batch of registrations stored with a constant
+//! number of statements, whatever its size.
+//!
+//! Storing registrations one by one costs about fifteen statements each (savepoint,
+//! idempotency claim, window check, duplicate check, five inserts, audit head read and
+//! write, release). Each statement is a round trip: to the worker thread that runs a
+//! SQLite connection, or over the network to PostgreSQL while the write lock is held.
+//! Here a batch instead:
+//!
+//! 1. reads what the decisions depend on, once for the whole batch: the windows, the
+//!    idempotency records of the batch's keys, and the stored entries that hold any of
+//!    the batch's duplicate keys (one `union all` of index lookups per window);
+//! 2. decides in memory, in arrival order, exactly as storing them one by one would
+//!    ([`plan`]): a repeated idempotency key replays the answer of the first request
+//!    that claimed it, a registration whose key an earlier one of the batch took is a
+//!    duplicate, and a refused registration leaves no trace for the ones after it;
+//! 3. writes the accepted ones with one multi-row insert per table, and chains their
+//!    audit events in memory from the head read once.
+//!
+//! Everything runs in one write transaction. If anything in it fails (a unique
+//! violation the reads did not foresee, say, because a row was written by something
+//! that does not take the write lock), the transaction is dropped, so nothing of it is
+//! stored, and the caller falls back to the savepoint path, which gives each
+//! registration its own exact answer.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::audit::{Actor, next_event};
+use super::entries::{EntryStatus, PendingRegistration, RegisterOutcome};
+use super::{Store, StoreError, WritePool, on_db, parse_column};
+use crate::domain::identity::{DuplicateKeys, DuplicateRule};
+use crate::domain::registration::Channel;
+use crate::domain::window::{WindowState, check_registration_period};
+
+/// A window's state and registration period, as read at the start of the batch.
+type WindowPeriod = (String, DateTime<Utc>, DateTime<Utc>);
+
+/// An idempotency record: stored before the batch, or claimed by an earlier
+/// registration of the batch.
+#[derive(Debug, Clone)]
+pub(crate) struct Claim {
+    pub fingerprint: String,
+    pub status: i64,
+    pub body: String,
+    /// `None` for a claim of this batch (it cannot have expired yet).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What the in-memory pass decided for one registration.
+#[derive(Debug)]
+pub(crate) enum Decision {
+    /// Answered without writing: an idempotent replay, or a refusal.
+    Answer(Result<RegisterOutcome, StoreError>),
+    /// To store. `purge_claim` when an expired idempotency record holds its key and
+    /// must be deleted first.
+    Accept { purge_claim: bool },
+}
+
+/// The duplicate keys already taken in one window, one set per rule (in the order of
+/// [`DuplicateRule::ALL`]).
+pub(crate) type Taken = [HashSet<String>; 4];
+
+/// A registration's key for `rule`, if it has one (no e-mail, no phone: no key).
+fn key_of(keys: &DuplicateKeys, rule: DuplicateRule) -> Option<&str> {
+    match rule {
+        DuplicateRule::Document => Some(&keys.document),
+        DuplicateRule::Person => Some(&keys.person),
+        DuplicateRule::Email => keys.email.as_deref(),
+        DuplicateRule::Phone => keys.phone.as_deref(),
+    }
+}
+
+fn rule_index(rule: DuplicateRule) -> usize {
+    DuplicateRule::ALL
+        .iter()
+        .position(|r| *r == rule)
+        .unwrap_or_default()
+}
+
+/// Decides, for each registration in arrival order, what storing them one by one
+/// would have answered, given what was stored before the batch: its `windows`, the
+/// idempotency `claims` of its keys (by `(scope, key)`) and the duplicate keys
+/// `taken` in each window. `claims` and `taken` are updated with what the accepted
+/// registrations take, so that later ones of the batch see them.
+///
+/// The checks come in the order of the one-by-one path: the idempotency key (a
+/// replay, or the key reused with another body), then the window's state and period,
+/// then the four duplicate rules, the first matching rule in their documented order
+/// naming the refusal.
+pub(crate) fn plan(
+    batch: &[PendingRegistration<'_>],
+    windows: &HashMap<String, WindowPeriod>,
+    claims: &mut HashMap<(String, String), Claim>,
+    taken: &mut HashMap<String, Taken>,
+) -> Vec<Decision> {
+    batch
+        .iter()
+        .map(|item| {
+            let mut purge_claim = false;
+            if let Some(request) = item.idempotency {
+                let claim_key = (request.scope.clone(), request.key.to_owned());
+                match claims.get(&claim_key) {
+                    // An expired record counts as absent; it is purged if this
+                    // registration is stored.
+                    Some(claim) if claim.expires_at.is_some_and(|at| at <= item.now) => {
+                        purge_claim = true;
+                    }
+                    Some(claim) => {
+                        return Decision::Answer(replay(claim, &request.fingerprint));
+                    }
+                    None => {}
+                }
+            }
+            let entry = &item.entry;
+            let Some((state, opens_at, closes_at)) = windows.get(entry.window_id) else {
+                return Decision::Answer(Err(StoreError::NotFound));
+            };
+            let period =
+                parse_column("windows.state", state, WindowState::parse).and_then(|state| {
+                    check_registration_period(state, *opens_at, *closes_at, item.now)
+                        .map_err(StoreError::from)
+                });
+            if let Err(refusal) = period {
+                return Decision::Answer(Err(refusal));
+            }
+            let window_taken = taken.entry(entry.window_id.to_owned()).or_default();
+            if let Some(rule) = DuplicateRule::ALL.into_iter().find(|rule| {
+                key_of(entry.keys, *rule)
+                    .is_some_and(|key| window_taken[rule_index(*rule)].contains(key))
+            }) {
+                return Decision::Answer(Err(StoreError::Duplicate(rule)));
+            }
+            for rule in DuplicateRule::ALL {
+                if let Some(key) = key_of(entry.keys, rule) {
+                    window_taken[rule_index(rule)].insert(key.to_owned());
+                }
+            }
+            if let Some(request) = item.idempotency {
+                claims.insert(
+                    (request.scope.clone(), request.key.to_owned()),
+                    Claim {
+                        fingerprint: request.fingerprint.clone(),
+                        status: i64::from(request.status),
+                        body: request.body.clone(),
+                        expires_at: None,
+                    },
+                );
+            }
+            Decision::Accept { purge_claim }
+        })
+        .collect()
+}
+
+/// The answer to a request whose idempotency key is already held, as
+/// `check_idempotency!` gives it.
+fn replay(claim: &Claim, fingerprint: &str) -> Result<RegisterOutcome, StoreError> {
+    if claim.fingerprint != fingerprint {
+        return Err(StoreError::IdempotencyKeyReused);
+    }
+    let status = u16::try_from(claim.status)
+        .ok()
+        .filter(|status| *status != 0)
+        .ok_or_else(|| StoreError::Corrupt("idempotency_keys.status".into()))?;
+    Ok(RegisterOutcome::Replayed {
+        status,
+        body: claim.body.clone(),
+    })
+}
+
+/// `($1, $2), ($3, $4)`: `rows` groups of `columns` numbered placeholders, from
+/// `$first` on. The same text works on both engines.
+fn placeholders(rows: usize, columns: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                out.push_str(", ");
+            }
+            let _ = write!(out, "${}", first + row * columns + column);
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// `($first = $n and $second = $n+1) or (...)`, for `rows` pairs from `$first` on.
+fn pairs_condition(first_column: &str, second_column: &str, rows: usize, first: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let n = first + 2 * row;
+            format!("({first_column} = ${n} and {second_column} = ${})", n + 1)
+        })
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// The statement that finds which of a window's candidate keys are taken: for each
+/// rule with keys, the rule's name and the key, from its unique index. `counts` says
+/// how many keys each rule has (bound after the window id, rule after rule).
+fn taken_query(counts: [usize; 4]) -> String {
+    let mut parts = Vec::new();
+    let mut next = 2;
+    for (rule, count) in DuplicateRule::ALL.into_iter().zip(counts) {
+        if count == 0 {
+            continue;
+        }
+        let column = rule.key_column();
+        let list = (next..next + count)
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        next += count;
+        parts.push(format!(
+            "select '{name}', {column} from entries
+               where window_id = $1 and status <> 'withdrawn' and {column} in ({list})",
+            name = rule.as_str()
+        ));
+    }
+    parts.join(" union all ")
+}
+
+/// The columns of one entry row, in the order of [`INSERT_ENTRIES`].
+const ENTRY_COLUMNS: usize = 25;
+const INSERT_ENTRIES: &str = "insert into entries (id, window_id, status, channel,
+    access_code_hash, family_name, given_names, birth_date, nationality, document_kind,
+    document_number, document_country, email, phone, permit_expires_on, language,
+    unsuccessful_draws, weight, document_key, person_key, email_key, phone_key,
+    registered_by, created_at, verified_at) values ";
+
+impl Store {
+    /// Stores a batch with the set-based path (see the module's documentation): one
+    /// outcome per registration, in order, once committed. On `Err`, nothing of the
+    /// batch was stored. [`Store::register_batch`] calls it, and falls back to the
+    /// savepoint path when it fails.
+    pub async fn register_set(
+        &self,
+        batch: &[PendingRegistration<'_>],
+    ) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
+        on_db!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+
+            // 1. What the decisions depend on.
+            let mut window_ids: Vec<&str> = Vec::new();
+            for item in batch {
+                if !window_ids.contains(&item.entry.window_id) {
+                    window_ids.push(item.entry.window_id);
+                }
+            }
+            let sql = format!(
+                "select id, state, registration_opens_at, registration_closes_at from windows
+                 where id in ({})",
+                (1..=window_ids.len())
+                    .map(|n| format!("${n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for id in &window_ids {
+                query = query.bind(*id);
+            }
+            let rows: Vec<(String, String, DateTime<Utc>, DateTime<Utc>)> =
+                query.fetch_all(&mut *tx).await?;
+            let windows: HashMap<String, WindowPeriod> = rows
+                .into_iter()
+                .map(|(id, state, opens_at, closes_at)| (id, (state, opens_at, closes_at)))
+                .collect();
+
+            let requests: Vec<_> = batch.iter().filter_map(|item| item.idempotency).collect();
+            let mut claims: HashMap<(String, String), Claim> = HashMap::new();
+            if !requests.is_empty() {
+                let sql = format!(
+                    "select scope, key, fingerprint, status, response, expires_at
+                     from idempotency_keys where {}",
+                    pairs_condition("scope", "key", requests.len(), 1)
+                );
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for request in &requests {
+                    query = query.bind(&request.scope).bind(request.key);
+                }
+                let rows: Vec<(String, String, String, i64, String, DateTime<Utc>)> =
+                    query.fetch_all(&mut *tx).await?;
+                for (scope, key, fingerprint, status, body, expires_at) in rows {
+                    let claim = Claim {
+                        fingerprint,
+                        status,
+                        body,
+                        expires_at: Some(expires_at),
+                    };
+                    claims.insert((scope, key), claim);
+                }
+            }
+
+            let mut taken: HashMap<String, Taken> = HashMap::new();
+            for window_id in &window_ids {
+                if !windows.contains_key(*window_id) {
+                    continue;
+                }
+                let mut keys: [Vec<&str>; 4] = Default::default();
+                for item in batch
+                    .iter()
+                    .filter(|item| item.entry.window_id == *window_id)
+                {
+                    for rule in DuplicateRule::ALL {
+                        if let Some(key) = key_of(item.entry.keys, rule) {
+                            keys[rule_index(rule)].push(key);
+                        }
+                    }
+                }
+                let sql = taken_query(keys.each_ref().map(Vec::len));
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(*window_id);
+                for key in keys.iter().flatten() {
+                    query = query.bind(*key);
+                }
+                let rows: Vec<(String, String)> = query.fetch_all(&mut *tx).await?;
+                let window_taken = taken.entry((*window_id).to_owned()).or_default();
+                for (rule, key) in rows {
+                    if let Some(rule) = DuplicateRule::ALL.into_iter().find(|r| r.as_str() == rule)
+                    {
+                        window_taken[rule_index(rule)].insert(key);
+                    }
+                }
+            }
+
+            // 2. The decisions, in arrival order.
+            let decisions = plan(batch, &windows, &mut claims, &mut taken);
+            let accepted: Vec<&PendingRegistration<'_>> = batch
+                .iter()
+                .zip(&decisions)
+                .filter(|(_, decision)| matches!(decision, Decision::Accept { .. }))
+                .map(|(item, _)| item)
+                .collect();
+
+            // 3. The writes, one statement per table.
+            let mut outbox_ids: HashMap<(String, String, String, String), Vec<i64>> =
+                HashMap::new();
+            if !accepted.is_empty() {
+                let purged: Vec<_> = batch
+                    .iter()
+                    .zip(&decisions)
+                    .filter(|(_, decision)| {
+                        matches!(decision, Decision::Accept { purge_claim: true })
+                    })
+                    .filter_map(|(item, _)| item.idempotency)
+                    .collect();
+                if !purged.is_empty() {
+                    let sql = format!(
+                        "delete from idempotency_keys where {}",
+                        pairs_condition("scope", "key", purged.len(), 1)
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for request in &purged {
+                        query = query.bind(&request.scope).bind(request.key);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+
+                let sql = format!(
+                    "{INSERT_ENTRIES}{}",
+                    placeholders(accepted.len(), ENTRY_COLUMNS, 1)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for item in &accepted {
+                    let entry = &item.entry;
+                    let identity = &entry.registration.identity;
+                    let status = match entry.channel {
+                        Channel::Online => EntryStatus::PendingVerification,
+                        Channel::Counter => EntryStatus::Eligible,
+                    };
+                    let verified_at = (status == EntryStatus::Eligible).then_some(item.now);
+                    query = query
+                        .bind(entry.id)
+                        .bind(entry.window_id)
+                        .bind(status.as_str())
+                        .bind(entry.channel.as_str())
+                        .bind(entry.access_code_hash)
+                        .bind(identity.family_name.as_str())
+                        .bind(identity.given_names.as_str())
+                        .bind(identity.birth_date)
+                        .bind(identity.nationality.as_str())
+                        .bind(identity.document.kind.as_str())
+                        .bind(identity.document.number.as_str())
+                        .bind(identity.document.country.as_str())
+                        .bind(identity.email.as_ref().map(|e| e.as_str()))
+                        .bind(identity.phone.as_ref().map(|p| p.as_str()))
+                        .bind(entry.registration.permit_expires_on)
+                        .bind(entry.registration.language.as_str())
+                        .bind(i64::from(entry.unsuccessful_draws))
+                        .bind(i64::from(entry.weight))
+                        .bind(&entry.keys.document)
+                        .bind(&entry.keys.person)
+                        .bind(entry.keys.email.as_deref())
+                        .bind(entry.keys.phone.as_deref())
+                        .bind(entry.registered_by)
+                        .bind(item.now)
+                        .bind(verified_at);
+                }
+                query.execute(&mut *tx).await?;
+
+                let coded: Vec<_> = accepted
+                    .iter()
+                    .filter_map(|item| item.code.as_ref().map(|code| (item, code)))
+                    .collect();
+                if !coded.is_empty() {
+                    let sql = format!(
+                        "insert into verification_codes (entry_id, code_hash, expires_at, sent_at)
+                         values {}",
+                        placeholders(coded.len(), 4, 1)
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (item, code) in &coded {
+                        query = query
+                            .bind(item.entry.id)
+                            .bind(code.code_hash)
+                            .bind(code.expires_at)
+                            .bind(item.now);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+
+                let mails: Vec<_> = accepted
+                    .iter()
+                    .filter_map(|item| item.mail.map(|mail| (item, mail)))
+                    .collect();
+                if !mails.is_empty() {
+                    let sql = format!(
+                        "insert into outbox (kind, recipient, subject, body, created_at,
+                             next_attempt_at)
+                         values {} returning id, kind, recipient, subject, body",
+                        placeholders(mails.len(), 6, 1)
+                    );
+                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                    for (item, mail) in &mails {
+                        query = query
+                            .bind(&mail.kind)
+                            .bind(&mail.recipient)
+                            .bind(&mail.subject)
+                            .bind(&mail.body)
+                            .bind(item.now)
+                            .bind(item.now);
+                    }
+                    let rows: Vec<(i64, String, String, String, String)> =
+                        query.fetch_all(&mut *tx).await?;
+                    // The rows come back in no promised order: each mail gets the id
+                    // of the row with its content (identical mails are interchangeable).
+                    for (id, kind, recipient, subject, body) in rows {
+                        outbox_ids
+                            .entry((kind, recipient, subject, body))
+                            .or_default()
+                            .push(id);
+                    }
+                    for ids in outbox_ids.values_mut() {
+                        ids.sort_unstable_by(|a, b| b.cmp(a));
+                    }
+                }
+
+                let claimed: Vec<_> = accepted
+                    .iter()
+                    .filter_map(|item| item.idempotency.map(|request| (item, request)))
+                    .collect();
+                if !claimed.is_empty() {
+                    let sql = format!(
+                        "insert into idempotency_keys
+                             (scope, key, fingerprint, status, response, created_at, expires_at)
+                         values {}",
+                        placeholders(claimed.len(), 7, 1)
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (item, request) in &claimed {
+                        query = query
+                            .bind(&request.scope)
+                            .bind(request.key)
+                            .bind(&request.fingerprint)
+                            .bind(i64::from(request.status))
+                            .bind(&request.body)
+                            .bind(item.now)
+                            .bind(request.expires_at);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+
+                // The audit events, chained from the head read once. The no-op update
+                // takes the head's row lock on PostgreSQL, as every append does.
+                let (mut seq, mut prev_hash): (i64, String) = sqlx::query_as(
+                    "update audit_head set count = count where id = 1 returning count, hash",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                let mut events = Vec::with_capacity(accepted.len());
+                for item in &accepted {
+                    let entry = &item.entry;
+                    let actor = match entry.registered_by {
+                        Some(token_id) => Actor::Staff(token_id.to_owned()),
+                        None => Actor::Applicant,
+                    };
+                    let detail =
+                        json!({ "channel": entry.channel.as_str(), "weight": entry.weight });
+                    let event = next_event(
+                        (seq + 1, prev_hash),
+                        item.now,
+                        &actor.label(),
+                        "entry.registered",
+                        Some(entry.window_id),
+                        Some(entry.id),
+                        &detail,
+                    )?;
+                    seq += 1;
+                    prev_hash = event.hash.clone();
+                    events.push((seq, event));
+                }
+                let sql = format!(
+                    "insert into audit_events
+                         (seq, at, actor, action, window_id, entry_id, detail, prev_hash, hash)
+                     values {}",
+                    placeholders(events.len(), 9, 1)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (seq, event) in &events {
+                    query = query
+                        .bind(*seq)
+                        .bind(event.at)
+                        .bind(&event.actor)
+                        .bind(&event.action)
+                        .bind(&event.window_id)
+                        .bind(&event.entry_id)
+                        .bind(crate::attest::canonical_json(&event.detail))
+                        .bind(&event.prev_hash)
+                        .bind(&event.hash);
+                }
+                query.execute(&mut *tx).await?;
+                if let Some((seq, last)) = events.last() {
+                    sqlx::query(
+                        "update audit_head set count = $1, hash = $2, at = $3 where id = 1",
+                    )
+                    .bind(*seq)
+                    .bind(&last.hash)
+                    .bind(last.at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+
+            // The answers, now that the accepted registrations are durable.
+            let outcomes = batch
+                .iter()
+                .zip(decisions)
+                .map(|(item, decision)| match decision {
+                    Decision::Answer(answer) => answer,
+                    Decision::Accept { .. } => Ok(RegisterOutcome::Created {
+                        outbox_id: item.mail.and_then(|mail| {
+                            outbox_ids
+                                .get_mut(&(
+                                    mail.kind.clone(),
+                                    mail.recipient.clone(),
+                                    mail.subject.clone(),
+                                    mail.body.clone(),
+                                ))
+                                .and_then(Vec::pop)
+                        }),
+                    }),
+                })
+                .collect();
+            Ok(outcomes)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_rows_one_after_the_other() {
+        assert_eq!(placeholders(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(1, 2, 5), "($5, $6)");
+    }
+
+    #[test]
+    fn the_taken_query_skips_rules_without_keys() {
+        let sql = taken_query([2, 1, 0, 1]);
+        assert!(sql.contains("document_key in ($2, $3)"), "{sql}");
+        assert!(sql.contains("person_key in ($4)"), "{sql}");
+        assert!(!sql.contains("email_key"), "{sql}");
+        assert!(sql.contains("phone_key in ($5)"), "{sql}");
+        assert_eq!(sql.matches("union all").count(), 2, "{sql}");
+    }
+
+    #[test]
+    fn pairs_conditions_bind_two_values_per_row() {
+        assert_eq!(
+            pairs_condition("scope", "key", 2, 1),
+            "(scope = $1 and key = $2) or (scope = $3 and key = $4)"
+        );
+    }
+}

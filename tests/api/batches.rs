@@ -1,0 +1,394 @@
+//! Group commit: a batch of registrations stored with the set-based path gets exactly
+//! the answers the savepoint path (one registration after the other) gives, leaves the
+//! same rows behind, keeps the audit chain valid, and stores nothing of itself when it
+//! has to fall back.
+
+use chrono::Duration;
+use serde_json::Value;
+use tirage::domain::codes::hash_access_code;
+use tirage::domain::identity::DuplicateKeys;
+use tirage::domain::registration::{Channel, Registration, RegistrationForm};
+use tirage::store::entries::PendingRegistration;
+use tirage::store::{IdempotencyRequest, NewCode, NewEntry, NewMail, RegisterOutcome, StoreError};
+
+use crate::helpers::{TestApp, applicant, t0};
+
+/// One registration of a test batch, owning what [`PendingRegistration`] borrows.
+struct Item {
+    entry_id: String,
+    window_id: String,
+    registration: Registration,
+    keys: DuplicateKeys,
+    access_hash: Vec<u8>,
+    code_hash: Vec<u8>,
+    mail: NewMail,
+    /// The idempotency key and the request's fingerprint.
+    idempotency: Option<(String, String)>,
+}
+
+fn item(n: usize, window_id: &str, body: &Value, idempotency: Option<(&str, &str)>) -> Item {
+    let form: RegistrationForm = serde_json::from_value(body.clone()).unwrap();
+    let registration = form.parse(Channel::Online, t0().date_naive()).unwrap();
+    let keys = DuplicateKeys::of(&registration.identity);
+    Item {
+        entry_id: format!("{n:032x}"),
+        window_id: window_id.to_owned(),
+        access_hash: hash_access_code(&format!("access-{n}")),
+        code_hash: vec![u8::try_from(n).unwrap(); 32],
+        mail: NewMail {
+            kind: "verification_code".into(),
+            recipient: registration
+                .identity
+                .email
+                .as_ref()
+                .map(|e| e.as_str().to_owned())
+                .unwrap_or_default(),
+            subject: "code".into(),
+            body: format!("code {n}"),
+        },
+        registration,
+        keys,
+        idempotency: idempotency.map(|(key, fingerprint)| (key.to_owned(), fingerprint.to_owned())),
+    }
+}
+
+/// Which way a test stores its batch.
+#[derive(Clone, Copy)]
+enum Path {
+    /// `register_set` alone: fails rather than falling back.
+    SetBased,
+    /// `register_batch_by_savepoints`: one registration after the other.
+    Savepoints,
+    /// `register_batch`: the set-based path, falling back to the savepoints.
+    Batch,
+}
+
+/// The answers a store gives to `items`, as text (the errors are not comparable
+/// values), with the given path.
+async fn store_items(app: &TestApp, items: &[Item], path: Path) -> Vec<String> {
+    try_store_items(app, items, path).await.unwrap()
+}
+
+async fn try_store_items(
+    app: &TestApp,
+    items: &[Item],
+    path: Path,
+) -> Result<Vec<String>, StoreError> {
+    let requests: Vec<Option<IdempotencyRequest<'_>>> = items
+        .iter()
+        .map(|item| {
+            item.idempotency
+                .as_ref()
+                .map(|(key, fingerprint)| IdempotencyRequest {
+                    scope: format!("online:{}", item.window_id),
+                    key,
+                    fingerprint: fingerprint.clone(),
+                    status: 201,
+                    body: format!("receipt of {}", item.entry_id),
+                    expires_at: t0() + Duration::hours(24),
+                })
+        })
+        .collect();
+    let batch: Vec<PendingRegistration<'_>> = items
+        .iter()
+        .zip(&requests)
+        .map(|(item, request)| PendingRegistration {
+            entry: NewEntry {
+                id: &item.entry_id,
+                window_id: &item.window_id,
+                channel: Channel::Online,
+                access_code_hash: &item.access_hash,
+                registration: &item.registration,
+                keys: &item.keys,
+                weight: 1,
+                unsuccessful_draws: 0,
+                registered_by: None,
+            },
+            code: Some(NewCode {
+                code_hash: &item.code_hash,
+                expires_at: t0() + Duration::minutes(30),
+            }),
+            mail: Some(&item.mail),
+            idempotency: request.as_ref(),
+            now: t0(),
+        })
+        .collect();
+    let outcomes = match path {
+        Path::SetBased => app.store().register_set(&batch).await?,
+        Path::Savepoints => app.store().register_batch_by_savepoints(&batch).await?,
+        Path::Batch => app.store().register_batch(&batch).await?,
+    };
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(RegisterOutcome::Created { outbox_id }) => {
+                format!("created, mail {}", outbox_id.is_some())
+            }
+            Ok(RegisterOutcome::Replayed { status, body }) => format!("replayed {status} {body}"),
+            Err(StoreError::Duplicate(rule)) => format!("duplicate {}", rule.as_str()),
+            Err(error) => format!("refused: {error}"),
+        })
+        .collect())
+}
+
+/// `applicant(n)` with one field taken from `applicant(other)`.
+fn sharing(n: u32, other: u32, field: &str) -> Value {
+    let mut body = applicant(n);
+    let source = applicant(other);
+    match field {
+        "person" => {
+            body["family_name"] = source["family_name"].clone();
+            body["given_names"] = source["given_names"].clone();
+            body["birth_date"] = source["birth_date"].clone();
+        }
+        field => body[field] = source[field].clone(),
+    }
+    body
+}
+
+/// `applicant(n)` with the e-mail address and the phone number of `applicant(other)`.
+fn sharing_two(n: u32, other: u32) -> Value {
+    let mut body = sharing(n, other, "email");
+    body["phone"] = applicant(other)["phone"].clone();
+    body
+}
+
+/// What every table the registration writes holds, in a comparable form.
+async fn stored(app: &TestApp) -> Vec<(String, i64)> {
+    let mut counts = Vec::new();
+    for table in [
+        "entries",
+        "verification_codes",
+        "outbox",
+        "idempotency_keys",
+        "audit_events",
+    ] {
+        counts.push((table.to_owned(), app.count(table).await));
+    }
+    counts
+}
+
+/// A batch of every kind of answer, after a first batch stored entries and a key.
+/// Returns the answers and the app.
+async fn mixed_batch(path: Path) -> (Vec<String>, TestApp) {
+    let app = TestApp::spawn().await;
+    let open = app.open_window().await;
+    let draft = app.create_window(&crate::helpers::window_body()).await;
+    let before = [
+        item(1, &open, &applicant(1), None),
+        item(
+            2,
+            &open,
+            &applicant(2),
+            Some(("stored-key", "fingerprint-2")),
+        ),
+    ];
+    // the entries stored before come from the same path in both runs
+    let answers = store_items(&app, &before, Path::Savepoints).await;
+    assert_eq!(answers, ["created, mail true", "created, mail true"]);
+
+    let batch = [
+        item(10, &open, &applicant(10), None),
+        // in-batch duplicates of entry 10, one per rule
+        item(11, &open, &sharing(11, 10, "document"), None),
+        item(12, &open, &sharing(12, 10, "person"), None),
+        item(13, &open, &sharing(13, 10, "email"), None),
+        item(14, &open, &sharing(14, 10, "phone"), None),
+        // a duplicate of an entry stored before the batch
+        item(15, &open, &sharing(15, 1, "phone"), None),
+        // a new key, its replay, and the same key with another request
+        item(
+            16,
+            &open,
+            &applicant(16),
+            Some(("new-key", "fingerprint-16")),
+        ),
+        item(
+            17,
+            &open,
+            &applicant(17),
+            Some(("new-key", "fingerprint-16")),
+        ),
+        item(18, &open, &applicant(18), Some(("new-key", "another"))),
+        // a replay of a key stored before the batch
+        item(
+            19,
+            &open,
+            &applicant(19),
+            Some(("stored-key", "fingerprint-2")),
+        ),
+        // a closed window
+        item(20, &draft, &applicant(20), None),
+        // a refused registration's key is free again for the next one
+        item(
+            21,
+            &open,
+            &sharing(21, 2, "email"),
+            Some(("refused-key", "f21")),
+        ),
+        item(22, &open, &applicant(22), Some(("refused-key", "f22"))),
+        // no such window
+        item(23, "no-such-window", &applicant(23), None),
+        // two matching rules: the first in the documented order names the refusal
+        item(24, &open, &sharing_two(24, 16), None),
+    ];
+    let answers = store_items(&app, &batch, path).await;
+    (answers, app)
+}
+
+#[tokio::test]
+async fn a_mixed_batch_gets_the_answers_of_the_one_by_one_path() {
+    let (set_based, set_app) = mixed_batch(Path::SetBased).await;
+    let (one_by_one, one_app) = mixed_batch(Path::Savepoints).await;
+
+    let first_receipt = format!("replayed 201 receipt of {:032x}", 16);
+    let stored_receipt = format!("replayed 201 receipt of {:032x}", 2);
+    let expected = [
+        "created, mail true",
+        "duplicate document",
+        "duplicate person",
+        "duplicate email",
+        "duplicate phone",
+        "duplicate phone",
+        "created, mail true",
+        first_receipt.as_str(),
+        "refused: the idempotency key was used with a different request",
+        stored_receipt.as_str(),
+        "refused: the window is draft, not open for registration",
+        "duplicate email",
+        "created, mail true",
+        "refused: not found",
+        "duplicate email",
+    ];
+    assert_eq!(one_by_one, expected);
+    assert_eq!(set_based, one_by_one);
+
+    // The same rows, and a chain that verifies, on both paths.
+    assert_eq!(stored(&set_app).await, stored(&one_app).await);
+    assert_eq!(set_app.count("entries").await, 5);
+    for app in [&set_app, &one_app] {
+        let check = app.store().verify_audit_log().await.unwrap();
+        assert!(check.problem.is_none(), "{:?}", check.problem);
+        assert_eq!(check.checked, check.stored_head.count);
+    }
+}
+
+#[tokio::test]
+async fn each_created_registration_gets_the_id_of_its_own_mail() {
+    let app = TestApp::spawn().await;
+    let window = app.open_window().await;
+    let items: Vec<Item> = (30..40)
+        .map(|n| item(n as usize, &window, &applicant(n), None))
+        .collect();
+    let requests: Vec<PendingRegistration<'_>> = items
+        .iter()
+        .map(|item| PendingRegistration {
+            entry: NewEntry {
+                id: &item.entry_id,
+                window_id: &item.window_id,
+                channel: Channel::Online,
+                access_code_hash: &item.access_hash,
+                registration: &item.registration,
+                keys: &item.keys,
+                weight: 1,
+                unsuccessful_draws: 0,
+                registered_by: None,
+            },
+            code: None,
+            mail: Some(&item.mail),
+            idempotency: None,
+            now: t0(),
+        })
+        .collect();
+    let outcomes = app.store().register_batch(&requests).await.unwrap();
+    for (item, outcome) in items.iter().zip(outcomes) {
+        let Ok(RegisterOutcome::Created {
+            outbox_id: Some(id),
+        }) = outcome
+        else {
+            panic!("{outcome:?}");
+        };
+        let mail = app
+            .store()
+            .claim_mail(id, t0(), t0())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(mail.body, item.mail.body);
+        assert_eq!(mail.recipient, item.mail.recipient);
+    }
+}
+
+#[tokio::test]
+async fn a_batch_that_falls_back_stores_nothing_of_its_first_attempt() {
+    let app = TestApp::spawn().await;
+    let window = app.open_window().await;
+    let items: Vec<Item> = (40..46)
+        .map(|n| item(n as usize, &window, &applicant(n), None))
+        .collect();
+    // The verification code of one registration cannot be stored (as with a full
+    // disk): the set-based insert of all codes fails after the entries were inserted,
+    // so the batch is stored again with a savepoint each, where only that
+    // registration fails.
+    let failing = items[2].entry_id.clone();
+    app.fail_inserts(
+        "verification_codes",
+        &format!("new.entry_id = '{failing}'"),
+        "no space left",
+    )
+    .await;
+    // The set-based path alone fails as a whole and leaves nothing behind.
+    let rows_before = stored(&app).await;
+    let error = try_store_items(&app, &items, Path::SetBased)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("no space left"), "{error}");
+    assert_eq!(stored(&app).await, rows_before);
+    assert_eq!(
+        app.store().audit_head().await.unwrap().count,
+        rows_before[4].1 as u64
+    );
+    let events_before = app.count("audit_events").await;
+    let answers = store_items(&app, &items, Path::Batch).await;
+    assert!(
+        answers[2].starts_with("refused: database error"),
+        "{answers:?}"
+    );
+    for (n, answer) in answers.iter().enumerate().filter(|(n, _)| *n != 2) {
+        assert_eq!(answer, "created, mail true", "registration {n}");
+    }
+    // Five registrations, each with its entry, code, mail and event; none of the one
+    // that failed, and no row twice.
+    assert_eq!(app.count("entries").await, 5);
+    assert_eq!(app.count("verification_codes").await, 5);
+    assert_eq!(app.count("outbox").await, 5);
+    let failed_entry = format!("entries where id = '{failing}'");
+    assert_eq!(app.count(&failed_entry).await, 0);
+    assert_eq!(app.count("audit_events").await, events_before + 5);
+    let check = app.store().verify_audit_log().await.unwrap();
+    assert!(check.problem.is_none(), "{:?}", check.problem);
+
+    // Once the disk is healed, the same person can register.
+    app.heal_inserts("verification_codes").await;
+    let answers = store_items(&app, &items[2..3], Path::SetBased).await;
+    assert_eq!(answers, ["created, mail true"]);
+}
+
+#[tokio::test]
+async fn the_audit_head_moves_over_recorded_events_only() {
+    let app = TestApp::spawn().await;
+    let window = app.open_window().await;
+    let items: Vec<Item> = (50..54)
+        .map(|n| item(n as usize, &window, &applicant(n), None))
+        .collect();
+    let before = app.store().audit_head().await.unwrap().count;
+    store_items(&app, &items, Path::SetBased).await;
+    let after = app.store().audit_head().await.unwrap().count;
+    assert_eq!(after, before + 4);
+    // A jump over events that do not exist is refused, even by several at once.
+    let error = app
+        .execute("update audit_head set count = count + 3")
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("audit_head"), "{error}");
+}
