@@ -30,9 +30,11 @@ use crate::store::{
 };
 
 /// The most registrations stored in one transaction. Larger batches share a commit
-/// among more requests but hold the write lock longer; at 64, a full batch takes a
-/// few milliseconds on SQLite (see `docs/benchmarks.md`).
-pub const MAX_BATCH: usize = 64;
+/// among more requests but hold the write lock longer. With the set-based path a
+/// batch costs the same dozen statements whatever its size, so a batch holds as
+/// many registrations as 256 connections keep waiting; its largest statement (the
+/// entries, 25 parameters each) stays far below both engines' limits on parameters.
+pub const MAX_BATCH: usize = 256;
 
 /// Registrations waiting for the writer beyond this make new requests wait to hand
 /// theirs over (back-pressure instead of an unbounded queue).

@@ -180,7 +180,7 @@ impl Store {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<CommitmentRecord, StoreError> {
-        on_db!(self, |pool| {
+        let closed = on_db!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let state = window_state!(tx, id);
             state.close()?;
@@ -291,7 +291,10 @@ impl Store {
             );
             tx.commit().await?;
             Ok(record)
-        })
+        });
+        // registrations no longer see it open (see `Store::open_window_settings`)
+        self.forget_open_window(id);
+        closed
     }
 
     /// What a window committed to at close, if it is closed.

@@ -1,5 +1,9 @@
 //! Windows and their slots.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 use sqlx::QueryBuilder;
@@ -152,6 +156,41 @@ const SELECT_WINDOW_SETTINGS: &str = "
            cast(0 as bigint) as eligible_entries,
            cast(0 as bigint) as withdrawn_entries
     from windows w";
+
+/// How long [`Store::open_window_settings`] keeps a copy of an open window.
+pub const OPEN_WINDOW_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Recent copies of open windows' settings, by id (see [`Store::open_window_settings`]).
+#[derive(Debug, Default)]
+pub(crate) struct OpenWindows(Mutex<HashMap<String, (Instant, WindowRecord)>>);
+
+/// More open windows than this at once is not expected; past it the copies are dropped.
+const OPEN_WINDOWS_KEPT: usize = 256;
+
+impl OpenWindows {
+    fn get(&self, id: &str, ttl: std::time::Duration) -> Option<WindowRecord> {
+        let copies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        copies
+            .get(id)
+            .filter(|(read_at, _)| read_at.elapsed() < ttl)
+            .map(|(_, window)| window.clone())
+    }
+
+    fn put(&self, id: &str, window: &WindowRecord) {
+        let mut copies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if copies.len() >= OPEN_WINDOWS_KEPT {
+            copies.clear();
+        }
+        copies.insert(id.to_owned(), (Instant::now(), window.clone()));
+    }
+
+    fn forget(&self, id: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+}
 
 /// Rows per multi-row insert: 4 parameters each stays far below every engine's limit.
 const SLOT_BATCH: usize = 1000;
@@ -313,8 +352,12 @@ impl Store {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<WindowRecord, StoreError> {
-        self.change_state(id, WindowState::cancel, actor, now, None)
-            .await
+        let cancelled = self
+            .change_state(id, WindowState::cancel, actor, now, None)
+            .await;
+        // registrations no longer see it open (see `Store::open_window_settings`)
+        self.forget_open_window(id);
+        cancelled
     }
 
     async fn change_state(
@@ -389,6 +432,30 @@ impl Store {
     /// still saves their three reads on the busiest path.
     pub async fn window_settings(&self, id: &str) -> Result<WindowRecord, StoreError> {
         self.window_by(SELECT_WINDOW_SETTINGS, id).await
+    }
+
+    /// [`Store::window_settings`] of a window open for registration, read from the
+    /// database at most once a second ([`OPEN_WINDOW_TTL`]): every registration reads
+    /// its window, and under load that read costs as much as the rest of the request
+    /// outside the writer. Only open windows are kept, and nothing of an open window
+    /// can change but its state (edits are for drafts), which every registration
+    /// checks again in its write transaction: a stale copy can only let a request go
+    /// on to be refused by the store with the same answer. A close or a cancel made by
+    /// this instance forgets the copy at once.
+    pub async fn open_window_settings(&self, id: &str) -> Result<WindowRecord, StoreError> {
+        if let Some(window) = self.open_windows.get(id, OPEN_WINDOW_TTL) {
+            return Ok(window);
+        }
+        let window = self.window_settings(id).await?;
+        if window.state == WindowState::Open {
+            self.open_windows.put(id, &window);
+        }
+        Ok(window)
+    }
+
+    /// Forgets the copy [`Store::open_window_settings`] keeps of a window.
+    pub(crate) fn forget_open_window(&self, id: &str) {
+        self.open_windows.forget(id);
     }
 
     /// The window `id`, read with `select` (one of the window selects above).

@@ -266,7 +266,7 @@ async fn window_for_registration(
 ) -> Result<WindowRecord, ApiError> {
     state
         .store
-        .window_settings(window_id)
+        .open_window_settings(window_id)
         .await
         .map_err(|e| match e {
             StoreError::NotFound => ApiError::NotFound("no window with this id"),
