@@ -6,8 +6,9 @@
 //! after the other whatever happens. Rather than have each request wait for the write
 //! lock and pay for its own sync, requests hand their registration to the
 //! [`Registrar`]; its single writer task takes everything that is waiting (up to
-//! [`MAX_BATCH`]), stores it with [`Store::register_batch`] (one transaction, a
-//! savepoint per registration, one commit) and only then answers each request. Under
+//! [`MAX_BATCH`]), stores it with [`Store::register_batch`] (one transaction with a
+//! constant number of statements, one commit; a savepoint per registration if that
+//! fails) and only then answers each request. Under
 //! light load a batch holds one registration and nothing waits; under heavy load the
 //! cost of a commit is shared by the whole batch. Nothing is acknowledged before its
 //! batch is committed; a refused registration (a duplicate, a closed window) leaves

@@ -7,7 +7,10 @@
 //! `seq`, the hash of the event before it and its own hash. The one-row `audit_head`
 //! table holds the end of the chain; every append updates it first, which takes the
 //! write lock (SQLite) or the row lock (PostgreSQL), so concurrent appends queue and the
-//! chain never forks. The tables refuse updates and deletes.
+//! chain never forks. A batch of registrations (`store::batch`) reads the head once,
+//! inserts its chained events together, then moves the head over all of them with one
+//! update, which its trigger allows only over recorded events. The tables refuse
+//! updates and deletes.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
