@@ -112,6 +112,11 @@ async fn carry_over(
     use crate::store::NewMail;
     use crate::store::carry_over::{CarriedEntry, Confirmation};
 
+    // Candidates are read from `draw_results`: finish any still being written by the
+    // follow-up of a recent draw.
+    for drawn in store.unfinished_draw_results().await? {
+        store.finish_draw_results(&drawn, now).await?;
+    }
     let candidates = store
         .carry_over_candidates(&window.id, &window.site, &window.procedure)
         .await?;
@@ -236,11 +241,14 @@ async fn close_now(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<CommitmentRecord, StoreError> {
+    let started = std::time::Instant::now();
     let record = store.close_window(window_id, actor, now).await?;
+    let close_ms = started.elapsed().as_millis() as u64;
     refresh_statistics(store).await;
     tracing::info!(
         window.id = %window_id,
         entries = record.n_entries,
+        close_ms,
         commitment = %record.commitment,
         "window closed"
     );
@@ -482,7 +490,10 @@ async fn draw_now(
         .into());
     }
     let (beacon_value, evidence) = resolve_beacon(&window, beacon).map_err(DrawError::Invalid)?;
+    let started = std::time::Instant::now();
     let inputs = store.draw_inputs(window_id).await?;
+    let read_ms = started.elapsed().as_millis() as u64;
+    let started = std::time::Instant::now();
     let computed = {
         let inputs = inputs.clone();
         let beacon_value = beacon_value.clone();
@@ -492,6 +503,8 @@ async fn draw_now(
             .map_err(|e| StoreError::Corrupt(format!("the draw computation failed: {e}")))??
     };
     let (outcome, stats, bundle_json) = computed;
+    let compute_ms = started.elapsed().as_millis() as u64;
+    let started = std::time::Instant::now();
     let output = DrawOutput {
         beacon_value: &beacon_value,
         outcome: &outcome,
@@ -505,10 +518,18 @@ async fn draw_now(
         window.id = %window_id,
         results_hash = %record.results_hash,
         selected = record.n_selected,
+        read_ms,
+        compute_ms,
+        record_ms = started.elapsed().as_millis() as u64,
         "window drawn"
     );
     refresh_statistics(store).await;
-    crate::jobs::offers::after_draw(store, window_id, now).await;
+    // The rest (waiting ranks of `draw_results`, slot holders, result mails) runs on
+    // its own task: the draw is published and every entry's outcome readable already
+    // (see `Store::entry_outcome`). It happens once, and a stop in the middle is
+    // resumed by the scheduler's next tick (`jobs::offers::tick`).
+    let (store, window_id) = (store.clone(), window_id.to_owned());
+    tokio::spawn(async move { crate::jobs::offers::after_draw(&store, &window_id, now).await });
     Ok(record)
 }
 

@@ -1,8 +1,11 @@
 //! The waiting list at work, outside requests.
 //!
-//! - [`after_draw`], called right after a draw is recorded: records who holds each
-//!   slot ([`Store::record_slot_holders`]), then queues the result mail of every
-//!   participant, once, in chunks ([`Store::queue_result_mails`]).
+//! - [`after_draw`], started on its own task once a draw is recorded (the draw's
+//!   answer does not wait for it): writes the waiting ranks of `draw_results`
+//!   ([`Store::finish_draw_results`]), records who holds each slot
+//!   ([`Store::record_slot_holders`]), then queues the result mail of every
+//!   participant, once, in chunks ([`Store::queue_result_mails`]). Each step is one or
+//!   more transactions moving a cursor, so a stop anywhere resumes at the next tick.
 //! - [`tick`], called by the scheduler every second: finishes a follow-up a stop
 //!   interrupted, and expires the offers whose deadline passed, passing each freed slot
 //!   to the next entry on the waiting list ([`Store::expire_offers`]).
@@ -111,9 +114,30 @@ pub async fn after_draw(store: &Store, window_id: &str, now: DateTime<Utc>) {
 }
 
 async fn follow_up(store: &Store, window_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-    if let Some(holders) = store.record_slot_holders(window_id, now).await? {
-        tracing::info!(window.id = %window_id, holders, "slot holders recorded");
+    let started = std::time::Instant::now();
+    let batches = store.finish_draw_results(window_id, now).await?;
+    if batches > 0 {
+        tracing::info!(
+            window.id = %window_id,
+            batches,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "waiting list written"
+        );
+        // the result mails below join the fresh rows
+        if let Err(error) = store.refresh_statistics().await {
+            tracing::warn!(error = %error, "could not refresh the planner's statistics");
+        }
     }
+    let started = std::time::Instant::now();
+    if let Some(holders) = store.record_slot_holders(window_id, now).await? {
+        tracing::info!(
+            window.id = %window_id,
+            holders,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "slot holders recorded"
+        );
+    }
+    let started = std::time::Instant::now();
     let mut queued = 0;
     while let Some(n) = store
         .queue_result_mails(window_id, &Mails, MAIL_CHUNK, now)
@@ -122,7 +146,12 @@ async fn follow_up(store: &Store, window_id: &str, now: DateTime<Utc>) -> Result
         queued += n;
     }
     if queued > 0 {
-        tracing::info!(window.id = %window_id, mails = queued, "result mails queued");
+        tracing::info!(
+            window.id = %window_id,
+            mails = queued,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "result mails queued"
+        );
     }
     Ok(())
 }

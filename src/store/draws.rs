@@ -8,18 +8,24 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::QueryBuilder;
 
 use super::audit::{Actor, record_event};
-use super::{Store, StoreError, WritePool, on_db, parse_column};
+use super::packed::{
+    ENTRY_CHUNK, RANK_CHUNK, as_u32, find_entry, number_at, pack_entries, pack_numbers,
+    unpack_entries, unpack_numbers,
+};
+use super::{Db, Store, StoreError, WritePool, on_db, parse_column};
 use crate::domain::window::{WindowState, WrongState};
 use crate::draw::bundle::{Committed, Outcome, commit};
 use crate::draw::commit::sort_slots;
 use crate::draw::stats::Statistics;
 use crate::draw::{Entry, EntryId, Slot};
 
-/// Rows per multi-row insert (3 parameters each).
-const ROW_BATCH: usize = 1000;
+/// Eligible entries read per query at close.
+const READ_BATCH: i64 = 65_536;
+
+/// Result rows per set-based insert into `draw_results`.
+pub const RESULT_BATCH: usize = 20_000;
 
 /// What was published when registration closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +175,175 @@ macro_rules! window_state {
     }};
 }
 
+/// Inserts one `draw_rank_chunks` row inside a transaction.
+macro_rules! insert_rank_chunk {
+    ($tx:expr, $window_id:expr, $kind:expr, $first:expr, $numbers:expr) => {{
+        let numbers: &[u32] = $numbers;
+        sqlx::query(
+            "insert into draw_rank_chunks (window_id, kind, first, n, payload)
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind($window_id)
+        .bind($kind)
+        .bind($first as i64)
+        .bind(numbers.len() as i64)
+        .bind(pack_numbers(numbers.iter().copied()))
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+/// Appends result rows to `draw_results` in one statement from a JSON array of
+/// `[entry_id, slot_id or null]` pairs (`$3`), ranked from `$2 + 1` on: a set-based
+/// insert, one statement for thousands of rows. The same parameters on both engines;
+/// only the function that walks the array differs.
+const INSERT_RESULTS_SQLITE: &str = "
+    insert into draw_results (window_id, rank, entry_id, slot_id)
+    select $1, $2 + j.key + 1, j.value ->> 0, j.value ->> 1 from json_each($3) j";
+const INSERT_RESULTS_POSTGRES: &str = "
+    insert into draw_results (window_id, rank, entry_id, slot_id)
+    select $1, $2 + j.ord, j.value ->> 0, j.value ->> 1
+    from json_array_elements(cast($3 as json)) with ordinality as j(value, ord)";
+
+/// The ranking both ways: the leaf at each rank, and the rank (from 1) of each leaf.
+fn ranking(order: &[usize]) -> Result<(Vec<u32>, Vec<u32>), StoreError> {
+    let mut by_rank = Vec::with_capacity(order.len());
+    let mut by_leaf = vec![0u32; order.len()];
+    for (position, &leaf) in order.iter().enumerate() {
+        by_rank.push(as_u32(leaf)?);
+        *by_leaf
+            .get_mut(leaf)
+            .ok_or_else(|| StoreError::Corrupt(format!("leaf {leaf} out of the ranking")))? =
+            as_u32(position + 1)?;
+    }
+    Ok((by_rank, by_leaf))
+}
+
+/// The JSON array [`INSERT_RESULTS_SQLITE`] reads.
+fn result_rows_json<'a>(rows: impl Iterator<Item = (String, Option<&'a str>)>) -> String {
+    serde_json::to_string(&rows.collect::<Vec<_>>()).expect("strings serialize")
+}
+
 impl Store {
+    fn insert_results_sql(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => INSERT_RESULTS_SQLITE,
+            Db::Postgres(_) => INSERT_RESULTS_POSTGRES,
+        }
+    }
+
+    /// Writes the next ranks of a drawn window's `draw_results` (up to
+    /// [`RESULT_BATCH`]), in one write transaction that also moves the cursor in
+    /// `draw_results_fill`. `entries` are the window's frozen entries
+    /// ([`Store::frozen_entries`]), read once by the caller. Returns whether ranks
+    /// remain to be written.
+    pub async fn fill_draw_results(
+        &self,
+        window_id: &str,
+        entries: &[Entry],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let insert_results = self.insert_results_sql();
+        on_db!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let cursor: Option<(i64, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+                "select filled_rank, n_entries, done_at from draw_results_fill where window_id = $1",
+            )
+            .bind(window_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((filled, n, None)) = cursor else {
+                return Ok(false);
+            };
+            let to = (filled + RESULT_BATCH as i64).min(n);
+            let chunks: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "select first, payload from draw_rank_chunks
+                 where window_id = $1 and kind = 'by_rank' and first + n > $2 and first <= $3
+                 order by first",
+            )
+            .bind(window_id)
+            .bind(filled + 1)
+            .bind(to)
+            .fetch_all(&mut *tx)
+            .await?;
+            let first = chunks.first().map_or(0, |c| c.0);
+            let mut leaves = Vec::new();
+            for (_, payload) in &chunks {
+                unpack_numbers(payload, &mut leaves)?;
+            }
+            let wanted = usize::try_from(filled + 1 - first)
+                .ok()
+                .and_then(|skip| leaves.get(skip..skip + (to - filled) as usize))
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("window {window_id}: ranking chunks missing"))
+                })?;
+            let rows = wanted
+                .iter()
+                .map(|&leaf| {
+                    entries
+                        .get(leaf as usize)
+                        .map(|e| (e.id.to_hex(), None))
+                        .ok_or_else(|| StoreError::Corrupt(format!("leaf {leaf} of {window_id}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            sqlx::query(insert_results)
+                .bind(window_id)
+                .bind(filled)
+                .bind(result_rows_json(rows.into_iter()))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "update draw_results_fill set filled_rank = $2, done_at = $3
+                 where window_id = $1 and filled_rank = $4",
+            )
+            .bind(window_id)
+            .bind(to)
+            .bind((to == n).then_some(now))
+            .bind(filled)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(to < n)
+        })
+    }
+
+    /// Writes every rank of a drawn window's `draw_results` not written yet, one
+    /// transaction per [`RESULT_BATCH`] ranks. Returns how many transactions that took
+    /// (0 when it was complete already, as for every window drawn before migration
+    /// 0018).
+    pub async fn finish_draw_results(
+        &self,
+        window_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let done: Option<Option<DateTime<Utc>>> = on_db!(self, |pool| {
+            sqlx::query_scalar("select done_at from draw_results_fill where window_id = $1")
+                .bind(window_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        if !matches!(done, Some(None)) {
+            return Ok(0);
+        }
+        let entries = self.frozen_entries(window_id).await?;
+        let mut batches = 1;
+        while self.fill_draw_results(window_id, &entries, now).await? {
+            batches += 1;
+        }
+        Ok(batches)
+    }
+
+    /// Drawn windows whose `draw_results` are still being written.
+    pub async fn unfinished_draw_results(&self) -> Result<Vec<String>, StoreError> {
+        Ok(on_db!(self, |pool| {
+            sqlx::query_scalar(
+                "select window_id from draw_results_fill where done_at is null order by window_id",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// Closes an open window whose registration period is over: freezes its eligible
     /// entries with their weights, computes `entries_root`, `slots_hash` and the
     /// commitment (DRAW-SPEC sections 1, 2 and 4) and publishes them, in one
@@ -201,17 +375,43 @@ impl Store {
                 StoreError::Corrupt(format!("open window {id} has no seed commitment"))
             })?;
 
-            let rows: Vec<(String, i64)> = sqlx::query_as(
-                "select id, weight from entries where window_id = $1 and status = 'eligible'",
-            )
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut entries = rows
-                .into_iter()
-                .map(|(entry_id, weight)| entry_from_row(&entry_id, weight))
-                .collect::<Result<Vec<_>, _>>()?;
+            // A row per entry costs a round trip per row through the driver (4 s for a
+            // million on SQLite): the entries cross as one text per batch instead,
+            // `id:weight` joined by commas, read by key ranges of the id index.
+            let started = std::time::Instant::now();
+            let mut entries = Vec::new();
+            let mut after = String::new();
+            loop {
+                let (text, n): (Option<String>, i64) = sqlx::query_as(
+                    "select string_agg(id || ':' || cast(weight as text), ',' order by id), count(*)
+                     from (select id, weight from entries
+                           where window_id = $1 and status = 'eligible' and id > $2
+                           order by id limit $3) batch",
+                )
+                .bind(id)
+                .bind(&after)
+                .bind(READ_BATCH)
+                .fetch_one(&mut *tx)
+                .await?;
+                let Some(text) = text else { break };
+                for item in text.split(',') {
+                    let (entry_id, weight) = item
+                        .split_once(':')
+                        .ok_or_else(|| StoreError::Corrupt(format!("eligible entry {item:?}")))?;
+                    let weight = weight
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt(format!("weight of {entry_id}")))?;
+                    entries.push(entry_from_row(entry_id, weight)?);
+                    after.clear();
+                    after.push_str(entry_id);
+                }
+                if n < READ_BATCH {
+                    break;
+                }
+            }
             entries.sort_unstable_by_key(|e| e.id);
+            let read_ms = started.elapsed().as_millis() as u64;
+            let started = std::time::Instant::now();
             let slot_rows: Vec<(String, String, String)> =
                 sqlx::query_as("select id, starts_at, counter from slots where window_id = $1")
                     .bind(id)
@@ -235,6 +435,8 @@ impl Store {
                 commitment: hex::encode(commitment),
                 committed_at: now,
             };
+            let hash_ms = started.elapsed().as_millis() as u64;
+            let started = std::time::Instant::now();
 
             sqlx::query(
                 "insert into commitments (window_id, n_entries, entries_root, n_slots, slots_hash,
@@ -252,18 +454,18 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            for (chunk_index, chunk) in entries.chunks(ROW_BATCH).enumerate() {
-                let mut insert = QueryBuilder::new(
-                    "insert into draw_entries (window_id, leaf_index, entry_id, weight) ",
-                );
-                let first = chunk_index * ROW_BATCH;
-                insert.push_values(chunk.iter().enumerate(), |mut row, (i, entry)| {
-                    row.push_bind(id)
-                        .push_bind((first + i) as i64)
-                        .push_bind(entry.id.to_hex())
-                        .push_bind(i64::from(entry.weight));
-                });
-                insert.build().execute(&mut *tx).await?;
+            for (chunk_index, chunk) in entries.chunks(ENTRY_CHUNK).enumerate() {
+                sqlx::query(
+                    "insert into draw_entry_chunks (window_id, first_leaf, first_id, n, payload)
+                     values ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind((chunk_index * ENTRY_CHUNK) as i64)
+                .bind(chunk[0].id.to_hex())
+                .bind(chunk.len() as i64)
+                .bind(pack_entries(chunk))
+                .execute(&mut *tx)
+                .await?;
             }
             sqlx::query(
                 "update windows set state = 'closed', commitment = $2, closed_at = $3, updated_at = $3
@@ -290,6 +492,13 @@ impl Store {
                 detail
             );
             tx.commit().await?;
+            tracing::info!(
+                window.id = %id,
+                read_ms,
+                hash_ms,
+                write_ms = started.elapsed().as_millis() as u64,
+                "entries frozen"
+            );
             Ok(record)
         });
         // registrations no longer see it open (see `Store::open_window_settings`)
@@ -315,8 +524,31 @@ impl Store {
         Ok(row.map(Into::into))
     }
 
-    /// The frozen entries of a closed window, in entry (leaf) order.
+    /// The frozen entries of a closed window, in entry (leaf) order: unpacked from its
+    /// chunks, or read from the row per entry of a window closed before migration 0018.
     pub async fn frozen_entries(&self, window_id: &str) -> Result<Vec<Entry>, StoreError> {
+        let chunks: Vec<(i64, Vec<u8>)> = on_db!(self, |pool| {
+            sqlx::query_as(
+                "select first_leaf, payload from draw_entry_chunks
+                 where window_id = $1 order by first_leaf",
+            )
+            .bind(window_id)
+            .fetch_all(pool)
+            .await?
+        });
+        if !chunks.is_empty() {
+            let mut entries = Vec::new();
+            for (first_leaf, payload) in chunks {
+                if first_leaf != entries.len() as i64 {
+                    return Err(StoreError::Corrupt(format!(
+                        "window {window_id}: entry chunk at leaf {first_leaf} after {} entries",
+                        entries.len()
+                    )));
+                }
+                unpack_entries(&payload, &mut entries)?;
+            }
+            return Ok(entries);
+        }
         let rows: Vec<(String, i64)> = on_db!(self, |pool| {
             sqlx::query_as(
                 "select entry_id, weight from draw_entries where window_id = $1 order by leaf_index",
@@ -328,6 +560,86 @@ impl Store {
         rows.into_iter()
             .map(|(id, weight)| entry_from_row(&id, weight))
             .collect()
+    }
+
+    /// The leaf index and weight of one frozen entry of a closed window, reading one
+    /// chunk (or the entry's row, for a window closed before migration 0018); `None`
+    /// when the entry was not frozen into the draw.
+    async fn frozen_leaf(
+        &self,
+        window_id: &str,
+        entry_id: &str,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        let chunk: Option<(i64, Vec<u8>)> = on_db!(self, |pool| {
+            sqlx::query_as(
+                "select first_leaf, payload from draw_entry_chunks
+                 where window_id = $1 and first_id <= $2
+                 order by first_id desc limit 1",
+            )
+            .bind(window_id)
+            .bind(entry_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        if let Some((first_leaf, payload)) = chunk {
+            let Ok(id) = EntryId::parse_hex(entry_id) else {
+                return Ok(None);
+            };
+            return Ok(find_entry(&payload, &id)
+                .map(|(i, weight)| (first_leaf + i as i64, i64::from(weight))));
+        }
+        // No chunk starts at or before this id: a window closed by an earlier version
+        // (or an id below the first frozen one, which the row query does not find).
+        Ok(on_db!(self, |pool| {
+            sqlx::query_as(
+                "select leaf_index, weight from draw_entries where window_id = $1 and entry_id = $2",
+            )
+            .bind(window_id)
+            .bind(entry_id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// The rank of one leaf of a drawn window, reading one chunk (or the entry's row in
+    /// `draw_results`, for a window drawn before migration 0018).
+    async fn rank_of_leaf(
+        &self,
+        window_id: &str,
+        entry_id: &str,
+        leaf_index: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let chunk: Option<(i64, Vec<u8>)> = on_db!(self, |pool| {
+            sqlx::query_as(
+                "select first, payload from draw_rank_chunks
+                 where window_id = $1 and kind = 'by_leaf' and first <= $2
+                 order by first desc limit 1",
+            )
+            .bind(window_id)
+            .bind(leaf_index)
+            .fetch_optional(pool)
+            .await?
+        });
+        if let Some((first, payload)) = chunk {
+            let rank = usize::try_from(leaf_index - first)
+                .ok()
+                .and_then(|i| number_at(&payload, i))
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "window {window_id}: no rank for leaf {leaf_index}"
+                    ))
+                })?;
+            return Ok(Some(i64::from(rank)));
+        }
+        Ok(on_db!(self, |pool| {
+            sqlx::query_scalar(
+                "select rank from draw_results where window_id = $1 and entry_id = $2",
+            )
+            .bind(window_id)
+            .bind(entry_id)
+            .fetch_optional(pool)
+            .await?
+        }))
     }
 
     /// Everything a closed window's draw is computed from, as committed.
@@ -391,6 +703,34 @@ impl Store {
             drawn_at: now,
         };
         let bundle_sha256 = hex::encode(crate::draw::sha256(output.bundle_json));
+        let (by_rank, by_leaf) = ranking(&output.outcome.order)?;
+        // The selected ranks go to `draw_results` now (their slots are what the entry
+        // view shows and the slot holders are recorded from); the waiting ranks
+        // follow after the draw ([`Store::fill_draw_results`]).
+        let slot_of = &output.outcome.slot_of;
+        let n_sel = n_selected as usize;
+        if slot_of
+            .iter()
+            .enumerate()
+            .any(|(i, s)| s.is_some() != (i < n_sel))
+        {
+            return Err(StoreError::Corrupt(format!(
+                "window {window_id}: the slots do not go to the first {n_sel} ranks"
+            )));
+        }
+        let selected: Vec<String> = output.outcome.order[..n_sel]
+            .chunks(RESULT_BATCH)
+            .zip(slot_of[..n_sel].chunks(RESULT_BATCH))
+            .map(|(leaves, slots)| {
+                result_rows_json(leaves.iter().zip(slots).map(|(&leaf, slot)| {
+                    (
+                        inputs.entries[leaf].id.to_hex(),
+                        slot.map(|s| inputs.slots[s].id.as_str()),
+                    )
+                }))
+            })
+            .collect();
+        let insert_results = self.insert_results_sql();
         on_db!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let updated = sqlx::query(
@@ -424,26 +764,31 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let lines: Vec<(usize, &usize, &Option<usize>)> = output
-                .outcome
-                .order
-                .iter()
-                .zip(&output.outcome.slot_of)
-                .enumerate()
-                .map(|(position, (entry, slot))| (position, entry, slot))
-                .collect();
-            for chunk in lines.chunks(ROW_BATCH) {
-                let mut insert = QueryBuilder::new(
-                    "insert into draw_results (window_id, rank, entry_id, slot_id) ",
-                );
-                insert.push_values(chunk, |mut row, &(position, &entry, slot)| {
-                    row.push_bind(window_id)
-                        .push_bind(position as i64 + 1)
-                        .push_bind(inputs.entries[entry].id.to_hex())
-                        .push_bind(slot.map(|s| inputs.slots[s].id.clone()));
-                });
-                insert.build().execute(&mut *tx).await?;
+            for (i, chunk) in by_rank.chunks(RANK_CHUNK).enumerate() {
+                insert_rank_chunk!(tx, window_id, "by_rank", i * RANK_CHUNK + 1, chunk);
             }
+            for (i, chunk) in by_leaf.chunks(RANK_CHUNK).enumerate() {
+                insert_rank_chunk!(tx, window_id, "by_leaf", i * RANK_CHUNK, chunk);
+            }
+            for (i, batch) in selected.iter().enumerate() {
+                sqlx::query(insert_results)
+                    .bind(window_id)
+                    .bind((i * RESULT_BATCH) as i64)
+                    .bind(batch)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let n_entries = inputs.entries.len() as i64;
+            sqlx::query(
+                "insert into draw_results_fill (window_id, filled_rank, n_entries, done_at)
+                 values ($1, $2, $3, $4)",
+            )
+            .bind(window_id)
+            .bind(n_selected)
+            .bind(n_entries)
+            .bind((n_selected == n_entries).then_some(now))
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("insert into bundles (window_id, sha256, body) values ($1, $2, $3)")
                 .bind(window_id)
                 .bind(&bundle_sha256)
@@ -507,26 +852,89 @@ impl Store {
         }))
     }
 
-    /// A drawn window's results in rank order.
+    /// A drawn window's results in rank order: from the packed ranking and the frozen
+    /// entries (the slots of the selected ranks from `draw_results`), or, for a window
+    /// drawn before migration 0018, from `draw_results` alone.
     pub async fn results(&self, window_id: &str) -> Result<Vec<ResultLine>, StoreError> {
-        let rows: Vec<ResultRow> = on_db!(self, |pool| {
+        let chunks: Vec<(i64, Vec<u8>)> = on_db!(self, |pool| {
             sqlx::query_as(
-                "select rank, entry_id, slot_id from draw_results where window_id = $1 order by rank",
+                "select first, payload from draw_rank_chunks
+                 where window_id = $1 and kind = 'by_rank' order by first",
             )
             .bind(window_id)
             .fetch_all(pool)
             .await?
         });
-        Ok(rows.into_iter().map(ResultLine::from).collect())
+        if chunks.is_empty() {
+            let rows: Vec<ResultRow> = on_db!(self, |pool| {
+                sqlx::query_as(
+                    "select rank, entry_id, slot_id from draw_results where window_id = $1 order by rank",
+                )
+                .bind(window_id)
+                .fetch_all(pool)
+                .await?
+            });
+            return Ok(rows.into_iter().map(ResultLine::from).collect());
+        }
+        let mut leaves = Vec::new();
+        for (_, payload) in &chunks {
+            unpack_numbers(payload, &mut leaves)?;
+        }
+        let entries = self.frozen_entries(window_id).await?;
+        let slots: Vec<(i64, String)> = on_db!(self, |pool| {
+            sqlx::query_as(
+                "select rank, slot_id from draw_results
+                 where window_id = $1 and slot_id is not null order by rank",
+            )
+            .bind(window_id)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut slots = slots.into_iter().peekable();
+        leaves
+            .into_iter()
+            .enumerate()
+            .map(|(position, leaf)| {
+                let rank = position as i64 + 1;
+                let entry = entries
+                    .get(leaf as usize)
+                    .ok_or_else(|| StoreError::Corrupt(format!("leaf {leaf} of {window_id}")))?;
+                let slot_id = slots.next_if(|(r, _)| *r == rank).map(|(_, id)| id);
+                Ok(ResultLine {
+                    rank,
+                    entry_id: entry.id.to_hex(),
+                    slot_id,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a drawn window's `draw_results` hold every rank: always for a window
+    /// drawn before migration 0018, and once the draw's follow-up wrote the waiting
+    /// ranks for the others.
+    async fn results_complete(&self, window_id: &str) -> Result<bool, StoreError> {
+        let done: Option<Option<DateTime<Utc>>> = on_db!(self, |pool| {
+            sqlx::query_scalar("select done_at from draw_results_fill where window_id = $1")
+                .bind(window_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(!matches!(done, Some(None)))
     }
 
     /// The first `limit` lines of a window's results, by rank: what a page shows
-    /// without reading a national window's million lines.
+    /// without reading a national window's million lines. Read from the packed
+    /// ranking while the draw's follow-up is still writing the waiting ranks' rows.
     pub async fn first_results(
         &self,
         window_id: &str,
         limit: usize,
     ) -> Result<Vec<ResultLine>, StoreError> {
+        if !self.results_complete(window_id).await? {
+            let mut lines = self.results(window_id).await?;
+            lines.truncate(limit);
+            return Ok(lines);
+        }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows: Vec<ResultRow> = on_db!(self, |pool| {
             sqlx::query_as(
@@ -541,92 +949,89 @@ impl Store {
         Ok(rows.into_iter().map(ResultLine::from).collect())
     }
 
-    /// One entry's line in a window's results, if it took part in its draw.
+    /// One entry's line in a window's results, if it took part in its draw: its rank
+    /// and slot as [`Store::entry_outcome`] reads them (a few small reads, right even
+    /// while the draw's follow-up is still writing `draw_results`).
     pub async fn result_of(
         &self,
         window_id: &str,
         entry_id: &str,
     ) -> Result<Option<ResultLine>, StoreError> {
-        let row: Option<ResultRow> = on_db!(self, |pool| {
-            sqlx::query_as(
-                "select rank, entry_id, slot_id from draw_results
-                 where window_id = $1 and entry_id = $2",
-            )
-            .bind(window_id)
-            .bind(entry_id)
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(row.map(ResultLine::from))
+        let Some(outcome) = self.entry_outcome(entry_id).await? else {
+            return Ok(None);
+        };
+        if outcome.window_id != window_id {
+            return Ok(None);
+        }
+        Ok(outcome.rank.map(|rank| ResultLine {
+            rank,
+            entry_id: entry_id.to_owned(),
+            slot_id: outcome.slot.map(|s| s.id),
+        }))
     }
 
     /// Where an entry stands in its window's draw: `None` when it was not frozen into
     /// the draw (window still open, entry withdrawn or never verified).
     pub async fn entry_outcome(&self, entry_id: &str) -> Result<Option<EntryOutcome>, StoreError> {
-        type Row = (
-            String,
-            i64,
-            i64,
-            i64,
-            i64,
-            String,
-            String,
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<i64>,
-        );
-        let row: Option<Row> = on_db!(self, |pool| {
+        type Head = (String, i64, i64, String, String, Option<i64>);
+        let head: Option<Head> = on_db!(self, |pool| {
             sqlx::query_as(
-                "select d.window_id, d.leaf_index, d.weight, c.n_entries, c.n_slots,
-                        c.entries_root, c.commitment, r.rank, r.slot_id, s.starts_at, s.counter,
+                "select c.window_id, c.n_entries, c.n_slots, c.entries_root, c.commitment,
                         w.n_selected
-                 from draw_entries d
-                 join commitments c on c.window_id = d.window_id
-                 left join draw_results r on r.entry_id = d.entry_id
-                 left join slots s on s.window_id = d.window_id and s.id = r.slot_id
-                 left join draws w on w.window_id = d.window_id
-                 where d.entry_id = $1",
+                 from entries e
+                 join commitments c on c.window_id = e.window_id
+                 left join draws w on w.window_id = e.window_id
+                 where e.id = $1",
             )
             .bind(entry_id)
             .fetch_optional(pool)
             .await?
         });
-        Ok(row.map(
-            |(
-                window_id,
-                leaf_index,
-                weight,
-                n_entries,
-                n_slots,
-                entries_root,
-                commitment,
-                rank,
-                slot_id,
-                starts_at,
-                counter,
-                n_selected,
-            )| EntryOutcome {
-                window_id,
-                leaf_index,
-                weight,
-                n_entries,
-                n_slots,
-                entries_root,
-                commitment,
-                rank,
-                slot: match (slot_id, starts_at, counter) {
-                    (Some(id), Some(starts_at), Some(counter)) => Some(Slot {
-                        id,
-                        starts_at,
-                        counter,
-                    }),
-                    _ => None,
-                },
-                n_selected,
-            },
-        ))
+        let Some((window_id, n_entries, n_slots, entries_root, commitment, n_selected)) = head
+        else {
+            return Ok(None);
+        };
+        let Some((leaf_index, weight)) = self.frozen_leaf(&window_id, entry_id).await? else {
+            return Ok(None);
+        };
+        let rank = match n_selected {
+            Some(_) => self.rank_of_leaf(&window_id, entry_id, leaf_index).await?,
+            None => None,
+        };
+        let slot = match (rank, n_selected) {
+            (Some(rank), Some(selected)) if rank <= selected => {
+                let row: Option<(String, String, String)> = on_db!(self, |pool| {
+                    sqlx::query_as(
+                        "select s.id, s.starts_at, s.counter
+                         from draw_results r
+                         join slots s on s.window_id = r.window_id and s.id = r.slot_id
+                         where r.window_id = $1 and r.rank = $2",
+                    )
+                    .bind(&window_id)
+                    .bind(rank)
+                    .fetch_optional(pool)
+                    .await?
+                });
+                row.map(|(id, starts_at, counter)| Slot {
+                    id,
+                    starts_at,
+                    counter,
+                })
+            }
+            _ => None,
+        };
+        Ok(Some(EntryOutcome {
+            window_id,
+            leaf_index,
+            weight,
+            n_entries,
+            n_slots,
+            entries_root,
+            commitment,
+            rank,
+            slot,
+            n_selected,
+        }))
     }
 
     /// Windows whose close or draw time has passed and that have not made that step:

@@ -35,6 +35,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod metrics;
 pub mod outbox;
+pub mod packed;
 pub mod retention;
 pub mod slots;
 pub mod staff;
@@ -313,7 +314,7 @@ impl Store {
     /// plans from its indexes and needs nothing.
     pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
         if let Db::Postgres(pool) = &self.db {
-            sqlx::query("analyze entries, draw_entries, draw_results")
+            sqlx::query("analyze entries, draw_results, draw_entry_chunks, draw_rank_chunks")
                 .execute(pool)
                 .await?;
         }

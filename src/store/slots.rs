@@ -2,8 +2,10 @@
 //! check-in and no-shows at the counter, staff corrections of a name, cancellations,
 //! and offers of freed slots to the waiting list.
 //!
-//! The draw's own assignment stays in `draw_results`, as published. Right after the
-//! draw, [`Store::record_slot_holders`] copies it into `slot_assignments` in one
+//! The draw's own assignment stays in `draw_results`, as published (the selected ranks
+//! are written by the draw, the waiting ranks right after it by
+//! [`Store::fill_draw_results`]). Right after the draw, [`Store::record_slot_holders`]
+//! completes those, then copies the assignment into `slot_assignments` in one
 //! transaction marked in `draw_followups`, so that it happens exactly once, and
 //! [`Store::queue_result_mails`] queues the result mails in chunks, each moving a cursor
 //! in the same row. From then on `slot_assignments` says who holds each slot: a
@@ -689,6 +691,9 @@ impl Store {
         window_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
+        // The waiting list is read from `draw_results`: complete it first (it is, unless
+        // this runs right after the draw, before the follow-up wrote the waiting ranks).
+        self.finish_draw_results(window_id, now).await?;
         on_db!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let done: Option<i64> =

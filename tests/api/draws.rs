@@ -543,6 +543,11 @@ async fn two_concurrent_draws_make_one_draw() {
     codes.sort_unstable();
     assert_eq!(codes, [200, 409], "{} / {}", a.text, b.text);
     assert_eq!(app.count("draws").await, 1);
+    // One packed ranking, both ways (rank -> leaf, leaf -> rank), and one cursor.
+    assert_eq!(app.count("draw_rank_chunks").await, 2);
+    assert_eq!(app.count("draw_results_fill").await, 1);
+    // Its row per entry, once the follow-up is done, written once.
+    app.finish_draw_followup(&window_id).await;
     assert_eq!(app.count("draw_results").await, 5);
 }
 
@@ -559,6 +564,8 @@ async fn a_failed_draw_changes_nothing_and_runs_again_with_the_same_result() {
         .assert_problem(500, "internal");
     assert_eq!(app.count("draws").await, 0);
     assert_eq!(app.count("draw_results").await, 0);
+    assert_eq!(app.count("draw_rank_chunks").await, 0);
+    assert_eq!(app.count("draw_results_fill").await, 0);
     let window = app.get(&format!("/api/v1/windows/{window_id}"), None).await;
     assert_eq!(window.json["state"], "closed");
 

@@ -286,6 +286,16 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Finishes the follow-up of a window's draw (waiting-list rows, slot holders,
+    /// result mails) before returning. The draw starts it on its own task and answers
+    /// without waiting; running it here as well is safe (each step moves a cursor in
+    /// its own transaction, so it happens once) and makes a test wait for its end
+    /// deterministically instead of sleeping.
+    pub async fn finish_draw_followup(&self, window_id: &str) {
+        let now = tirage::jobs::clock::Clock::now(&self.clock);
+        tirage::jobs::offers::after_draw(self.store(), window_id, now).await;
+    }
+
     /// Rows in a table, straight from the database.
     pub async fn count(&self, table: &str) -> i64 {
         let sql = format!("select count(*) from {table}");

@@ -25,6 +25,7 @@ mod instances;
 mod mail;
 mod openapi;
 mod operations;
+mod packed_storage;
 mod page_roles;
 mod privacy;
 mod rate_limits;

@@ -93,6 +93,7 @@ async fn drawn_window(app: &TestApp, n: u32, english: &[u32]) -> (String, Vec<Dr
     (window_id, drawn)
 }
 
+/// Closes and draws the window, then waits for the draw's follow-up (holders, mails).
 async fn draw(app: &TestApp, window_id: &str) {
     app.clock.set(at(DRAW_TIME));
     for step in ["close", "draw"] {
@@ -103,6 +104,7 @@ async fn draw(app: &TestApp, window_id: &str) {
         .await
         .assert_status(200);
     }
+    app.finish_draw_followup(window_id).await;
 }
 
 /// The check code of an entry's convocation.
