@@ -216,13 +216,6 @@ where
         .unwrap_or_else(|e| Err(StoreError::Corrupt(format!("the task stopped: {e}")).into()))
 }
 
-/// Statistics for the planner after a bulk write; a failure only costs speed.
-async fn refresh_statistics(store: &Store) {
-    if let Err(error) = store.refresh_statistics().await {
-        tracing::warn!(error = %error, "could not refresh the planner's statistics");
-    }
-}
-
 /// Closes an open window whose registration period is over and publishes its
 /// commitment. Runs to its end even if the request that asked for it is given up.
 pub async fn close(
@@ -244,7 +237,6 @@ async fn close_now(
     let started = std::time::Instant::now();
     let record = store.close_window(window_id, actor, now).await?;
     let close_ms = started.elapsed().as_millis() as u64;
-    refresh_statistics(store).await;
     tracing::info!(
         window.id = %window_id,
         entries = record.n_entries,
@@ -523,7 +515,6 @@ async fn draw_now(
         record_ms = started.elapsed().as_millis() as u64,
         "window drawn"
     );
-    refresh_statistics(store).await;
     // The rest (waiting ranks of `draw_results`, slot holders, result mails) runs on
     // its own task: the draw is published and every entry's outcome readable already
     // (see `Store::entry_outcome`). It happens once, and a stop in the middle is

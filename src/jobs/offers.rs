@@ -123,10 +123,14 @@ async fn follow_up(store: &Store, window_id: &str, now: DateTime<Utc>) -> Result
             elapsed_ms = started.elapsed().as_millis() as u64,
             "waiting list written"
         );
-        // the result mails below join the fresh rows
-        if let Err(error) = store.refresh_statistics().await {
-            tracing::warn!(error = %error, "could not refresh the planner's statistics");
-        }
+    }
+    // The holders and the result mails below join the rows the close and the draw
+    // have just written: PostgreSQL must know their size first (the close and the
+    // draw do not wait for this). A failure only costs speed.
+    if (batches > 0 || !store.holders_recorded(window_id).await?)
+        && let Err(error) = store.refresh_statistics().await
+    {
+        tracing::warn!(error = %error, "could not refresh the planner's statistics");
     }
     let started = std::time::Instant::now();
     if let Some(holders) = store.record_slot_holders(window_id, now).await? {

@@ -306,10 +306,12 @@ impl Store {
         })
     }
 
-    /// Refreshes the query planner's statistics of the tables a close or a draw has just
-    /// filled. PostgreSQL plans from statistics its autovacuum gathers some time after
-    /// a bulk write; until then it may take a table of a million fresh rows for a
-    /// small one and scan it whole for each chunk of result mails (measured: 32 s
+    /// Refreshes the query planner's statistics of the tables a close and a draw have
+    /// just filled; the draw's follow-up calls it before the slot holders and the
+    /// result mails ([`crate::jobs::offers::after_draw`]). PostgreSQL plans from
+    /// statistics its autovacuum gathers some time after a bulk write; until then it
+    /// may take a table of a million fresh rows for a small one and scan it whole for
+    /// each chunk of result mails (measured: 32 s
     /// instead of well under one for 100,000 entries, `docs/benchmarks.md`). SQLite
     /// plans from its indexes and needs nothing.
     pub async fn refresh_statistics(&self) -> Result<(), StoreError> {

@@ -34,7 +34,7 @@ pub fn pack_entries(entries: &[Entry]) -> Vec<u8> {
 
 /// Unpacks what [`pack_entries`] packed, appending to `into`.
 pub fn unpack_entries(bytes: &[u8], into: &mut Vec<Entry>) -> Result<(), StoreError> {
-    if bytes.len() % ENTRY_BYTES != 0 {
+    if !bytes.len().is_multiple_of(ENTRY_BYTES) {
         return Err(StoreError::Corrupt(format!(
             "a packed entry chunk of {} bytes",
             bytes.len()
@@ -88,7 +88,7 @@ pub fn number_at(bytes: &[u8], i: usize) -> Option<u32> {
 
 /// Unpacks every number of a chunk packed by [`pack_numbers`], appending to `into`.
 pub fn unpack_numbers(bytes: &[u8], into: &mut Vec<u32>) -> Result<(), StoreError> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(StoreError::Corrupt(format!(
             "a packed rank chunk of {} bytes",
             bytes.len()
