@@ -37,6 +37,9 @@ use crate::store::{
 /// entries, 25 parameters each) stays far below both engines' limits on parameters.
 pub const MAX_BATCH: usize = 256;
 
+/// The least time between two background checkpoints of SQLite's log.
+const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Registrations waiting for the writer beyond this make new requests wait to hand
 /// theirs over (back-pressure instead of an unbounded queue).
 const QUEUE: usize = 1024;
@@ -121,7 +124,14 @@ impl Registrar {
     /// Starts the writer task on the current tokio runtime.
     pub fn start(store: Store) -> Self {
         let (queue, waiting) = mpsc::channel(QUEUE);
-        tokio::spawn(write(store, waiting));
+        let checkpoints = store.is_sqlite().then(|| {
+            // At most one request waiting: batches committed while a checkpoint runs
+            // are all covered by the next one.
+            let (ask, asked) = mpsc::channel(1);
+            tokio::spawn(checkpoint(store.clone(), asked));
+            ask
+        });
+        tokio::spawn(write(store, waiting, checkpoints));
         Self { queue }
     }
 
@@ -142,7 +152,11 @@ impl Registrar {
 }
 
 /// The writer task: takes what is waiting, stores it, answers, again.
-async fn write(store: Store, mut waiting: mpsc::Receiver<(NewRegistration, Reply)>) {
+async fn write(
+    store: Store,
+    mut waiting: mpsc::Receiver<(NewRegistration, Reply)>,
+    checkpoints: Option<mpsc::Sender<()>>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (registrations, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
@@ -152,6 +166,25 @@ async fn write(store: Store, mut waiting: mpsc::Receiver<(NewRegistration, Reply
             // was committed stays committed, as it would without batching.
             let _ = reply.send(outcome);
         }
+        if let Some(checkpoints) = &checkpoints {
+            // Full: a checkpoint is already asked for, and it will cover this batch.
+            let _ = checkpoints.try_send(());
+        }
+    }
+}
+
+/// SQLite only: copies the log back into the database after batches, beside the
+/// writer rather than inside its commits (see [`Store::checkpoint_wal`]). Stops when
+/// the writer task does.
+async fn checkpoint(store: Store, mut asked: mpsc::Receiver<()>) {
+    while asked.recv().await.is_some() {
+        if let Err(error) = store.checkpoint_wal().await {
+            // Not a loss: the log stays longer, and the committing connection
+            // checkpoints itself past its limit.
+            tracing::warn!(error = %error, "could not checkpoint the log");
+        }
+        // A few batches per checkpoint: each one syncs the database file.
+        tokio::time::sleep(CHECKPOINT_PAUSE).await;
     }
 }
 

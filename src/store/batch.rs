@@ -15,7 +15,10 @@
 //!    that claimed it, a registration whose key an earlier one of the batch took is a
 //!    duplicate, and a refused registration leaves no trace for the ones after it;
 //! 3. writes the accepted ones with one multi-row insert per table, and chains their
-//!    audit events in memory from the head read once.
+//!    audit events in memory from the head read once. On PostgreSQL the duplicate-key
+//!    read and the inserts pass each column as one array (`unnest`), so their text
+//!    does not depend on the batch's size and each is prepared once per connection
+//!    (see [`SetStatements`]).
 //!
 //! Everything runs in one write transaction. If anything in it fails (a unique
 //! violation the reads did not foresee, say, because a row was written by something
@@ -30,9 +33,11 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::audit::{Actor, next_event};
-use super::entries::{EntryStatus, PendingRegistration, RegisterOutcome};
+use super::entries::{EntryStatus, NewCode, PendingRegistration, RegisterOutcome};
+use super::outbox::NewMail;
 use super::{Store, StoreError, WritePool, on_db, parse_column};
-use crate::domain::identity::{DuplicateKeys, DuplicateRule};
+use crate::attest::chain::ChainEvent;
+use crate::domain::identity::{DuplicateKeys, DuplicateRule, Identity};
 use crate::domain::registration::Channel;
 use crate::domain::window::{WindowState, check_registration_period};
 
@@ -263,7 +268,428 @@ const INSERT_ENTRIES: &str = "insert into entries (id, window_id, status, channe
     access_code_hash, family_name, given_names, birth_date, nationality, document_kind,
     document_number, document_country, email, phone, permit_expires_on, language,
     unsuccessful_draws, weight, document_key, person_key, email_key, phone_key,
-    registered_by, created_at, verified_at) values ";
+    registered_by, created_at, verified_at) ";
+
+/// An entry's status when stored, and when it counts as verified.
+fn initial_status(item: &PendingRegistration<'_>) -> (EntryStatus, Option<DateTime<Utc>>) {
+    let status = match item.entry.channel {
+        Channel::Online => EntryStatus::PendingVerification,
+        Channel::Counter => EntryStatus::Eligible,
+    };
+    (
+        status,
+        (status == EntryStatus::Eligible).then_some(item.now),
+    )
+}
+
+/// A mail row as the outbox insert returns it: id, kind, recipient, subject, body.
+type MailRow = (i64, String, String, String, String);
+
+/// The statements of a batch whose form differs between the engines: the duplicate
+/// keys already taken, and the multi-row inserts.
+///
+/// On SQLite each row gets its own placeholders: a statement is prepared in process,
+/// in microseconds. On PostgreSQL each column travels as one array, and `unnest`
+/// turns the arrays back into rows: the text of the statement is then the same
+/// whatever the batch's size, so each connection prepares it once. With a row of
+/// placeholders each, the text changed with almost every batch, and the driver, which
+/// keeps prepared statements by their text, prepared each again (one more round trip
+/// under the write lock) and evicted the others.
+trait SetStatements {
+    /// For each rule with keys (`keys`, in the order of [`DuplicateRule::ALL`]), the
+    /// rule's name and those of its keys that a live entry of the window holds.
+    async fn taken_keys(
+        &mut self,
+        window_id: &str,
+        keys: &[Vec<&str>; 4],
+    ) -> Result<Vec<(String, String)>, sqlx::Error>;
+    async fn insert_entries(
+        &mut self,
+        accepted: &[&PendingRegistration<'_>],
+    ) -> Result<(), sqlx::Error>;
+    async fn insert_codes(
+        &mut self,
+        coded: &[(&PendingRegistration<'_>, &NewCode<'_>)],
+    ) -> Result<(), sqlx::Error>;
+    /// Returns the new rows, in no promised order.
+    async fn insert_mails(
+        &mut self,
+        mails: &[(&PendingRegistration<'_>, &NewMail)],
+    ) -> Result<Vec<MailRow>, sqlx::Error>;
+    async fn insert_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error>;
+}
+
+impl SetStatements for sqlx::SqliteConnection {
+    async fn taken_keys(
+        &mut self,
+        window_id: &str,
+        keys: &[Vec<&str>; 4],
+    ) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let sql = taken_query(keys.each_ref().map(Vec::len), true);
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for rule_keys in keys.iter().filter(|rule_keys| !rule_keys.is_empty()) {
+            query = query.bind(window_id);
+            for key in rule_keys {
+                query = query.bind(*key);
+            }
+        }
+        query.fetch_all(self).await
+    }
+
+    async fn insert_entries(
+        &mut self,
+        accepted: &[&PendingRegistration<'_>],
+    ) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "{INSERT_ENTRIES} values {}",
+            placeholders(accepted.len(), ENTRY_COLUMNS, 1, true)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for item in accepted {
+            let entry = &item.entry;
+            let identity = &entry.registration.identity;
+            let (status, verified_at) = initial_status(item);
+            query = query
+                .bind(entry.id)
+                .bind(entry.window_id)
+                .bind(status.as_str())
+                .bind(entry.channel.as_str())
+                .bind(entry.access_code_hash)
+                .bind(identity.family_name.as_str())
+                .bind(identity.given_names.as_str())
+                .bind(identity.birth_date)
+                .bind(identity.nationality.as_str())
+                .bind(identity.document.kind.as_str())
+                .bind(identity.document.number.as_str())
+                .bind(identity.document.country.as_str())
+                .bind(identity.email.as_ref().map(|e| e.as_str()))
+                .bind(identity.phone.as_ref().map(|p| p.as_str()))
+                .bind(entry.registration.permit_expires_on)
+                .bind(entry.registration.language.as_str())
+                .bind(i64::from(entry.unsuccessful_draws))
+                .bind(i64::from(entry.weight))
+                .bind(&entry.keys.document)
+                .bind(&entry.keys.person)
+                .bind(entry.keys.email.as_deref())
+                .bind(entry.keys.phone.as_deref())
+                .bind(entry.registered_by)
+                .bind(item.now)
+                .bind(verified_at);
+        }
+        query.execute(self).await?;
+        Ok(())
+    }
+
+    async fn insert_codes(
+        &mut self,
+        coded: &[(&PendingRegistration<'_>, &NewCode<'_>)],
+    ) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "insert into verification_codes (entry_id, code_hash, expires_at, sent_at)
+             values {}",
+            placeholders(coded.len(), 4, 1, true)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (item, code) in coded {
+            query = query
+                .bind(item.entry.id)
+                .bind(code.code_hash)
+                .bind(code.expires_at)
+                .bind(item.now);
+        }
+        query.execute(self).await?;
+        Ok(())
+    }
+
+    async fn insert_mails(
+        &mut self,
+        mails: &[(&PendingRegistration<'_>, &NewMail)],
+    ) -> Result<Vec<MailRow>, sqlx::Error> {
+        let sql = format!(
+            "insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
+             values {} returning id, kind, recipient, subject, body",
+            placeholders(mails.len(), 6, 1, true)
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for (item, mail) in mails {
+            query = query
+                .bind(&mail.kind)
+                .bind(&mail.recipient)
+                .bind(&mail.subject)
+                .bind(&mail.body)
+                .bind(item.now)
+                .bind(item.now);
+        }
+        query.fetch_all(self).await
+    }
+
+    async fn insert_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "insert into audit_events
+                 (seq, at, actor, action, window_id, entry_id, detail, prev_hash, hash)
+             values {}",
+            placeholders(events.len(), 9, 1, true)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (seq, event) in events {
+            query = query
+                .bind(*seq)
+                .bind(event.at)
+                .bind(&event.actor)
+                .bind(&event.action)
+                .bind(&event.window_id)
+                .bind(&event.entry_id)
+                .bind(crate::attest::canonical_json(&event.detail))
+                .bind(&event.prev_hash)
+                .bind(&event.hash);
+        }
+        query.execute(self).await?;
+        Ok(())
+    }
+}
+
+impl SetStatements for sqlx::PgConnection {
+    async fn taken_keys(
+        &mut self,
+        window_id: &str,
+        keys: &[Vec<&str>; 4],
+    ) -> Result<Vec<(String, String)>, sqlx::Error> {
+        // Every rule, with an empty array for a rule without keys: one text for all.
+        let sql = DuplicateRule::ALL
+            .into_iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                format!(
+                    "select '{name}', {column} from entries
+                       where window_id = $1 and status <> 'withdrawn'
+                         and {column} = any(${n}::text[])",
+                    name = rule.as_str(),
+                    column = rule.key_column(),
+                    n = i + 2
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" union all ");
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(window_id);
+        for rule_keys in keys {
+            query = query.bind(rule_keys);
+        }
+        query.fetch_all(self).await
+    }
+
+    async fn insert_entries(
+        &mut self,
+        accepted: &[&PendingRegistration<'_>],
+    ) -> Result<(), sqlx::Error> {
+        fn identity<'a>(item: &'a PendingRegistration<'_>) -> &'a Identity {
+            &item.entry.registration.identity
+        }
+        let column = |f: &dyn Fn(&PendingRegistration<'_>) -> Option<String>| {
+            accepted.iter().map(|item| f(item)).collect::<Vec<_>>()
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{INSERT_ENTRIES} select * from unnest($1::text[], $2::text[], $3::text[],
+                 $4::text[], $5::bytea[], $6::text[], $7::text[], $8::date[], $9::text[],
+                 $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::date[],
+                 $16::text[], $17::int8[], $18::int8[], $19::text[], $20::text[], $21::text[],
+                 $22::text[], $23::text[], $24::timestamptz[], $25::timestamptz[])"
+        )));
+        query = query
+            .bind(column(&|i| Some(i.entry.id.to_owned())))
+            .bind(column(&|i| Some(i.entry.window_id.to_owned())))
+            .bind(column(&|i| Some(initial_status(i).0.as_str().to_owned())))
+            .bind(column(&|i| Some(i.entry.channel.as_str().to_owned())))
+            .bind(
+                accepted
+                    .iter()
+                    .map(|i| i.entry.access_code_hash.to_vec())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(column(&|i| {
+                Some(identity(i).family_name.as_str().to_owned())
+            }))
+            .bind(column(&|i| {
+                Some(identity(i).given_names.as_str().to_owned())
+            }))
+            .bind(
+                accepted
+                    .iter()
+                    .map(|i| identity(i).birth_date)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(column(&|i| {
+                Some(identity(i).nationality.as_str().to_owned())
+            }))
+            .bind(column(&|i| {
+                Some(identity(i).document.kind.as_str().to_owned())
+            }))
+            .bind(column(&|i| {
+                Some(identity(i).document.number.as_str().to_owned())
+            }))
+            .bind(column(&|i| {
+                Some(identity(i).document.country.as_str().to_owned())
+            }))
+            .bind(column(&|i| {
+                identity(i).email.as_ref().map(|e| e.as_str().to_owned())
+            }))
+            .bind(column(&|i| {
+                identity(i).phone.as_ref().map(|p| p.as_str().to_owned())
+            }))
+            .bind(
+                accepted
+                    .iter()
+                    .map(|i| i.entry.registration.permit_expires_on)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(column(&|i| {
+                Some(i.entry.registration.language.as_str().to_owned())
+            }))
+            .bind(
+                accepted
+                    .iter()
+                    .map(|i| i64::from(i.entry.unsuccessful_draws))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                accepted
+                    .iter()
+                    .map(|i| i64::from(i.entry.weight))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(column(&|i| Some(i.entry.keys.document.clone())))
+            .bind(column(&|i| Some(i.entry.keys.person.clone())))
+            .bind(column(&|i| i.entry.keys.email.clone()))
+            .bind(column(&|i| i.entry.keys.phone.clone()))
+            .bind(column(&|i| i.entry.registered_by.map(str::to_owned)))
+            .bind(accepted.iter().map(|i| i.now).collect::<Vec<_>>())
+            .bind(
+                accepted
+                    .iter()
+                    .map(|i| initial_status(i).1)
+                    .collect::<Vec<_>>(),
+            );
+        query.execute(self).await?;
+        Ok(())
+    }
+
+    async fn insert_codes(
+        &mut self,
+        coded: &[(&PendingRegistration<'_>, &NewCode<'_>)],
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into verification_codes (entry_id, code_hash, expires_at, sent_at)
+             select * from unnest($1::text[], $2::bytea[], $3::timestamptz[], $4::timestamptz[])",
+        )
+        .bind(coded.iter().map(|(i, _)| i.entry.id).collect::<Vec<_>>())
+        .bind(
+            coded
+                .iter()
+                .map(|(_, c)| c.code_hash.to_vec())
+                .collect::<Vec<_>>(),
+        )
+        .bind(coded.iter().map(|(_, c)| c.expires_at).collect::<Vec<_>>())
+        .bind(coded.iter().map(|(i, _)| i.now).collect::<Vec<_>>())
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_mails(
+        &mut self,
+        mails: &[(&PendingRegistration<'_>, &NewMail)],
+    ) -> Result<Vec<MailRow>, sqlx::Error> {
+        sqlx::query_as(
+            "insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
+             select kind, recipient, subject, body, at, at
+             from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                 as m (kind, recipient, subject, body, at)
+             returning id, kind, recipient, subject, body",
+        )
+        .bind(
+            mails
+                .iter()
+                .map(|(_, m)| m.kind.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            mails
+                .iter()
+                .map(|(_, m)| m.recipient.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            mails
+                .iter()
+                .map(|(_, m)| m.subject.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            mails
+                .iter()
+                .map(|(_, m)| m.body.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(mails.iter().map(|(i, _)| i.now).collect::<Vec<_>>())
+        .fetch_all(self)
+        .await
+    }
+
+    async fn insert_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into audit_events
+                 (seq, at, actor, action, window_id, entry_id, detail, prev_hash, hash)
+             select * from unnest($1::int8[], $2::timestamptz[], $3::text[], $4::text[],
+                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])",
+        )
+        .bind(events.iter().map(|(seq, _)| *seq).collect::<Vec<_>>())
+        .bind(events.iter().map(|(_, e)| e.at).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|(_, e)| e.actor.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|(_, e)| e.action.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|(_, e)| e.window_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|(_, e)| e.entry_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|(_, e)| crate::attest::canonical_json(&e.detail))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|(_, e)| e.prev_hash.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|(_, e)| e.hash.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+}
 
 impl Store {
     /// Stores a batch with the set-based path (see the module's documentation): one
@@ -345,15 +771,7 @@ impl Store {
                         }
                     }
                 }
-                let sql = taken_query(keys.each_ref().map(Vec::len), anonymous);
-                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-                for rule_keys in keys.iter().filter(|rule_keys| !rule_keys.is_empty()) {
-                    query = query.bind(*window_id);
-                    for key in rule_keys {
-                        query = query.bind(*key);
-                    }
-                }
-                let rows: Vec<(String, String)> = query.fetch_all(&mut *tx).await?;
+                let rows = tx.taken_keys(window_id, &keys).await?;
                 let window_taken = taken.entry((*window_id).to_owned()).or_default();
                 for (rule, key) in rows {
                     if let Some(rule) = DuplicateRule::ALL.into_iter().find(|r| r.as_str() == rule)
@@ -396,92 +814,22 @@ impl Store {
                     query.execute(&mut *tx).await?;
                 }
 
-                let sql = format!(
-                    "{INSERT_ENTRIES}{}",
-                    placeholders(accepted.len(), ENTRY_COLUMNS, 1, anonymous)
-                );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for item in &accepted {
-                    let entry = &item.entry;
-                    let identity = &entry.registration.identity;
-                    let status = match entry.channel {
-                        Channel::Online => EntryStatus::PendingVerification,
-                        Channel::Counter => EntryStatus::Eligible,
-                    };
-                    let verified_at = (status == EntryStatus::Eligible).then_some(item.now);
-                    query = query
-                        .bind(entry.id)
-                        .bind(entry.window_id)
-                        .bind(status.as_str())
-                        .bind(entry.channel.as_str())
-                        .bind(entry.access_code_hash)
-                        .bind(identity.family_name.as_str())
-                        .bind(identity.given_names.as_str())
-                        .bind(identity.birth_date)
-                        .bind(identity.nationality.as_str())
-                        .bind(identity.document.kind.as_str())
-                        .bind(identity.document.number.as_str())
-                        .bind(identity.document.country.as_str())
-                        .bind(identity.email.as_ref().map(|e| e.as_str()))
-                        .bind(identity.phone.as_ref().map(|p| p.as_str()))
-                        .bind(entry.registration.permit_expires_on)
-                        .bind(entry.registration.language.as_str())
-                        .bind(i64::from(entry.unsuccessful_draws))
-                        .bind(i64::from(entry.weight))
-                        .bind(&entry.keys.document)
-                        .bind(&entry.keys.person)
-                        .bind(entry.keys.email.as_deref())
-                        .bind(entry.keys.phone.as_deref())
-                        .bind(entry.registered_by)
-                        .bind(item.now)
-                        .bind(verified_at);
-                }
-                query.execute(&mut *tx).await?;
+                tx.insert_entries(&accepted).await?;
 
                 let coded: Vec<_> = accepted
                     .iter()
-                    .filter_map(|item| item.code.as_ref().map(|code| (item, code)))
+                    .filter_map(|item| item.code.as_ref().map(|code| (*item, code)))
                     .collect();
                 if !coded.is_empty() {
-                    let sql = format!(
-                        "insert into verification_codes (entry_id, code_hash, expires_at, sent_at)
-                         values {}",
-                        placeholders(coded.len(), 4, 1, anonymous)
-                    );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (item, code) in &coded {
-                        query = query
-                            .bind(item.entry.id)
-                            .bind(code.code_hash)
-                            .bind(code.expires_at)
-                            .bind(item.now);
-                    }
-                    query.execute(&mut *tx).await?;
+                    tx.insert_codes(&coded).await?;
                 }
 
                 let mails: Vec<_> = accepted
                     .iter()
-                    .filter_map(|item| item.mail.map(|mail| (item, mail)))
+                    .filter_map(|item| item.mail.map(|mail| (*item, mail)))
                     .collect();
                 if !mails.is_empty() {
-                    let sql = format!(
-                        "insert into outbox (kind, recipient, subject, body, created_at,
-                             next_attempt_at)
-                         values {} returning id, kind, recipient, subject, body",
-                        placeholders(mails.len(), 6, 1, anonymous)
-                    );
-                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-                    for (item, mail) in &mails {
-                        query = query
-                            .bind(&mail.kind)
-                            .bind(&mail.recipient)
-                            .bind(&mail.subject)
-                            .bind(&mail.body)
-                            .bind(item.now)
-                            .bind(item.now);
-                    }
-                    let rows: Vec<(i64, String, String, String, String)> =
-                        query.fetch_all(&mut *tx).await?;
+                    let rows = tx.insert_mails(&mails).await?;
                     // The rows come back in no promised order: each mail gets the id
                     // of the row with its content (identical mails are interchangeable).
                     for (id, kind, recipient, subject, body) in rows {
@@ -549,26 +897,7 @@ impl Store {
                     prev_hash = event.hash.clone();
                     events.push((seq, event));
                 }
-                let sql = format!(
-                    "insert into audit_events
-                         (seq, at, actor, action, window_id, entry_id, detail, prev_hash, hash)
-                     values {}",
-                    placeholders(events.len(), 9, 1, anonymous)
-                );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (seq, event) in &events {
-                    query = query
-                        .bind(*seq)
-                        .bind(event.at)
-                        .bind(&event.actor)
-                        .bind(&event.action)
-                        .bind(&event.window_id)
-                        .bind(&event.entry_id)
-                        .bind(crate::attest::canonical_json(&event.detail))
-                        .bind(&event.prev_hash)
-                        .bind(&event.hash);
-                }
-                query.execute(&mut *tx).await?;
+                tx.insert_events(&events).await?;
                 if let Some((seq, last)) = events.last() {
                     sqlx::query(
                         "update audit_head set count = $1, hash = $2, at = $3 where id = 1",

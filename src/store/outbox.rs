@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreError, WritePool, on_db};
+use super::{Store, StoreError, on_db};
 
 /// A mail to queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,27 +117,42 @@ impl Store {
         Ok(())
     }
 
-    /// Records several successful sends in one write transaction (see
-    /// [`Store::mail_sent`]): under load, one commit instead of one per mail.
+    /// Records several successful sends with one statement (see [`Store::mail_sent`]):
+    /// under load, one commit for a whole batch of mails instead of one per mail.
+    ///
+    /// The ids travel as one value (a JSON array on SQLite, an array on PostgreSQL),
+    /// so the statement's text is the same whatever the batch's size and each
+    /// connection prepares it once.
     pub async fn mails_sent(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        on_db!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            for id in ids {
+        match &self.db {
+            super::Db::Sqlite(pool) => {
+                let ids = serde_json::to_string(ids)
+                    .map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
                 sqlx::query(
                     "update outbox set sent_at = $2, attempts = attempts + 1, recipient = '', body = '',
                          last_error = null
-                     where id = $1",
+                     where id in (select value from json_each($1))",
                 )
-                .bind(id)
+                .bind(ids)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(pool)
                 .await?;
             }
-            tx.commit().await?;
-        });
+            super::Db::Postgres(pool) => {
+                sqlx::query(
+                    "update outbox set sent_at = $2, attempts = attempts + 1, recipient = '', body = '',
+                         last_error = null
+                     where id = any($1)",
+                )
+                .bind(ids)
+                .bind(now)
+                .execute(pool)
+                .await?;
+            }
+        }
         Ok(())
     }
 

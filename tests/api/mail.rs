@@ -4,12 +4,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
+use tirage::jobs::clock::Clock;
 use tirage::jobs::mailer::{self, MailTransport};
 use tirage::jobs::outbox::OutboxSender;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 
-use crate::helpers::{TestApp, applicant, code_in};
+use crate::helpers::{TestApp, applicant, call, code_in, post_request};
 
 /// A minimal SMTP server that accepts everything and keeps each message's data.
 async fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
@@ -161,4 +163,127 @@ async fn a_mail_that_fails_is_kept_and_sent_later() {
         )
         .await;
     assert_eq!(verified.assert_status(200)["status"], "eligible");
+}
+
+/// A mailer that records the id of every mail it is given.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<i64>>);
+
+impl mailer::Mailer for Recorder {
+    fn send<'a>(&'a self, mail: &'a tirage::store::OutboxMail) -> mailer::SendFuture<'a> {
+        self.0.lock().unwrap().push(mail.id);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_registrations_sends_each_mail_exactly_once() {
+    let app = TestApp::spawn().await;
+    let window_id = app.open_window().await;
+
+    // Registrations arriving together: the outbox is drained in batches while more
+    // mails keep being queued.
+    let n: u32 = 120;
+    let mut tasks = JoinSet::new();
+    for i in 1..=n {
+        let request = post_request(
+            &format!("/api/v1/windows/{window_id}/entries"),
+            &applicant(i),
+        );
+        tasks.spawn(call(app.router.clone(), request));
+    }
+    while let Some(answer) = tasks.join_next().await {
+        answer.unwrap().assert_status(201);
+    }
+
+    // Each mail is recorded as sent once: a second sending would count a second
+    // attempt.
+    let mails = app.mails(n as usize).await;
+    let mut recipients: Vec<&str> = mails
+        .iter()
+        .map(|mail| {
+            mail.lines()
+                .find_map(|line| line.strip_prefix("To: "))
+                .expect("a recipient")
+        })
+        .collect();
+    recipients.sort_unstable();
+    recipients.dedup();
+    assert_eq!(recipients.len(), n as usize, "each applicant got a mail");
+    for _ in 0..250 {
+        if app.store().pending_mails().await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.store().pending_mails().await.unwrap(), 0);
+    assert_eq!(
+        app.count(
+            "outbox where sent_at is not null and attempts = 1 and recipient = '' and body = ''"
+        )
+        .await,
+        i64::from(n),
+        "every mail sent once, recorded as sent and erased"
+    );
+}
+
+#[tokio::test]
+async fn mails_claimed_by_a_sender_that_died_are_sent_after_its_lease() {
+    // Mails that could not be sent at once (the relay is down), then claimed by a
+    // sender that stopped before recording anything: the state a crash leaves.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = TestApp::spawn_with(|config| {
+        config.mail = MailTransport::Smtp(format!("smtp://127.0.0.1:{closed}"));
+    })
+    .await;
+    let window_id = app.open_window().await;
+    let n: u32 = 60;
+    for i in 1..=n {
+        app.register(&window_id, &applicant(i))
+            .await
+            .assert_status(201);
+    }
+    for _ in 0..250 {
+        if app.count("outbox where attempts = 1").await == i64::from(n) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.count("outbox where attempts = 1").await, i64::from(n));
+    app.clock.advance(chrono::Duration::minutes(2));
+    let now = app.clock.now();
+    let claimed = app
+        .store()
+        .claim_due_mails(now, now + chrono::Duration::minutes(2), 500)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), n as usize, "one claim takes them all");
+
+    // After a restart, a new sender leaves them alone during the lease, then sends
+    // each once.
+    let recorder = Arc::new(Recorder::default());
+    let sender = OutboxSender::new(
+        app.store().clone(),
+        recorder.clone(),
+        Arc::new(app.clock.clone()),
+    );
+    assert_eq!(
+        sender.deliver_due().await,
+        0,
+        "still leased to the dead sender"
+    );
+    app.clock.advance(chrono::Duration::minutes(3));
+    assert_eq!(sender.deliver_due().await, n as usize);
+    assert_eq!(sender.deliver_due().await, 0, "nothing sent twice");
+    assert_eq!(app.store().pending_mails().await.unwrap(), 0);
+    let mut sent = recorder.0.lock().unwrap().clone();
+    let mut expected: Vec<i64> = claimed.iter().map(|mail| mail.id).collect();
+    sent.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(sent, expected, "every claimed mail sent, each once");
 }
