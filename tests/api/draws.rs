@@ -796,6 +796,36 @@ async fn the_public_page_reads_the_first_results_and_the_entry_asked_for() {
     for line in &all {
         assert!(page.text.contains(&line.entry_id), "{}", line.entry_id);
     }
+    // a selected entry's line names its slot: only the slots shown are read
+    let first_line = &all[0];
+    let slot_id = first_line.slot_id.as_deref().unwrap();
+    let named = app
+        .store()
+        .slots_named(&window_id, &[slot_id, "no-such-slot"])
+        .await
+        .unwrap();
+    assert_eq!(named.len(), 1);
+    assert_eq!(named[0].id, slot_id);
+    assert!(
+        app.store()
+            .slots_named(&window_id, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let page = app
+        .get(
+            &format!("/windows/{window_id}?entry={}", first_line.entry_id),
+            None,
+        )
+        .await;
+    let check = &page.text[page.text.find("id=\"check-result\"").unwrap()..];
+    let check = &check[..check.find("</p>").unwrap()];
+    assert!(
+        check.contains("Rang 1") && check.contains("rendez-vous le"),
+        "{check}"
+    );
+    assert!(check.contains(&named[0].counter), "{check}");
     let unknown = "ffffffffffffffffffffffffffffffff";
     let page = app
         .get(&format!("/windows/{window_id}?entry={unknown}"), None)

@@ -274,37 +274,48 @@ async fn window_page(
     let mut n_results = 0;
     let mut check = None;
     if draw.is_some() {
-        let slots: HashMap<String, (String, String)> = state
-            .store
-            .slots(&window.id)
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .map(|s| (s.id, (super::paris_time(s.starts_at), s.counter)))
-            .collect();
         // the first lines and the one asked for, not a national window's million
         n_results = commitment
             .as_ref()
             .map_or(0, |c| usize::try_from(c.n_entries).unwrap_or(0));
-        let row = |line: &crate::store::draws::ResultLine| ResultRow {
-            rank: line.rank,
-            entry_id: line.entry_id.clone(),
-            slot: line.slot_id.as_ref().and_then(|id| slots.get(id).cloned()),
-        };
-        let wanted = query.entry.trim().to_ascii_lowercase();
-        if !wanted.is_empty() {
-            let line = state
-                .store
-                .result_of(&window.id, &wanted)
-                .await
-                .map_err(internal)?;
-            check = Some(line.map_or(Check::NotFound(wanted.clone()), |l| Check::Found(row(&l))));
-        }
         let lines = state
             .store
             .first_results(&window.id, RESULT_ROWS)
             .await
             .map_err(internal)?;
+        let wanted = query.entry.trim().to_ascii_lowercase();
+        let found = if wanted.is_empty() {
+            None
+        } else {
+            Some(
+                state
+                    .store
+                    .result_of(&window.id, &wanted)
+                    .await
+                    .map_err(internal)?,
+            )
+        };
+        // and only the slots those lines name
+        let named: Vec<&str> = lines
+            .iter()
+            .chain(found.iter().flatten())
+            .filter_map(|line| line.slot_id.as_deref())
+            .collect();
+        let slots: HashMap<String, (String, String)> = state
+            .store
+            .slots_named(&window.id, &named)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|s| (s.id, (super::paris_time(s.starts_at), s.counter)))
+            .collect();
+        let row = |line: &crate::store::draws::ResultLine| ResultRow {
+            rank: line.rank,
+            entry_id: line.entry_id.clone(),
+            slot: line.slot_id.as_ref().and_then(|id| slots.get(id).cloned()),
+        };
+        check = found
+            .map(|line| line.map_or(Check::NotFound(wanted.clone()), |l| Check::Found(row(&l))));
         results = lines.iter().map(row).collect();
     }
     Ok(render(&WindowPage {
