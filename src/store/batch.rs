@@ -270,6 +270,12 @@ const INSERT_ENTRIES: &str = "insert into entries (id, window_id, status, channe
     unsuccessful_draws, weight, document_key, person_key, email_key, phone_key,
     registered_by, created_at, verified_at) ";
 
+/// One column of `rows` as an array, for the PostgreSQL statements that insert a
+/// batch as one array per column (`unnest`).
+fn column<'a, T, U>(rows: &'a [T], value: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(value).collect()
+}
+
 /// An entry's status when stored, and when it counts as verified.
 fn initial_status(item: &PendingRegistration<'_>) -> (EntryStatus, Option<DateTime<Utc>>) {
     let status = match item.entry.channel {
@@ -484,9 +490,6 @@ impl SetStatements for sqlx::PgConnection {
         fn identity<'a>(item: &'a PendingRegistration<'_>) -> &'a Identity {
             &item.entry.registration.identity
         }
-        let column = |f: &dyn Fn(&PendingRegistration<'_>) -> Option<String>| {
-            accepted.iter().map(|item| f(item)).collect::<Vec<_>>()
-        };
         let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{INSERT_ENTRIES} select * from unnest($1::text[], $2::text[], $3::text[],
                  $4::text[], $5::bytea[], $6::text[], $7::text[], $8::date[], $9::text[],
@@ -495,79 +498,55 @@ impl SetStatements for sqlx::PgConnection {
                  $22::text[], $23::text[], $24::timestamptz[], $25::timestamptz[])"
         )));
         query = query
-            .bind(column(&|i| Some(i.entry.id.to_owned())))
-            .bind(column(&|i| Some(i.entry.window_id.to_owned())))
-            .bind(column(&|i| Some(initial_status(i).0.as_str().to_owned())))
-            .bind(column(&|i| Some(i.entry.channel.as_str().to_owned())))
-            .bind(
-                accepted
-                    .iter()
-                    .map(|i| i.entry.access_code_hash.to_vec())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(column(&|i| {
+            .bind(column(accepted, |i| Some(i.entry.id.to_owned())))
+            .bind(column(accepted, |i| Some(i.entry.window_id.to_owned())))
+            .bind(column(accepted, |i| {
+                Some(initial_status(i).0.as_str().to_owned())
+            }))
+            .bind(column(accepted, |i| {
+                Some(i.entry.channel.as_str().to_owned())
+            }))
+            .bind(column(accepted, |i| i.entry.access_code_hash.to_vec()))
+            .bind(column(accepted, |i| {
                 Some(identity(i).family_name.as_str().to_owned())
             }))
-            .bind(column(&|i| {
+            .bind(column(accepted, |i| {
                 Some(identity(i).given_names.as_str().to_owned())
             }))
-            .bind(
-                accepted
-                    .iter()
-                    .map(|i| identity(i).birth_date)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(column(&|i| {
+            .bind(column(accepted, |i| identity(i).birth_date))
+            .bind(column(accepted, |i| {
                 Some(identity(i).nationality.as_str().to_owned())
             }))
-            .bind(column(&|i| {
+            .bind(column(accepted, |i| {
                 Some(identity(i).document.kind.as_str().to_owned())
             }))
-            .bind(column(&|i| {
+            .bind(column(accepted, |i| {
                 Some(identity(i).document.number.as_str().to_owned())
             }))
-            .bind(column(&|i| {
+            .bind(column(accepted, |i| {
                 Some(identity(i).document.country.as_str().to_owned())
             }))
-            .bind(column(&|i| {
+            .bind(column(accepted, |i| {
                 identity(i).email.as_ref().map(|e| e.as_str().to_owned())
             }))
-            .bind(column(&|i| {
+            .bind(column(accepted, |i| {
                 identity(i).phone.as_ref().map(|p| p.as_str().to_owned())
             }))
-            .bind(
-                accepted
-                    .iter()
-                    .map(|i| i.entry.registration.permit_expires_on)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(column(&|i| {
+            .bind(column(accepted, |i| i.entry.registration.permit_expires_on))
+            .bind(column(accepted, |i| {
                 Some(i.entry.registration.language.as_str().to_owned())
             }))
-            .bind(
-                accepted
-                    .iter()
-                    .map(|i| i64::from(i.entry.unsuccessful_draws))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                accepted
-                    .iter()
-                    .map(|i| i64::from(i.entry.weight))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(column(&|i| Some(i.entry.keys.document.clone())))
-            .bind(column(&|i| Some(i.entry.keys.person.clone())))
-            .bind(column(&|i| i.entry.keys.email.clone()))
-            .bind(column(&|i| i.entry.keys.phone.clone()))
-            .bind(column(&|i| i.entry.registered_by.map(str::to_owned)))
-            .bind(accepted.iter().map(|i| i.now).collect::<Vec<_>>())
-            .bind(
-                accepted
-                    .iter()
-                    .map(|i| initial_status(i).1)
-                    .collect::<Vec<_>>(),
-            );
+            .bind(column(accepted, |i| i64::from(i.entry.unsuccessful_draws)))
+            .bind(column(accepted, |i| i64::from(i.entry.weight)))
+            .bind(column(accepted, |i| Some(i.entry.keys.document.clone())))
+            .bind(column(accepted, |i| Some(i.entry.keys.person.clone())))
+            .bind(column(accepted, |i| i.entry.keys.email.clone()))
+            .bind(column(accepted, |i| i.entry.keys.phone.clone()))
+            .bind(column(accepted, |i| {
+                i.entry.registered_by.map(str::to_owned)
+            }))
+            .bind(column(accepted, |i| i.now))
+            .bind(column(accepted, |i| initial_status(i).1));
         query.execute(self).await?;
         Ok(())
     }
@@ -580,15 +559,10 @@ impl SetStatements for sqlx::PgConnection {
             "insert into verification_codes (entry_id, code_hash, expires_at, sent_at)
              select * from unnest($1::text[], $2::bytea[], $3::timestamptz[], $4::timestamptz[])",
         )
-        .bind(coded.iter().map(|(i, _)| i.entry.id).collect::<Vec<_>>())
-        .bind(
-            coded
-                .iter()
-                .map(|(_, c)| c.code_hash.to_vec())
-                .collect::<Vec<_>>(),
-        )
-        .bind(coded.iter().map(|(_, c)| c.expires_at).collect::<Vec<_>>())
-        .bind(coded.iter().map(|(i, _)| i.now).collect::<Vec<_>>())
+        .bind(column(coded, |(i, _)| i.entry.id))
+        .bind(column(coded, |(_, c)| c.code_hash.to_vec()))
+        .bind(column(coded, |(_, c)| c.expires_at))
+        .bind(column(coded, |(i, _)| i.now))
         .execute(self)
         .await?;
         Ok(())
@@ -605,31 +579,11 @@ impl SetStatements for sqlx::PgConnection {
                  as m (kind, recipient, subject, body, at)
              returning id, kind, recipient, subject, body",
         )
-        .bind(
-            mails
-                .iter()
-                .map(|(_, m)| m.kind.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            mails
-                .iter()
-                .map(|(_, m)| m.recipient.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            mails
-                .iter()
-                .map(|(_, m)| m.subject.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            mails
-                .iter()
-                .map(|(_, m)| m.body.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(mails.iter().map(|(i, _)| i.now).collect::<Vec<_>>())
+        .bind(column(mails, |(_, m)| m.kind.as_str()))
+        .bind(column(mails, |(_, m)| m.recipient.as_str()))
+        .bind(column(mails, |(_, m)| m.subject.as_str()))
+        .bind(column(mails, |(_, m)| m.body.as_str()))
+        .bind(column(mails, |(i, _)| i.now))
         .fetch_all(self)
         .await
     }
@@ -641,50 +595,17 @@ impl SetStatements for sqlx::PgConnection {
              select * from unnest($1::int8[], $2::timestamptz[], $3::text[], $4::text[],
                  $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])",
         )
-        .bind(events.iter().map(|(seq, _)| *seq).collect::<Vec<_>>())
-        .bind(events.iter().map(|(_, e)| e.at).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|(_, e)| e.actor.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, e)| e.action.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, e)| e.window_id.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, e)| e.entry_id.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, e)| crate::attest::canonical_json(&e.detail))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, e)| e.prev_hash.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, e)| e.hash.as_str())
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(events, |(seq, _)| *seq))
+        .bind(column(events, |(_, e)| e.at))
+        .bind(column(events, |(_, e)| e.actor.as_str()))
+        .bind(column(events, |(_, e)| e.action.as_str()))
+        .bind(column(events, |(_, e)| e.window_id.clone()))
+        .bind(column(events, |(_, e)| e.entry_id.clone()))
+        .bind(column(events, |(_, e)| {
+            crate::attest::canonical_json(&e.detail)
+        }))
+        .bind(column(events, |(_, e)| e.prev_hash.as_str()))
+        .bind(column(events, |(_, e)| e.hash.as_str()))
         .execute(self)
         .await?;
         Ok(())
