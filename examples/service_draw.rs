@@ -18,8 +18,14 @@
 //!
 //! ```text
 //! cargo run --release --example service_draw -- --entries 1000000 --slots 50000 \
-//!     --database sqlite:///tmp/bench.db?mode=rwc --out /tmp/bundle.json
+//!     --database sqlite://bench.db?mode=rwc --out bundle.json
 //! ```
+//!
+//! Loading a million entries takes a few minutes. To time close and draw again and
+//! again on the same entries, load once with `--load-only` (prints the window's id and
+//! stops), copy the database, and run each time on a fresh copy with `--window ID`,
+//! which skips creating, opening and loading; `--skip-followup` does not wait for the
+//! draw's follow-up.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,6 +48,9 @@ struct Args {
     entries: usize,
     slots: usize,
     out: std::path::PathBuf,
+    load_only: bool,
+    window: Option<String>,
+    skip_followup: bool,
 }
 
 fn args() -> Args {
@@ -50,15 +59,24 @@ fn args() -> Args {
         entries: 1_000_000,
         slots: 50_000,
         out: "bundle.json".into(),
+        load_only: false,
+        window: None,
+        skip_followup: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--load-only" || flag == "--skip-followup" {
+            args.load_only |= flag == "--load-only";
+            args.skip_followup |= flag == "--skip-followup";
+            continue;
+        }
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--database" => args.database = value,
             "--entries" => args.entries = value.parse().expect("--entries: a number"),
             "--slots" => args.slots = value.parse().expect("--slots: a number"),
             "--out" => args.out = value.into(),
+            "--window" => args.window = Some(value),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -188,31 +206,14 @@ async fn main() {
         .await
         .expect("the service starts");
 
-    let window = json!({
-        "site": "75", "procedure": "renewal",
-        "registration_opens_at": "2027-01-10T08:00:00Z",
-        "registration_closes_at": "2027-01-31T18:00:00Z",
-        "draw_at": "2027-02-01T10:00:00Z",
-        "beacon": "none",
-        "slot_template": slot_template(args.slots),
-    });
-    let (status, body) = call(&app, Method::POST, "/api/v1/windows", Some(window)).await;
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-    let created: Value = serde_json::from_slice(&body).unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
-    let (status, body) = call(
-        &app,
-        Method::POST,
-        &format!("/api/v1/windows/{id}/open"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-
-    let started = Instant::now();
-    load_entries(&app, &id, args.entries, clock.now()).await;
-    let load_s = started.elapsed().as_secs_f64();
-    let load_mib = peak_mib();
+    let (id, load_s, load_mib) = match &args.window {
+        Some(id) => (id.clone(), 0.0, 0),
+        None => create_and_load(&app, &clock, &args).await,
+    };
+    if args.load_only {
+        println!("{}", json!({ "window_id": id, "load_s": load_s }));
+        return;
+    }
 
     clock.set(at("2027-01-31T18:00:01Z"));
     let started = Instant::now();
@@ -256,7 +257,7 @@ async fn main() {
     // The follow-up of the draw (waiting list rows, slot holders, result mails) runs on
     // its own task after the draw answered: wait for it, to time it too.
     let store = &app.state().store;
-    while store.unfinished_followups().await.unwrap().contains(&id) {
+    while !args.skip_followup && store.unfinished_followups().await.unwrap().contains(&id) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let followup_s = drawn.elapsed().as_secs_f64();
@@ -275,4 +276,37 @@ async fn main() {
             "bundle_bytes": bundle.len(),
         })
     );
+}
+
+/// Creates and opens the window, and loads its entries: (window id, seconds, peak MiB).
+async fn create_and_load(
+    app: &Application,
+    clock: &ManualClock,
+    args: &Args,
+) -> (String, f64, u64) {
+    let window = json!({
+        "site": "75", "procedure": "renewal",
+        "registration_opens_at": "2027-01-10T08:00:00Z",
+        "registration_closes_at": "2027-01-31T18:00:00Z",
+        "draw_at": "2027-02-01T10:00:00Z",
+        "beacon": "none",
+        "slot_template": slot_template(args.slots),
+    });
+    let (status, body) = call(app, Method::POST, "/api/v1/windows", Some(window)).await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let created: Value = serde_json::from_slice(&body).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        app,
+        Method::POST,
+        &format!("/api/v1/windows/{id}/open"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
+    let started = Instant::now();
+    load_entries(app, &id, args.entries, clock.now()).await;
+    let load_s = started.elapsed().as_secs_f64();
+    (id, load_s, peak_mib())
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::bundle::ResultRow;
-use super::types::Entry;
+use super::types::{Entry, EntryId};
 
 /// The statistics published next to a bundle.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,8 +36,23 @@ pub struct TierStatistics {
 
 /// Statistics of a draw from its entries, its results and its number of slots.
 pub fn statistics(entries: &[Entry], results: &[ResultRow], n_slots: usize) -> Statistics {
-    let weight_of: std::collections::HashMap<_, _> =
-        entries.iter().map(|e| (e.id, e.weight)).collect();
+    // The weight of each selected id, looked up by binary search in the entries sorted
+    // by id (entry order already, in every caller: then nothing is copied).
+    let sorted_copy;
+    let by_id: &[Entry] = if entries.windows(2).all(|p| p[0].id < p[1].id) {
+        entries
+    } else {
+        let mut copy = entries.to_vec();
+        copy.sort_unstable_by_key(|e| e.id);
+        sorted_copy = copy;
+        &sorted_copy
+    };
+    let weight_of = |id: &EntryId| {
+        by_id
+            .binary_search_by_key(id, |e| e.id)
+            .ok()
+            .map(|i| by_id[i].weight)
+    };
     let mut tiers: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     for entry in entries {
         tiers.entry(entry.weight).or_default().0 += 1;
@@ -45,8 +60,8 @@ pub fn statistics(entries: &[Entry], results: &[ResultRow], n_slots: usize) -> S
     let mut selected = 0;
     for row in results.iter().filter(|r| r.slot.is_some()) {
         selected += 1;
-        if let Some(weight) = weight_of.get(&row.id) {
-            tiers.entry(*weight).or_default().1 += 1;
+        if let Some(weight) = weight_of(&row.id) {
+            tiers.entry(weight).or_default().1 += 1;
         }
     }
     let counts: Vec<(u32, u64)> = tiers.iter().map(|(&w, &(n, _))| (w, n)).collect();
@@ -163,6 +178,28 @@ mod tests {
         let expected_total = 2.0 * heavy.expected_rate + 3.0 * light.expected_rate;
         assert!((expected_total - 2.0).abs() < 0.001, "{expected_total}");
         assert!(heavy.expected_rate > light.expected_rate);
+    }
+
+    #[test]
+    fn entries_in_any_order_give_the_same_statistics() {
+        let sorted = [entry(1, 8), entry(2, 8), entry(3, 1), entry(4, 1)];
+        let shuffled = [entry(3, 1), entry(1, 8), entry(4, 1), entry(2, 8)];
+        let results = [
+            row(1, 3, true),
+            row(2, 2, true),
+            row(3, 1, false),
+            row(4, 4, false),
+        ];
+        let expected = statistics(&sorted, &results, 2);
+        assert_eq!(statistics(&shuffled, &results, 2), expected);
+        assert_eq!(
+            expected
+                .tiers
+                .iter()
+                .map(|t| t.selected)
+                .collect::<Vec<_>>(),
+            [1, 1]
+        );
     }
 
     #[test]

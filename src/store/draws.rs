@@ -382,8 +382,11 @@ impl Store {
             let mut entries = Vec::new();
             let mut after = String::new();
             loop {
-                let (text, n): (Option<String>, i64) = sqlx::query_as(
-                    "select string_agg(id || ':' || cast(weight as text), ',' order by id), count(*)
+                // The batch's text needs no order (the entries are sorted below): an
+                // ordered aggregate would sort every batch again. `max(id)` is where
+                // the next batch starts.
+                let (text, n, last): (Option<String>, i64, Option<String>) = sqlx::query_as(
+                    "select string_agg(id || ':' || cast(weight as text), ','), count(*), max(id)
                      from (select id, weight from entries
                            where window_id = $1 and status = 'eligible' and id > $2
                            order by id limit $3) batch",
@@ -393,7 +396,9 @@ impl Store {
                 .bind(READ_BATCH)
                 .fetch_one(&mut *tx)
                 .await?;
-                let Some(text) = text else { break };
+                let (Some(text), Some(last)) = (text, last) else {
+                    break;
+                };
                 for item in text.split(',') {
                     let (entry_id, weight) = item
                         .split_once(':')
@@ -402,9 +407,8 @@ impl Store {
                         .parse()
                         .map_err(|_| StoreError::Corrupt(format!("weight of {entry_id}")))?;
                     entries.push(entry_from_row(entry_id, weight)?);
-                    after.clear();
-                    after.push_str(entry_id);
                 }
+                after = last;
                 if n < READ_BATCH {
                     break;
                 }
