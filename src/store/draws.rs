@@ -375,44 +375,8 @@ impl Store {
                 StoreError::Corrupt(format!("open window {id} has no seed commitment"))
             })?;
 
-            // A row per entry costs a round trip per row through the driver (4 s for a
-            // million on SQLite): the entries cross as one text per batch instead,
-            // `id:weight` joined by commas, read by key ranges of the id index.
             let started = std::time::Instant::now();
-            let mut entries = Vec::new();
-            let mut after = String::new();
-            loop {
-                // The batch's text needs no order (the entries are sorted below): an
-                // ordered aggregate would sort every batch again. `max(id)` is where
-                // the next batch starts.
-                let (text, n, last): (Option<String>, i64, Option<String>) = sqlx::query_as(
-                    "select string_agg(id || ':' || cast(weight as text), ','), count(*), max(id)
-                     from (select id, weight from entries
-                           where window_id = $1 and status = 'eligible' and id > $2
-                           order by id limit $3) batch",
-                )
-                .bind(id)
-                .bind(&after)
-                .bind(READ_BATCH)
-                .fetch_one(&mut *tx)
-                .await?;
-                let (Some(text), Some(last)) = (text, last) else {
-                    break;
-                };
-                for item in text.split(',') {
-                    let (entry_id, weight) = item
-                        .split_once(':')
-                        .ok_or_else(|| StoreError::Corrupt(format!("eligible entry {item:?}")))?;
-                    let weight = weight
-                        .parse()
-                        .map_err(|_| StoreError::Corrupt(format!("weight of {entry_id}")))?;
-                    entries.push(entry_from_row(entry_id, weight)?);
-                }
-                after = last;
-                if n < READ_BATCH {
-                    break;
-                }
-            }
+            let mut entries = ReadEligible::eligible_entries(&mut *tx, id).await?;
             entries.sort_unstable_by_key(|e| e.id);
             let read_ms = started.elapsed().as_millis() as u64;
             let started = std::time::Instant::now();
@@ -1068,6 +1032,109 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// How a close reads a window's eligible entries with their weights, inside its
+/// transaction. A row per entry costs a round trip per row through the driver (4 s for
+/// a million on SQLite), so each engine moves them in bulk its own way.
+trait ReadEligible {
+    /// In any order: the caller sorts them.
+    async fn eligible_entries(&mut self, window_id: &str) -> Result<Vec<Entry>, StoreError>;
+}
+
+impl ReadEligible for sqlx::SqliteConnection {
+    /// One `id:weight` text per batch, joined by commas, read by key ranges of the
+    /// index on (window, status, id, weight).
+    async fn eligible_entries(&mut self, window_id: &str) -> Result<Vec<Entry>, StoreError> {
+        let mut entries = Vec::new();
+        let mut after = String::new();
+        loop {
+            // The batch's text needs no order (the caller sorts): an ordered aggregate
+            // would sort every batch again. `max(id)` is where the next batch starts.
+            let (text, n, last): (Option<String>, i64, Option<String>) = sqlx::query_as(
+                "select string_agg(id || ':' || cast(weight as text), ','), count(*), max(id)
+                 from (select id, weight from entries
+                       where window_id = $1 and status = 'eligible' and id > $2
+                       order by id limit $3) batch",
+            )
+            .bind(window_id)
+            .bind(&after)
+            .bind(READ_BATCH)
+            .fetch_one(&mut *self)
+            .await?;
+            let (Some(text), Some(last)) = (text, last) else {
+                break;
+            };
+            for item in text.split(',') {
+                let (entry_id, weight) = item
+                    .split_once(':')
+                    .ok_or_else(|| StoreError::Corrupt(format!("eligible entry {item:?}")))?;
+                entries.push(parse_eligible(entry_id, weight)?);
+            }
+            after = last;
+            if n < READ_BATCH {
+                break;
+            }
+        }
+        Ok(entries)
+    }
+}
+
+impl ReadEligible for sqlx::PgConnection {
+    /// One `copy ... to stdout` in text format: a line `id<TAB>weight` per entry,
+    /// streamed by a single statement. The batches of joined text took 2 s for a
+    /// million entries (each aggregate sorted its batch again, and the server built
+    /// and the client split 16 texts of 2 MB); the copy takes a third of that
+    /// (docs/benchmarks.md, fourth round).
+    async fn eligible_entries(&mut self, window_id: &str) -> Result<Vec<Entry>, StoreError> {
+        // `copy` takes no parameters: the id goes into the statement's text, so only
+        // the characters of the ids the service makes are let through.
+        if window_id.is_empty() || !window_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(StoreError::Corrupt(format!("window id {window_id:?}")));
+        }
+        let statement = format!(
+            "copy (select id, weight from entries
+                   where window_id = '{window_id}' and status = 'eligible' order by id)
+             to stdout"
+        );
+        let mut stream = self.copy_out_raw(&statement).await?;
+        let mut entries = Vec::new();
+        // a line may in principle be split across two messages of the protocol
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(data) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+            pending.extend_from_slice(&data?);
+            let mut start = 0;
+            while let Some(end) = pending[start..].iter().position(|&b| b == b'\n') {
+                let line = &pending[start..start + end];
+                start += end + 1;
+                let (entry_id, weight) = std::str::from_utf8(line)
+                    .ok()
+                    .and_then(|line| line.split_once('\t'))
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "eligible entry {:?}",
+                            String::from_utf8_lossy(line)
+                        ))
+                    })?;
+                entries.push(parse_eligible(entry_id, weight)?);
+            }
+            pending.drain(..start);
+        }
+        if !pending.is_empty() {
+            return Err(StoreError::Corrupt(
+                "eligible entries: an unfinished line".into(),
+            ));
+        }
+        Ok(entries)
+    }
+}
+
+/// An eligible entry from its id (hex) and weight (decimal) as text.
+fn parse_eligible(entry_id: &str, weight: &str) -> Result<Entry, StoreError> {
+    let weight = weight
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("weight of {entry_id}")))?;
+    entry_from_row(entry_id, weight)
 }
 
 fn entry_from_row(id: &str, weight: i64) -> Result<Entry, StoreError> {
