@@ -732,12 +732,15 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            let started = std::time::Instant::now();
             for (i, chunk) in by_rank.chunks(RANK_CHUNK).enumerate() {
                 insert_rank_chunk!(tx, window_id, "by_rank", i * RANK_CHUNK + 1, chunk);
             }
             for (i, chunk) in by_leaf.chunks(RANK_CHUNK).enumerate() {
                 insert_rank_chunk!(tx, window_id, "by_leaf", i * RANK_CHUNK, chunk);
             }
+            let ranks_ms = started.elapsed().as_millis() as u64;
+            let started = std::time::Instant::now();
             for (i, batch) in selected.iter().enumerate() {
                 sqlx::query(insert_results)
                     .bind(window_id)
@@ -757,6 +760,8 @@ impl Store {
             .bind((n_selected == n_entries).then_some(now))
             .execute(&mut *tx)
             .await?;
+            let results_ms = started.elapsed().as_millis() as u64;
+            let started = std::time::Instant::now();
             sqlx::query("insert into bundles (window_id, sha256, body) values ($1, $2, $3)")
                 .bind(window_id)
                 .bind(&bundle_sha256)
@@ -778,7 +783,17 @@ impl Store {
                 None::<&str>,
                 detail
             );
+            let bundle_ms = started.elapsed().as_millis() as u64;
+            let started = std::time::Instant::now();
             tx.commit().await?;
+            tracing::info!(
+                window.id = %window_id,
+                ranks_ms,
+                results_ms,
+                bundle_ms,
+                commit_ms = started.elapsed().as_millis() as u64,
+                "draw recorded"
+            );
         });
         Ok(record)
     }
