@@ -9,17 +9,21 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 
+use crate::beacon::BeaconEvidence;
 use crate::domain::validation::{Issue, ValidationErrors};
 use crate::domain::weighting::WeightingPolicy;
 use crate::domain::window::WindowState;
-use crate::draw::bundle::{DrawInputs, assemble, draw};
+use crate::draw::assign::assign;
+use crate::draw::bundle::{DrawInputs, Outcome, assemble, draw};
 use crate::draw::merkle::{MerkleTree, leaf_hash};
 use crate::draw::stats::{Statistics, statistics};
 use crate::draw::{Bundle, Digest};
-use crate::store::draws::{CommitmentRecord, DrawOutput, DrawRecord};
+use crate::store::draws::{
+    BundleRecord, CommitmentRecord, DrawInputsRecord, DrawOutput, DrawRecord,
+};
 use crate::store::{Actor, Store, StoreError, WindowRecord};
 
 /// Why a draw was refused or failed.
@@ -482,6 +486,18 @@ async fn draw_now(
         .into());
     }
     let (beacon_value, evidence) = resolve_beacon(&window, beacon).map_err(DrawError::Invalid)?;
+    // The bundle is rebuilt later from what is recorded now (`published_bundle`): its
+    // evidence and its time go in as they will read back (JSON; the microseconds
+    // PostgreSQL keeps), so that the rebuilt bytes are the ones hashed now.
+    let evidence_json = evidence
+        .as_ref()
+        .map(|e| serde_json::to_string(e).expect("beacon evidence serializes"));
+    let evidence: Option<BeaconEvidence> = evidence_json
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("beacon evidence: {e}")))?;
+    let now = now.trunc_subsecs(6);
     let started = std::time::Instant::now();
     let inputs = store.draw_inputs(window_id).await?;
     let read_ms = started.elapsed().as_millis() as u64;
@@ -494,14 +510,15 @@ async fn draw_now(
             .await
             .map_err(|e| StoreError::Corrupt(format!("the draw computation failed: {e}")))??
     };
-    let (outcome, stats, bundle_json) = computed;
+    let (outcome, stats, bundle_sha256) = computed;
     let compute_ms = started.elapsed().as_millis() as u64;
     let started = std::time::Instant::now();
     let output = DrawOutput {
         beacon_value: &beacon_value,
         outcome: &outcome,
         statistics: &stats,
-        bundle_json: &bundle_json,
+        bundle_sha256: &bundle_sha256,
+        beacon_evidence: evidence_json.as_deref(),
     };
     let record = store
         .record_draw(window_id, &inputs, &output, actor, now)
@@ -524,19 +541,20 @@ async fn draw_now(
     Ok(record)
 }
 
-type Computed = (crate::draw::bundle::Outcome, Statistics, Vec<u8>);
+type Computed = (Outcome, Statistics, String);
 
+/// The draw itself, outside the database: the outcome, the statistics, and the SHA-256
+/// of the bundle as [`published_bundle`] will serve it. The bundle's bytes are only
+/// hashed here, as they are written, never held whole: they are rebuilt from what the
+/// draw records when first asked for.
 fn compute(
     window: &WindowRecord,
-    inputs: crate::store::draws::DrawInputsRecord,
+    inputs: DrawInputsRecord,
     beacon_value: Vec<u8>,
-    evidence: Option<crate::beacon::BeaconEvidence>,
+    evidence: Option<BeaconEvidence>,
     now: DateTime<Utc>,
 ) -> Result<Computed, StoreError> {
-    let commitment: Digest = hex::decode(&inputs.commitment.commitment)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| StoreError::Corrupt(format!("commitment of {}", window.id)))?;
+    let commitment = parse_digest(&inputs.commitment.commitment, "commitment")?;
     let outcome = draw(
         &commitment,
         &inputs.secret,
@@ -544,40 +562,173 @@ fn compute(
         &inputs.entries,
         &inputs.slots,
     );
+    let committed_at = inputs.commitment.committed_at;
+    let (bundle, stats) = published_parts(window, inputs, beacon_value, evidence, &outcome)?;
+    let mut hashing = std::io::BufWriter::with_capacity(1 << 16, HashingWriter::default());
+    write_published(&mut hashing, window, &bundle, &stats, committed_at, now)?;
+    let hashing = hashing
+        .into_inner()
+        .map_err(|e| StoreError::Corrupt(format!("bundle of {}: {e}", window.id)))?;
+    Ok((outcome, stats, hex::encode(hashing.finish())))
+}
+
+/// The bundle (DRAW-SPEC section 10) and its statistics from the committed inputs and
+/// the outcome: the same function at the draw and when the bundle is rebuilt.
+fn published_parts(
+    window: &WindowRecord,
+    inputs: DrawInputsRecord,
+    beacon_value: Vec<u8>,
+    evidence: Option<BeaconEvidence>,
+    outcome: &Outcome,
+) -> Result<(Bundle, Statistics), StoreError> {
     let committed = crate::draw::bundle::Committed {
         entries_root: parse_digest(&inputs.commitment.entries_root, "entries_root")?,
         slots_hash: parse_digest(&inputs.commitment.slots_hash, "slots_hash")?,
-        commitment,
+        commitment: parse_digest(&inputs.commitment.commitment, "commitment")?,
     };
     let draw_inputs = DrawInputs {
         window_id: window.id.clone(),
-        beacon: inputs.commitment.beacon.clone(),
+        beacon: inputs.commitment.beacon,
         beacon_value,
-        seed_commitment: inputs.commitment.seed_commitment.clone(),
+        seed_commitment: inputs.commitment.seed_commitment,
         secret: inputs.secret,
         entries: inputs.entries,
         slots: inputs.slots,
     };
-    let mut bundle = assemble(draw_inputs, &committed, &outcome);
+    let mut bundle = assemble(draw_inputs, &committed, outcome);
     bundle.beacon_evidence = evidence;
     let stats = statistics(&bundle.entries, &bundle.results, bundle.slots.len());
+    Ok((bundle, stats))
+}
+
+/// Writes the published bundle: the section 10 fields, the statistics, the window.
+fn write_published(
+    writer: impl std::io::Write,
+    window: &WindowRecord,
+    bundle: &Bundle,
+    statistics: &Statistics,
+    committed_at: DateTime<Utc>,
+    drawn_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let published = PublishedBundle {
-        bundle: &bundle,
-        statistics: &stats,
+        bundle,
+        statistics,
         window: PublishedWindow {
             site: &window.site,
             procedure: &window.procedure,
             registration_opens_at: window.registration_opens_at,
             registration_closes_at: window.registration_closes_at,
             draw_at: window.draw_at,
-            committed_at: inputs.commitment.committed_at,
-            drawn_at: now,
+            committed_at,
+            drawn_at,
             policy: &window.policy,
         },
     };
-    let json = serde_json::to_vec(&published)
-        .map_err(|e| StoreError::Corrupt(format!("bundle of {}: {e}", window.id)))?;
-    Ok((outcome, stats, json))
+    serde_json::to_writer(writer, &published)
+        .map_err(|e| StoreError::Corrupt(format!("bundle of {}: {e}", window.id)))
+}
+
+/// SHA-256 of whatever is written to it.
+#[derive(Default)]
+struct HashingWriter(sha2::Sha256);
+
+impl HashingWriter {
+    fn finish(self) -> Digest {
+        sha2::Digest::finalize(self.0).into()
+    }
+}
+
+impl std::io::Write for HashingWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(&mut self.0, bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The published bundle of a drawn window: its SHA-256 (hex) and its bytes.
+///
+/// A draw records its ingredients (the packed entries and slots from the close, the
+/// packed ranking, the beacon value, seed and results hash) and the SHA-256 of the
+/// bundle, not the bundle's bytes: they are rebuilt here, by the same code that hashed
+/// them at the draw, and served only if they hash to what was recorded (and published
+/// in the draw's audit event). A window drawn before this keeps its stored bytes.
+pub async fn published_bundle(
+    store: &Store,
+    window: &WindowRecord,
+) -> Result<(String, Vec<u8>), StoreError> {
+    if let Some(stored) = store.stored_bundle(&window.id).await? {
+        return Ok(stored);
+    }
+    let record = store
+        .bundle_record(&window.id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let inputs = store.draw_inputs(&window.id).await?;
+    let order = store.rank_order(&window.id).await?;
+    let window = window.clone();
+    tokio::task::spawn_blocking(move || rebuild_bundle(&window, record, inputs, order))
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("rebuilding a bundle failed: {e}")))?
+}
+
+fn rebuild_bundle(
+    window: &WindowRecord,
+    record: BundleRecord,
+    inputs: DrawInputsRecord,
+    order: Vec<u32>,
+) -> Result<(String, Vec<u8>), StoreError> {
+    let id = &window.id;
+    let expected = record.bundle_sha256.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "drawn window {id} has neither a stored bundle nor its hash"
+        ))
+    })?;
+    if order.len() != inputs.entries.len() {
+        return Err(StoreError::Corrupt(format!(
+            "window {id}: {} ranks for {} entries",
+            order.len(),
+            inputs.entries.len()
+        )));
+    }
+    let order: Vec<usize> = order.into_iter().map(|leaf| leaf as usize).collect();
+    let weights: Vec<u32> = inputs.entries.iter().map(|e| e.weight).collect();
+    let outcome = Outcome {
+        seed: parse_digest(&record.draw.seed, "seed")?,
+        slot_of: assign(&order, &weights, inputs.slots.len()),
+        order,
+        results_hash: parse_digest(&record.draw.results_hash, "results_hash")?,
+    };
+    let beacon_value = hex::decode(&record.draw.beacon_value)
+        .map_err(|_| StoreError::Corrupt(format!("beacon value of {id}")))?;
+    let evidence = record
+        .beacon_evidence
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("beacon evidence of {id}: {e}")))?;
+    let committed_at = inputs.commitment.committed_at;
+    let (bundle, stats) = published_parts(window, inputs, beacon_value, evidence, &outcome)?;
+    let mut bytes = Vec::new();
+    write_published(
+        &mut bytes,
+        window,
+        &bundle,
+        &stats,
+        committed_at,
+        record.draw.drawn_at,
+    )?;
+    let sha256 = hex::encode(crate::draw::sha256(&bytes));
+    if sha256 != expected {
+        return Err(StoreError::Corrupt(format!(
+            "the bundle of {id} rebuilt from the database hashes to {sha256}, not to the \
+             {expected} recorded at the draw: it is not served"
+        )));
+    }
+    Ok((sha256, bytes))
 }
 
 fn parse_digest(text: &str, what: &str) -> Result<Digest, StoreError> {

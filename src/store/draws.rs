@@ -156,8 +156,21 @@ pub struct DrawOutput<'a> {
     pub beacon_value: &'a [u8],
     pub outcome: &'a Outcome,
     pub statistics: &'a Statistics,
-    /// The bundle exactly as it will be served.
-    pub bundle_json: &'a [u8],
+    /// The SHA-256 (hex) of the bundle as it will be served: the bundle is rebuilt from
+    /// what is stored when first asked for, and checked against it.
+    pub bundle_sha256: &'a str,
+    /// The bundle's `beacon_evidence` as JSON, if any.
+    pub beacon_evidence: Option<&'a str>,
+}
+
+/// What a drawn window's bundle is rebuilt from, besides its inputs and ranking.
+#[derive(Debug, Clone)]
+pub struct BundleRecord {
+    pub draw: DrawRecord,
+    /// Recorded at the draw; `None` for a window drawn before its bundle was rebuilt
+    /// (whose bytes are in `bundles`).
+    pub bundle_sha256: Option<String>,
+    pub beacon_evidence: Option<String>,
 }
 
 /// Reads a window's state inside a transaction, or `NotFound`.
@@ -670,7 +683,7 @@ impl Store {
             statistics,
             drawn_at: now,
         };
-        let bundle_sha256 = hex::encode(crate::draw::sha256(output.bundle_json));
+        let bundle_sha256 = output.bundle_sha256;
         let (by_rank, by_leaf) = ranking(&output.outcome.order)?;
         // The selected ranks go to `draw_results` now (their slots are what the entry
         // view shows and the slot holders are recorded from); the waiting ranks
@@ -720,8 +733,8 @@ impl Store {
             }
             sqlx::query(
                 "insert into draws (window_id, beacon_value, seed, results_hash, n_selected,
-                     statistics, drawn_at)
-                 values ($1, $2, $3, $4, $5, $6, $7)",
+                     statistics, drawn_at, bundle_sha256, beacon_evidence)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(window_id)
             .bind(&record.beacon_value)
@@ -730,6 +743,8 @@ impl Store {
             .bind(n_selected)
             .bind(record.statistics.to_string())
             .bind(now)
+            .bind(bundle_sha256)
+            .bind(output.beacon_evidence)
             .execute(&mut *tx)
             .await?;
             let started = std::time::Instant::now();
@@ -762,12 +777,6 @@ impl Store {
             .await?;
             let results_ms = started.elapsed().as_millis() as u64;
             let started = std::time::Instant::now();
-            sqlx::query("insert into bundles (window_id, sha256, body) values ($1, $2, $3)")
-                .bind(window_id)
-                .bind(&bundle_sha256)
-                .bind(output.bundle_json)
-                .execute(&mut *tx)
-                .await?;
             let detail = json!({
                 "from": "closed", "to": "drawn",
                 "beacon_value": record.beacon_value, "seed": record.seed,
@@ -783,14 +792,14 @@ impl Store {
                 None::<&str>,
                 detail
             );
-            let bundle_ms = started.elapsed().as_millis() as u64;
+            let event_ms = started.elapsed().as_millis() as u64;
             let started = std::time::Instant::now();
             tx.commit().await?;
             tracing::info!(
                 window.id = %window_id,
                 ranks_ms,
                 results_ms,
-                bundle_ms,
+                event_ms,
                 commit_ms = started.elapsed().as_millis() as u64,
                 "draw recorded"
             );
@@ -825,8 +834,54 @@ impl Store {
         .transpose()
     }
 
-    /// The published bundle of a drawn window: its SHA-256 (hex) and its bytes.
-    pub async fn bundle(&self, window_id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    /// What a drawn window's bundle is rebuilt from besides its inputs and ranking
+    /// ([`Store::draw_inputs`], [`Store::rank_order`]).
+    pub async fn bundle_record(&self, window_id: &str) -> Result<Option<BundleRecord>, StoreError> {
+        let Some(draw) = self.draw_record(window_id).await? else {
+            return Ok(None);
+        };
+        let (bundle_sha256, beacon_evidence): (Option<String>, Option<String>) =
+            on_db!(self, |pool| {
+                sqlx::query_as(
+                    "select bundle_sha256, beacon_evidence from draws where window_id = $1",
+                )
+                .bind(window_id)
+                .fetch_one(pool)
+                .await?
+            });
+        Ok(Some(BundleRecord {
+            draw,
+            bundle_sha256,
+            beacon_evidence,
+        }))
+    }
+
+    /// A drawn window's ranking from its packed chunks: the leaf index (entry order) of
+    /// each rank, rank 1 first. Empty for a window drawn before the ranking was packed.
+    pub async fn rank_order(&self, window_id: &str) -> Result<Vec<u32>, StoreError> {
+        let chunks: Vec<(i64, Vec<u8>)> = on_db!(self, |pool| {
+            sqlx::query_as(
+                "select first, payload from draw_rank_chunks
+                 where window_id = $1 and kind = 'by_rank' order by first",
+            )
+            .bind(window_id)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut leaves = Vec::new();
+        for (_, payload) in &chunks {
+            unpack_numbers(payload, &mut leaves)?;
+        }
+        Ok(leaves)
+    }
+
+    /// The stored bytes of a drawn window's bundle and their SHA-256 (hex): only for
+    /// windows drawn before bundles were rebuilt from the draw's records instead
+    /// (`lifecycle::published_bundle` serves both).
+    pub async fn stored_bundle(
+        &self,
+        window_id: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         Ok(on_db!(self, |pool| {
             sqlx::query_as("select sha256, body from bundles where window_id = $1")
                 .bind(window_id)
@@ -839,16 +894,8 @@ impl Store {
     /// entries (the slots of the selected ranks from `draw_results`), or, for a window
     /// drawn before migration 0018, from `draw_results` alone.
     pub async fn results(&self, window_id: &str) -> Result<Vec<ResultLine>, StoreError> {
-        let chunks: Vec<(i64, Vec<u8>)> = on_db!(self, |pool| {
-            sqlx::query_as(
-                "select first, payload from draw_rank_chunks
-                 where window_id = $1 and kind = 'by_rank' order by first",
-            )
-            .bind(window_id)
-            .fetch_all(pool)
-            .await?
-        });
-        if chunks.is_empty() {
+        let leaves = self.rank_order(window_id).await?;
+        if leaves.is_empty() {
             let rows: Vec<ResultRow> = on_db!(self, |pool| {
                 sqlx::query_as(
                     "select rank, entry_id, slot_id from draw_results where window_id = $1 order by rank",
@@ -858,10 +905,6 @@ impl Store {
                 .await?
             });
             return Ok(rows.into_iter().map(ResultLine::from).collect());
-        }
-        let mut leaves = Vec::new();
-        for (_, payload) in &chunks {
-            unpack_numbers(payload, &mut leaves)?;
         }
         let entries = self.frozen_entries(window_id).await?;
         let slots: Vec<(i64, String)> = on_db!(self, |pool| {

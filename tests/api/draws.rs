@@ -557,7 +557,8 @@ async fn a_failed_draw_changes_nothing_and_runs_again_with_the_same_result() {
     let window_id = closed_window(&app, 7).await;
 
     // The last write of the draw fails, as a crash would interrupt it.
-    app.fail_inserts("bundles", "true", "disk gone").await;
+    app.fail_inserts("draw_results_fill", "true", "disk gone")
+        .await;
     let uri = format!("/api/v1/windows/{window_id}/draw");
     app.post_empty(&uri, Some(ADMIN_TOKEN))
         .await
@@ -569,7 +570,7 @@ async fn a_failed_draw_changes_nothing_and_runs_again_with_the_same_result() {
     let window = app.get(&format!("/api/v1/windows/{window_id}"), None).await;
     assert_eq!(window.json["state"], "closed");
 
-    app.heal_inserts("bundles").await;
+    app.heal_inserts("draw_results_fill").await;
     let drawn = app.post_empty(&uri, Some(ADMIN_TOKEN)).await;
     let drawn = drawn.assert_status(200).clone();
     // The same committed inputs give the same draw, whoever re-computes it.
@@ -614,7 +615,10 @@ async fn the_scheduler_closes_and_draws_after_a_restart_exactly_once() {
         "drawn"
     );
     assert_eq!(scheduler::tick(store, &later).await, 0, "nothing twice");
-    let (_, bundle) = store.bundle(&window_id).await.unwrap().unwrap();
+    let window = store.window(&window_id).await.unwrap();
+    let (_, bundle) = tirage::lifecycle::published_bundle(store, &window)
+        .await
+        .unwrap();
     let bundle: Bundle = serde_json::from_slice(&bundle).unwrap();
     assert!(check_bundle(bundle).unwrap().is_ok());
     let events = store.window_events(&window_id).await.unwrap();
@@ -749,7 +753,7 @@ async fn a_close_and_a_draw_given_up_by_their_caller_still_complete() {
         now,
     ))
     .await;
-    rows(&app, "bundles", 1).await;
+    rows(&app, "draws", 1).await;
     let window = app.get(&format!("/api/v1/windows/{window_id}"), None).await;
     assert_eq!(window.json["state"], "drawn");
 }
@@ -837,4 +841,108 @@ async fn the_public_page_reads_the_first_results_and_the_entry_asked_for() {
             && check.contains(&format!("Le numéro {unknown}")),
         "{check}"
     );
+}
+
+/// The bundle's SHA-256 as the draw's audit event published it.
+async fn drawn_event_sha256(app: &TestApp, window_id: &str) -> String {
+    let events = app.store().window_events(window_id).await.unwrap();
+    let drawn = events.iter().find(|e| e.action == "window.drawn").unwrap();
+    drawn.detail["bundle_sha256"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_bundle_is_rebuilt_to_the_bytes_hashed_at_the_draw() {
+    use tirage::lifecycle;
+    use tirage::store::Actor;
+
+    let app = TestApp::spawn().await;
+    let window_id = closed_window(&app, 9).await;
+    // An instant with nanoseconds, as a real clock gives (PostgreSQL keeps microseconds).
+    let now = at(AFTER_DRAW_TIME) + chrono::Duration::nanoseconds(123_456_789);
+    lifecycle::run_draw(app.store(), &window_id, None, &Actor::System, now)
+        .await
+        .unwrap();
+    // No bytes are stored: the draw recorded their hash.
+    assert_eq!(app.count("bundles").await, 0);
+    let published = drawn_event_sha256(&app, &window_id).await;
+
+    let uri = format!("/api/v1/windows/{window_id}/bundle");
+    let first = app.get(&uri, None).await;
+    first.assert_status(200);
+    assert_eq!(
+        hex::encode(tirage::draw::sha256(first.text.as_bytes())),
+        published
+    );
+    assert_eq!(first.headers["etag"], format!("\"{published}\""));
+    assert_eq!(
+        first.json["window"]["drawn_at"],
+        "2026-12-16T10:00:00.123456Z"
+    );
+    let bundle: Bundle = serde_json::from_str(&first.text).unwrap();
+    assert!(check_bundle(bundle).unwrap().is_ok());
+
+    // Rebuilt again from the database alone, without any copy held in memory.
+    let window = app.store().window(&window_id).await.unwrap();
+    let (sha256, bytes) = lifecycle::published_bundle(app.store(), &window)
+        .await
+        .unwrap();
+    assert_eq!(sha256, published);
+    assert_eq!(bytes, first.text.as_bytes());
+}
+
+#[tokio::test]
+async fn a_rebuilt_bundle_that_differs_from_the_draw_is_not_served() {
+    let app = TestApp::spawn().await;
+    let window_id = closed_window(&app, 5).await;
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/draw"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    // Someone with access to the database changes what the bundle is built from.
+    app.execute(&format!(
+        "update windows set site = 'elsewhere' where id = '{window_id}'"
+    ))
+    .await
+    .unwrap();
+    let answer = app
+        .get(&format!("/api/v1/windows/{window_id}/bundle"), None)
+        .await;
+    answer.assert_problem(500, "internal");
+    assert!(!answer.text.contains("elsewhere"));
+}
+
+#[tokio::test]
+async fn a_bundle_stored_by_an_earlier_version_is_served_as_stored() {
+    let app = TestApp::spawn().await;
+    let window_id = closed_window(&app, 5).await;
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/draw"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    let uri = format!("/api/v1/windows/{window_id}/bundle");
+    let rebuilt = app.get(&uri, None).await;
+    rebuilt.assert_status(200);
+    // Before bundles were rebuilt, the draw stored their bytes: those are served as
+    // they are (a restart empties the in-memory copy).
+    let stored = rebuilt.text.replacen('{', "{\"stored\":true,", 1);
+    let sha256 = hex::encode(tirage::draw::sha256(stored.as_bytes()));
+    let body = match app.store().db() {
+        tirage::store::Db::Sqlite(_) => format!("x'{}'", hex::encode(&stored)),
+        tirage::store::Db::Postgres(_) => format!("'\\x{}'::bytea", hex::encode(&stored)),
+    };
+    app.execute(&format!(
+        "insert into bundles (window_id, sha256, body) values ('{window_id}', '{sha256}', {body})"
+    ))
+    .await
+    .unwrap();
+    let window = app.store().window(&window_id).await.unwrap();
+    let (served_sha, served) = tirage::lifecycle::published_bundle(app.store(), &window)
+        .await
+        .unwrap();
+    assert_eq!(served_sha, sha256);
+    assert_eq!(served, stored.as_bytes());
 }

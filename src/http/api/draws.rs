@@ -367,9 +367,7 @@ async fn get_bundle(
     let bundle = state
         .published
         .get_or_load(&format!("bundle:{}", window.id), || async {
-            let (sha256, body) = state.store.bundle(&window.id).await?.ok_or_else(|| {
-                ApiError::internal(format!("drawn window {} has no bundle", window.id))
-            })?;
+            let (sha256, body) = crate::lifecycle::published_bundle(&state.store, &window).await?;
             Ok((format!("\"{sha256}\""), body))
         })
         .await?;
