@@ -18,7 +18,7 @@ use crate::domain::weighting::WeightingPolicy;
 use crate::domain::window::WindowState;
 use crate::draw::assign::assign;
 use crate::draw::bundle::{DrawInputs, Outcome, assemble, draw};
-use crate::draw::merkle::{MerkleTree, leaf_hash};
+use crate::draw::merkle::{MerkleTree, leaf_hashes};
 use crate::draw::stats::{Statistics, statistics};
 use crate::draw::{Bundle, Digest};
 use crate::store::draws::{
@@ -767,7 +767,7 @@ impl ProofCache {
             None => {
                 let entries = store.frozen_entries(window_id).await?;
                 let tree = tokio::task::spawn_blocking(move || {
-                    Arc::new(MerkleTree::new(entries.iter().map(leaf_hash).collect()))
+                    Arc::new(MerkleTree::new(leaf_hashes(&entries)))
                 })
                 .await
                 .map_err(|e| StoreError::Corrupt(format!("merkle tree: {e}")))?;

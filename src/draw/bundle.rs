@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::FORMAT;
 use super::assign::{assign, results_hash};
 use super::commit::{CommitmentInput, commitment, seed, seed_commitment, slots_hash, sort_slots};
-use super::merkle::{leaf_hash, root};
+use super::merkle::{leaf_hashes, root};
 use super::order::rank;
 use super::stream::Stream;
 use super::types::{
@@ -155,7 +155,7 @@ pub fn commit(
     entries: &[Entry],
     slots: &[Slot],
 ) -> Committed {
-    let leaves: Vec<Digest> = entries.iter().map(leaf_hash).collect();
+    let leaves = leaf_hashes(entries);
     let entries_root = root(&leaves);
     let slots_hash = slots_hash(slots);
     let commitment = commitment(&CommitmentInput {

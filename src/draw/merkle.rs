@@ -17,6 +17,40 @@ pub fn leaf_hash(entry: &Entry) -> Digest {
     sha256(&data)
 }
 
+/// The leaf hash of every entry, in entry order. Large inputs are hashed in parts on
+/// the machine's cores (the result does not depend on how many).
+pub fn leaf_hashes(entries: &[Entry]) -> Vec<Digest> {
+    in_parts(entries, 1, |part| part.iter().map(leaf_hash).collect())
+}
+
+/// Below this many items a level is hashed on one thread.
+const PARALLEL_FROM: usize = 1 << 15;
+
+/// `work` applied to consecutive parts of `items` (each a multiple of `align` long,
+/// but the last) on scoped threads, the outputs concatenated in order.
+fn in_parts<T: Sync>(
+    items: &[T],
+    align: usize,
+    work: impl Fn(&[T]) -> Vec<Digest> + Sync,
+) -> Vec<Digest> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if threads < 2 || items.len() < PARALLEL_FROM {
+        return work(items);
+    }
+    let part = items.len().div_ceil(threads).next_multiple_of(align);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(part)
+            .map(|chunk| scope.spawn(|| work(chunk)))
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for handle in handles {
+            out.extend(handle.join().expect("a hashing thread panicked"));
+        }
+        out
+    })
+}
+
 /// The hash of an RFC 6962 leaf over arbitrary data: `H(0x00 || data)`.
 pub fn data_leaf_hash(data: &[u8]) -> Digest {
     let mut hasher = Sha256::new();
@@ -46,7 +80,14 @@ pub fn root(leaves: &[Digest]) -> Digest {
     level[0]
 }
 
+/// The level above: neighbours hashed in pairs, a lone last node carried up. Parts
+/// of a large level are hashed on separate threads, split at even positions so that
+/// every pair stays whole.
 fn next_level(level: &[Digest]) -> Vec<Digest> {
+    in_parts(level, 2, pairs_above)
+}
+
+fn pairs_above(level: &[Digest]) -> Vec<Digest> {
     level
         .chunks(2)
         .map(|pair| match pair {
@@ -171,6 +212,35 @@ mod tests {
             assert_eq!(root(&l), mth(&l), "size {n}");
             assert_eq!(MerkleTree::new(l.clone()).root(), mth(&l), "size {n}");
         }
+    }
+
+    #[test]
+    fn levels_hashed_in_parts_equal_the_recursive_definition() {
+        // Sizes around the threshold where levels are split across threads, odd and
+        // even, so that a part boundary never falls inside a pair.
+        for n in [
+            PARALLEL_FROM - 1,
+            PARALLEL_FROM,
+            PARALLEL_FROM + 1,
+            2 * PARALLEL_FROM + 3,
+            3 * PARALLEL_FROM + 7,
+        ] {
+            let l = leaves(n);
+            assert_eq!(root(&l), mth(&l), "size {n}");
+            let tree = MerkleTree::new(l.clone());
+            assert_eq!(tree.root(), mth(&l), "size {n}");
+            assert_eq!(tree.levels[1], pairs_above(&l), "size {n}");
+        }
+        let entries: Vec<Entry> = (0..PARALLEL_FROM as u32 + 5)
+            .map(|i| Entry {
+                id: crate::draw::EntryId::from_bytes(
+                    sha256(&i.to_be_bytes())[..16].try_into().unwrap(),
+                ),
+                weight: 1 + i % 7,
+            })
+            .collect();
+        let one_by_one: Vec<Digest> = entries.iter().map(leaf_hash).collect();
+        assert_eq!(leaf_hashes(&entries), one_by_one);
     }
 
     #[test]
