@@ -677,13 +677,7 @@ async fn a_restart_between_close_and_draw_changes_nothing() {
 #[tokio::test]
 async fn a_bundle_holds_no_personal_data() {
     let app = TestApp::spawn().await;
-    let window_id = closed_window(&app, 4).await;
-    app.post_empty(
-        &format!("/api/v1/windows/{window_id}/draw"),
-        Some(ADMIN_TOKEN),
-    )
-    .await
-    .assert_status(200);
+    let window_id = drawn_window(&app, 4).await;
     let bundle = app
         .get(&format!("/api/v1/windows/{window_id}/bundle"), None)
         .await;
@@ -843,6 +837,18 @@ async fn the_public_page_reads_the_first_results_and_the_entry_asked_for() {
     );
 }
 
+/// A window of [`closed_window`], drawn.
+async fn drawn_window(app: &TestApp, n: u32) -> String {
+    let window_id = closed_window(app, n).await;
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/draw"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    window_id
+}
+
 /// The bundle's SHA-256 as the draw's audit event published it.
 async fn drawn_event_sha256(app: &TestApp, window_id: &str) -> String {
     let events = app.store().window_events(window_id).await.unwrap();
@@ -893,13 +899,7 @@ async fn the_bundle_is_rebuilt_to_the_bytes_hashed_at_the_draw() {
 #[tokio::test]
 async fn a_rebuilt_bundle_that_differs_from_the_draw_is_not_served() {
     let app = TestApp::spawn().await;
-    let window_id = closed_window(&app, 5).await;
-    app.post_empty(
-        &format!("/api/v1/windows/{window_id}/draw"),
-        Some(ADMIN_TOKEN),
-    )
-    .await
-    .assert_status(200);
+    let window_id = drawn_window(&app, 5).await;
     // Someone with access to the database changes what the bundle is built from.
     app.execute(&format!(
         "update windows set site = 'elsewhere' where id = '{window_id}'"
@@ -916,13 +916,7 @@ async fn a_rebuilt_bundle_that_differs_from_the_draw_is_not_served() {
 #[tokio::test]
 async fn a_bundle_stored_by_an_earlier_version_is_served_as_stored() {
     let app = TestApp::spawn().await;
-    let window_id = closed_window(&app, 5).await;
-    app.post_empty(
-        &format!("/api/v1/windows/{window_id}/draw"),
-        Some(ADMIN_TOKEN),
-    )
-    .await
-    .assert_status(200);
+    let window_id = drawn_window(&app, 5).await;
     let uri = format!("/api/v1/windows/{window_id}/bundle");
     let rebuilt = app.get(&uri, None).await;
     rebuilt.assert_status(200);
