@@ -1,8 +1,10 @@
 -- wrk script: POST a distinct, valid registration on every request.
 --
---   wrk -s bench/register.lua URL/api/v1/windows/ID/entries -- RUN
+--   wrk -s bench/register.lua URL/api/v1/windows/ID/entries -- RUN [keys]
 --
--- RUN (0-9) keeps the people of successive runs on the same window apart. Every
+-- RUN (0-9) keeps the people of successive runs on the same window apart; with
+-- `keys`, every request also carries its own `Idempotency-Key` header, as the
+-- registration form of the public pages sends one. Every
 -- request is a different person, document, e-mail address and phone number, so each
 -- one should be answered 201; the summary counts them apart from everything else.
 
@@ -26,6 +28,7 @@ end
 
 function init(args)
   run = tonumber(args[1] or "0")
+  keys = args[2] == "keys"
   n = 0
   created = 0
   other = 0
@@ -43,7 +46,11 @@ function request()
     '"country":"FRA"},"email":"charge%d@example.org","phone":"+336%08d",' ..
     '"permit_expires_on":"2027-01-20","language":"fr"}',
     letters(k), k, k, k)
-  return wrk.format(nil, nil, nil, body)
+  local headers = nil
+  if keys then
+    headers = { ["Content-Type"] = "application/json", ["Idempotency-Key"] = "k" .. k }
+  end
+  return wrk.format(nil, nil, headers, body)
 end
 
 function response(status, headers, body)

@@ -12,7 +12,8 @@
 # /healthz again; and prints one table row per connection count with the registrations
 # answered 201 per second, their p50 and p99 latency, and the ratio to the mean of the
 # two /healthz rates. Not run in CI: it takes about two minutes and its numbers depend
-# on the machine.
+# on the machine. With REGISTER_KEYS=1, every registration carries its own
+# Idempotency-Key header (as the public registration form sends one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,13 +49,13 @@ PY
 # one wrk run; prints "created/s p50 p99 non-2xx errors"
 load() {
     local connections=$1 script=$2 url=$3 run=${4:-0}
-    wrk -t "$threads" -c "$connections" -d "${seconds}s" --timeout 10s -s "$script" "$url" -- "$run" \
+    wrk -t "$threads" -c "$connections" -d "${seconds}s" --timeout 10s -s "$script" "$url" -- "$run" ${REGISTER_KEYS:+keys} \
         | sed -n 's/^RESULT //p' \
         | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
                  print v["created_per_s"], v["p50_ms"], v["p99_ms"], v["other"], v["errors"] }'
 }
 
-echo "database: ${database%%://*}, ${seconds} s per run, $threads wrk threads, $(nproc) cores"
+echo "database: ${database%%://*}, ${seconds} s per run, $threads wrk threads, $(nproc) cores${REGISTER_KEYS:+, an Idempotency-Key on every registration}"
 echo
 echo "| connections | /healthz req/s | /healthz p50 / p99 ms | registrations 201/s | registration p50 / p99 ms | ratio to /healthz | non-201 | socket errors |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -15,10 +15,11 @@
 //!    that claimed it, a registration whose key an earlier one of the batch took is a
 //!    duplicate, and a refused registration leaves no trace for the ones after it;
 //! 3. writes the accepted ones with one multi-row insert per table, and chains their
-//!    audit events in memory from the head read once. On PostgreSQL the duplicate-key
-//!    read and the inserts pass each column as one array (`unnest`), so their text
-//!    does not depend on the batch's size and each is prepared once per connection
-//!    (see [`SetStatements`]).
+//!    audit events in memory from the head read once. On PostgreSQL every statement
+//!    of the batch (the window, idempotency and duplicate-key reads, the inserts and
+//!    the purge of expired idempotency records) passes each column as one array
+//!    (`unnest`, `= any`), so its text does not depend on the batch's size and each is
+//!    prepared once per connection (see [`SetStatements`]).
 //!
 //! Everything runs in one write transaction. If anything in it fails (a unique
 //! violation the reads did not foresee, say, because a row was written by something
@@ -34,6 +35,7 @@ use serde_json::json;
 
 use super::audit::{Actor, next_event};
 use super::entries::{EntryStatus, NewCode, PendingRegistration, RegisterOutcome};
+use super::idempotency::IdempotencyRequest;
 use super::outbox::NewMail;
 use super::{Store, StoreError, WritePool, on_db, parse_column};
 use crate::attest::chain::ChainEvent;
@@ -323,7 +325,29 @@ trait SetStatements {
         mails: &[(&PendingRegistration<'_>, &NewMail)],
     ) -> Result<Vec<MailRow>, sqlx::Error>;
     async fn insert_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error>;
+    /// The state and registration period of each of these windows that exists.
+    async fn windows(&mut self, ids: &[&str]) -> Result<Vec<WindowRow>, sqlx::Error>;
+    /// The stored idempotency records of these requests' `(scope, key)`.
+    async fn claims(
+        &mut self,
+        requests: &[&IdempotencyRequest<'_>],
+    ) -> Result<Vec<ClaimRow>, sqlx::Error>;
+    /// Deletes the (expired) idempotency records of these requests' `(scope, key)`.
+    async fn purge_claims(
+        &mut self,
+        requests: &[&IdempotencyRequest<'_>],
+    ) -> Result<(), sqlx::Error>;
+    async fn insert_claims(
+        &mut self,
+        claimed: &[(&PendingRegistration<'_>, &IdempotencyRequest<'_>)],
+    ) -> Result<(), sqlx::Error>;
 }
+
+/// A window as [`SetStatements::windows`] reads it: id, state, registration period.
+type WindowRow = (String, String, DateTime<Utc>, DateTime<Utc>);
+/// An idempotency record as [`SetStatements::claims`] reads it: scope, key,
+/// fingerprint, status, response, expiry.
+type ClaimRow = (String, String, String, i64, String, DateTime<Utc>);
 
 impl SetStatements for sqlx::SqliteConnection {
     async fn taken_keys(
@@ -448,6 +472,76 @@ impl SetStatements for sqlx::SqliteConnection {
                 .bind(crate::attest::canonical_json(&event.detail))
                 .bind(&event.prev_hash)
                 .bind(&event.hash);
+        }
+        query.execute(self).await?;
+        Ok(())
+    }
+
+    async fn windows(&mut self, ids: &[&str]) -> Result<Vec<WindowRow>, sqlx::Error> {
+        let sql = format!(
+            "select id, state, registration_opens_at, registration_closes_at from windows
+             where id in ({})",
+            vec!["?"; ids.len()].join(", ")
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(self).await
+    }
+
+    async fn claims(
+        &mut self,
+        requests: &[&IdempotencyRequest<'_>],
+    ) -> Result<Vec<ClaimRow>, sqlx::Error> {
+        let sql = format!(
+            "select scope, key, fingerprint, status, response, expires_at
+             from idempotency_keys where {}",
+            pairs_condition("scope", "key", requests.len(), 1, true)
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for request in requests {
+            query = query.bind(&request.scope).bind(request.key);
+        }
+        query.fetch_all(self).await
+    }
+
+    async fn purge_claims(
+        &mut self,
+        requests: &[&IdempotencyRequest<'_>],
+    ) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "delete from idempotency_keys where {}",
+            pairs_condition("scope", "key", requests.len(), 1, true)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for request in requests {
+            query = query.bind(&request.scope).bind(request.key);
+        }
+        query.execute(self).await?;
+        Ok(())
+    }
+
+    async fn insert_claims(
+        &mut self,
+        claimed: &[(&PendingRegistration<'_>, &IdempotencyRequest<'_>)],
+    ) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "insert into idempotency_keys
+                 (scope, key, fingerprint, status, response, created_at, expires_at)
+             values {}",
+            placeholders(claimed.len(), 7, 1, true)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (item, request) in claimed {
+            query = query
+                .bind(&request.scope)
+                .bind(request.key)
+                .bind(&request.fingerprint)
+                .bind(i64::from(request.status))
+                .bind(&request.body)
+                .bind(item.now)
+                .bind(request.expires_at);
         }
         query.execute(self).await?;
         Ok(())
@@ -610,6 +704,68 @@ impl SetStatements for sqlx::PgConnection {
         .await?;
         Ok(())
     }
+
+    async fn windows(&mut self, ids: &[&str]) -> Result<Vec<WindowRow>, sqlx::Error> {
+        sqlx::query_as(
+            "select id, state, registration_opens_at, registration_closes_at from windows
+             where id = any($1)",
+        )
+        .bind(ids)
+        .fetch_all(self)
+        .await
+    }
+
+    async fn claims(
+        &mut self,
+        requests: &[&IdempotencyRequest<'_>],
+    ) -> Result<Vec<ClaimRow>, sqlx::Error> {
+        sqlx::query_as(
+            "select i.scope, i.key, i.fingerprint, i.status, i.response, i.expires_at
+             from unnest($1::text[], $2::text[]) as r (scope, key)
+             join idempotency_keys i on i.scope = r.scope and i.key = r.key",
+        )
+        .bind(column(requests, |r| r.scope.as_str()))
+        .bind(column(requests, |r| r.key))
+        .fetch_all(self)
+        .await
+    }
+
+    async fn purge_claims(
+        &mut self,
+        requests: &[&IdempotencyRequest<'_>],
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "delete from idempotency_keys i using unnest($1::text[], $2::text[]) as r (scope, key)
+             where i.scope = r.scope and i.key = r.key",
+        )
+        .bind(column(requests, |r| r.scope.as_str()))
+        .bind(column(requests, |r| r.key))
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_claims(
+        &mut self,
+        claimed: &[(&PendingRegistration<'_>, &IdempotencyRequest<'_>)],
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into idempotency_keys
+                 (scope, key, fingerprint, status, response, created_at, expires_at)
+             select * from unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[],
+                 $6::timestamptz[], $7::timestamptz[])",
+        )
+        .bind(column(claimed, |(_, r)| r.scope.as_str()))
+        .bind(column(claimed, |(_, r)| r.key))
+        .bind(column(claimed, |(_, r)| r.fingerprint.as_str()))
+        .bind(column(claimed, |(_, r)| i64::from(r.status)))
+        .bind(column(claimed, |(_, r)| r.body.as_str()))
+        .bind(column(claimed, |(i, _)| i.now))
+        .bind(column(claimed, |(_, r)| r.expires_at))
+        .execute(self)
+        .await?;
+        Ok(())
+    }
 }
 
 impl Store {
@@ -621,7 +777,6 @@ impl Store {
         &self,
         batch: &[PendingRegistration<'_>],
     ) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
-        let anonymous = matches!(self.db, super::Db::Sqlite(_));
         on_db!(self, |pool| {
             let mut tx = pool.begin_write().await?;
 
@@ -632,20 +787,7 @@ impl Store {
                     window_ids.push(item.entry.window_id);
                 }
             }
-            let sql = format!(
-                "select id, state, registration_opens_at, registration_closes_at from windows
-                 where id in ({})",
-                (1..=window_ids.len())
-                    .map(|n| mark(n, anonymous))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-            for id in &window_ids {
-                query = query.bind(*id);
-            }
-            let rows: Vec<(String, String, DateTime<Utc>, DateTime<Utc>)> =
-                query.fetch_all(&mut *tx).await?;
+            let rows = tx.windows(&window_ids).await?;
             let windows: HashMap<String, WindowPeriod> = rows
                 .into_iter()
                 .map(|(id, state, opens_at, closes_at)| (id, (state, opens_at, closes_at)))
@@ -654,17 +796,7 @@ impl Store {
             let requests: Vec<_> = batch.iter().filter_map(|item| item.idempotency).collect();
             let mut claims: HashMap<(String, String), Claim> = HashMap::new();
             if !requests.is_empty() {
-                let sql = format!(
-                    "select scope, key, fingerprint, status, response, expires_at
-                     from idempotency_keys where {}",
-                    pairs_condition("scope", "key", requests.len(), 1, anonymous)
-                );
-                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-                for request in &requests {
-                    query = query.bind(&request.scope).bind(request.key);
-                }
-                let rows: Vec<(String, String, String, i64, String, DateTime<Utc>)> =
-                    query.fetch_all(&mut *tx).await?;
+                let rows = tx.claims(&requests).await?;
                 for (scope, key, fingerprint, status, body, expires_at) in rows {
                     let claim = Claim {
                         fingerprint,
@@ -724,15 +856,7 @@ impl Store {
                     .filter_map(|(item, _)| item.idempotency)
                     .collect();
                 if !purged.is_empty() {
-                    let sql = format!(
-                        "delete from idempotency_keys where {}",
-                        pairs_condition("scope", "key", purged.len(), 1, anonymous)
-                    );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for request in &purged {
-                        query = query.bind(&request.scope).bind(request.key);
-                    }
-                    query.execute(&mut *tx).await?;
+                    tx.purge_claims(&purged).await?;
                 }
 
                 tx.insert_entries(&accepted).await?;
@@ -766,27 +890,10 @@ impl Store {
 
                 let claimed: Vec<_> = accepted
                     .iter()
-                    .filter_map(|item| item.idempotency.map(|request| (item, request)))
+                    .filter_map(|item| item.idempotency.map(|request| (*item, request)))
                     .collect();
                 if !claimed.is_empty() {
-                    let sql = format!(
-                        "insert into idempotency_keys
-                             (scope, key, fingerprint, status, response, created_at, expires_at)
-                         values {}",
-                        placeholders(claimed.len(), 7, 1, anonymous)
-                    );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (item, request) in &claimed {
-                        query = query
-                            .bind(&request.scope)
-                            .bind(request.key)
-                            .bind(&request.fingerprint)
-                            .bind(i64::from(request.status))
-                            .bind(&request.body)
-                            .bind(item.now)
-                            .bind(request.expires_at);
-                    }
-                    query.execute(&mut *tx).await?;
+                    tx.insert_claims(&claimed).await?;
                 }
 
                 // The audit events, chained from the head read once. The no-op update
