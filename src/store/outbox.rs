@@ -84,6 +84,7 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<OutboxMail>, StoreError> {
+        let _turn = self.write_turn().await;
         Ok(on_db!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "update outbox set next_attempt_at = $2
@@ -127,6 +128,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
+        let _turn = self.write_turn().await;
         match &self.db {
             super::Db::Sqlite(pool) => {
                 let ids = serde_json::to_string(ids)
