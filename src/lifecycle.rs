@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer as _};
 
 use crate::beacon::BeaconEvidence;
 use crate::domain::validation::{Issue, ValidationErrors};
@@ -183,16 +184,8 @@ async fn carry_over(
     Ok(done.into_iter().filter_map(|(_, mail)| mail).collect())
 }
 
-/// The bundle as the service publishes it: the DRAW-SPEC section 10 fields, then
-/// what helps people read it (verifiers ignore fields they do not know).
-#[derive(Serialize)]
-struct PublishedBundle<'a> {
-    #[serde(flatten)]
-    bundle: &'a Bundle,
-    statistics: &'a Statistics,
-    window: PublishedWindow<'a>,
-}
-
+/// The bundle's `window` field: what helps people read the bundle (verifiers ignore
+/// fields they do not know), after the DRAW-SPEC section 10 fields and the statistics.
 #[derive(Serialize)]
 struct PublishedWindow<'a> {
     site: &'a str,
@@ -546,7 +539,8 @@ type Computed = (Outcome, Statistics, String);
 /// The draw itself, outside the database: the outcome, the statistics, and the SHA-256
 /// of the bundle as [`published_bundle`] will serve it. The bundle's bytes are only
 /// hashed here, as they are written, never held whole: they are rebuilt from what the
-/// draw records when first asked for.
+/// draw records when first asked for. Its first part (the inputs: half the bytes, and
+/// known before the draw) is serialised on a second thread while this one ranks.
 fn compute(
     window: &WindowRecord,
     inputs: DrawInputsRecord,
@@ -555,18 +549,39 @@ fn compute(
     now: DateTime<Utc>,
 ) -> Result<Computed, StoreError> {
     let commitment = parse_digest(&inputs.commitment.commitment, "commitment")?;
-    let outcome = draw(
-        &commitment,
-        &inputs.secret,
-        &beacon_value,
-        &inputs.entries,
-        &inputs.slots,
-    );
+    let corrupt =
+        |e: serde_json::Error| StoreError::Corrupt(format!("bundle of {}: {e}", window.id));
+    let mut serializer = serde_json::Serializer::new(std::io::BufWriter::with_capacity(
+        1 << 16,
+        HashingWriter::default(),
+    ));
+    let (outcome, head) = std::thread::scope(|scope| {
+        let head = scope.spawn(|| {
+            let mut map = (&mut serializer).serialize_map(None)?;
+            write_head(
+                &mut map,
+                &Head::of_inputs(&window.id, &inputs, &beacon_value),
+            )?;
+            Ok::<_, serde_json::Error>(map)
+        });
+        let outcome = draw(
+            &commitment,
+            &inputs.secret,
+            &beacon_value,
+            &inputs.entries,
+            &inputs.slots,
+        );
+        (outcome, head.join())
+    });
+    let mut map = head
+        .map_err(|_| StoreError::Corrupt(format!("bundle of {}: a thread panicked", window.id)))?
+        .map_err(corrupt)?;
     let committed_at = inputs.commitment.committed_at;
     let (bundle, stats) = published_parts(window, inputs, beacon_value, evidence, &outcome)?;
-    let mut hashing = std::io::BufWriter::with_capacity(1 << 16, HashingWriter::default());
-    write_published(&mut hashing, window, &bundle, &stats, committed_at, now)?;
-    let hashing = hashing
+    write_tail(&mut map, window, &bundle, &stats, committed_at, now).map_err(corrupt)?;
+    SerializeMap::end(map).map_err(corrupt)?;
+    let hashing = serializer
+        .into_inner()
         .into_inner()
         .map_err(|e| StoreError::Corrupt(format!("bundle of {}: {e}", window.id)))?;
     Ok((outcome, stats, hex::encode(hashing.finish())))
@@ -601,6 +616,9 @@ fn published_parts(
     Ok((bundle, stats))
 }
 
+/// The published bundle's JSON object as it is being written.
+type BundleMap<'a, W> = serde_json::ser::Compound<'a, W, serde_json::ser::CompactFormatter>;
+
 /// Writes the published bundle: the section 10 fields, the statistics, the window.
 fn write_published(
     writer: impl std::io::Write,
@@ -609,11 +627,89 @@ fn write_published(
     statistics: &Statistics,
     committed_at: DateTime<Utc>,
     drawn_at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let published = PublishedBundle {
-        bundle,
-        statistics,
-        window: PublishedWindow {
+) -> serde_json::Result<()> {
+    let mut serializer = serde_json::Serializer::new(writer);
+    let mut map = (&mut serializer).serialize_map(None)?;
+    write_head(&mut map, &Head::of_bundle(bundle))?;
+    write_tail(&mut map, window, bundle, statistics, committed_at, drawn_at)?;
+    SerializeMap::end(map)
+}
+
+/// The bundle's first fields, its inputs (DRAW-SPEC section 10, in its order), known
+/// before the draw.
+struct Head<'a> {
+    window_id: &'a str,
+    beacon: &'a str,
+    beacon_value: String,
+    seed_commitment: &'a str,
+    secret: String,
+    entries: &'a [crate::draw::Entry],
+    slots: &'a [crate::draw::Slot],
+}
+
+impl<'a> Head<'a> {
+    fn of_inputs(window_id: &'a str, inputs: &'a DrawInputsRecord, beacon_value: &[u8]) -> Self {
+        Self {
+            window_id,
+            beacon: &inputs.commitment.beacon,
+            beacon_value: hex::encode(beacon_value),
+            seed_commitment: &inputs.commitment.seed_commitment,
+            secret: hex::encode(inputs.secret),
+            entries: &inputs.entries,
+            slots: &inputs.slots,
+        }
+    }
+
+    fn of_bundle(bundle: &'a Bundle) -> Self {
+        Self {
+            window_id: &bundle.window_id,
+            beacon: &bundle.beacon,
+            beacon_value: bundle.beacon_value.clone(),
+            seed_commitment: &bundle.seed_commitment,
+            secret: bundle.secret.clone(),
+            entries: &bundle.entries,
+            slots: &bundle.slots,
+        }
+    }
+}
+
+fn write_head<W: std::io::Write>(
+    map: &mut BundleMap<'_, W>,
+    head: &Head<'_>,
+) -> serde_json::Result<()> {
+    map.serialize_entry("format", crate::draw::FORMAT)?;
+    map.serialize_entry("window_id", head.window_id)?;
+    map.serialize_entry("beacon", head.beacon)?;
+    map.serialize_entry("beacon_value", &head.beacon_value)?;
+    map.serialize_entry("seed_commitment", head.seed_commitment)?;
+    map.serialize_entry("secret", &head.secret)?;
+    map.serialize_entry("entries", head.entries)?;
+    map.serialize_entry("slots", head.slots)
+}
+
+/// The rest of the bundle after [`write_head`]: the commitment, the draw's outcome,
+/// the beacon's evidence, then the statistics and the window.
+fn write_tail<W: std::io::Write>(
+    map: &mut BundleMap<'_, W>,
+    window: &WindowRecord,
+    bundle: &Bundle,
+    statistics: &Statistics,
+    committed_at: DateTime<Utc>,
+    drawn_at: DateTime<Utc>,
+) -> serde_json::Result<()> {
+    map.serialize_entry("entries_root", &bundle.entries_root)?;
+    map.serialize_entry("slots_hash", &bundle.slots_hash)?;
+    map.serialize_entry("commitment", &bundle.commitment)?;
+    map.serialize_entry("seed", &bundle.seed)?;
+    map.serialize_entry("results", &bundle.results)?;
+    map.serialize_entry("results_hash", &bundle.results_hash)?;
+    if let Some(evidence) = &bundle.beacon_evidence {
+        map.serialize_entry("beacon_evidence", evidence)?;
+    }
+    map.serialize_entry("statistics", statistics)?;
+    map.serialize_entry(
+        "window",
+        &PublishedWindow {
             site: &window.site,
             procedure: &window.procedure,
             registration_opens_at: window.registration_opens_at,
@@ -623,9 +719,7 @@ fn write_published(
             drawn_at,
             policy: &window.policy,
         },
-    };
-    serde_json::to_writer(writer, &published)
-        .map_err(|e| StoreError::Corrupt(format!("bundle of {}: {e}", window.id)))
+    )
 }
 
 /// SHA-256 of whatever is written to it.
@@ -720,7 +814,8 @@ fn rebuild_bundle(
         &stats,
         committed_at,
         record.draw.drawn_at,
-    )?;
+    )
+    .map_err(|e| StoreError::Corrupt(format!("bundle of {id}: {e}")))?;
     let sha256 = hex::encode(crate::draw::sha256(&bytes));
     if sha256 != expected {
         return Err(StoreError::Corrupt(format!(
