@@ -138,6 +138,8 @@ struct DrawRow {
     n_selected: i64,
     statistics: String,
     drawn_at: DateTime<Utc>,
+    bundle_sha256: Option<String>,
+    beacon_evidence: Option<String>,
 }
 
 /// The inputs of a draw, as committed at close.
@@ -809,9 +811,19 @@ impl Store {
 
     /// The draw of a window, if it was drawn.
     pub async fn draw_record(&self, window_id: &str) -> Result<Option<DrawRecord>, StoreError> {
+        Ok(self
+            .bundle_record(window_id)
+            .await?
+            .map(|record| record.draw))
+    }
+
+    /// The draw of a window, if it was drawn, with what its bundle is rebuilt from
+    /// besides its inputs and ranking ([`Store::draw_inputs`], [`Store::rank_order`]).
+    pub async fn bundle_record(&self, window_id: &str) -> Result<Option<BundleRecord>, StoreError> {
         let row: Option<DrawRow> = on_db!(self, |pool| {
             sqlx::query_as(
-                "select window_id, beacon_value, seed, results_hash, n_selected, statistics, drawn_at
+                "select window_id, beacon_value, seed, results_hash, n_selected, statistics,
+                        drawn_at, bundle_sha256, beacon_evidence
                  from draws where window_id = $1",
             )
             .bind(window_id)
@@ -819,41 +831,23 @@ impl Store {
             .await?
         });
         row.map(|row| {
-            Ok(DrawRecord {
-                statistics: serde_json::from_str(&row.statistics).map_err(|_| {
-                    StoreError::Corrupt(format!("draws.statistics of {}", row.window_id))
-                })?,
-                window_id: row.window_id,
-                beacon_value: row.beacon_value,
-                seed: row.seed,
-                results_hash: row.results_hash,
-                n_selected: row.n_selected,
-                drawn_at: row.drawn_at,
+            Ok(BundleRecord {
+                draw: DrawRecord {
+                    statistics: serde_json::from_str(&row.statistics).map_err(|_| {
+                        StoreError::Corrupt(format!("draws.statistics of {}", row.window_id))
+                    })?,
+                    window_id: row.window_id,
+                    beacon_value: row.beacon_value,
+                    seed: row.seed,
+                    results_hash: row.results_hash,
+                    n_selected: row.n_selected,
+                    drawn_at: row.drawn_at,
+                },
+                bundle_sha256: row.bundle_sha256,
+                beacon_evidence: row.beacon_evidence,
             })
         })
         .transpose()
-    }
-
-    /// What a drawn window's bundle is rebuilt from besides its inputs and ranking
-    /// ([`Store::draw_inputs`], [`Store::rank_order`]).
-    pub async fn bundle_record(&self, window_id: &str) -> Result<Option<BundleRecord>, StoreError> {
-        let Some(draw) = self.draw_record(window_id).await? else {
-            return Ok(None);
-        };
-        let (bundle_sha256, beacon_evidence): (Option<String>, Option<String>) =
-            on_db!(self, |pool| {
-                sqlx::query_as(
-                    "select bundle_sha256, beacon_evidence from draws where window_id = $1",
-                )
-                .bind(window_id)
-                .fetch_one(pool)
-                .await?
-            });
-        Ok(Some(BundleRecord {
-            draw,
-            bundle_sha256,
-            beacon_evidence,
-        }))
     }
 
     /// A drawn window's ranking from its packed chunks: the leaf index (entry order) of
