@@ -239,11 +239,35 @@ fn result_rows_json<'a>(rows: impl Iterator<Item = (String, Option<&'a str>)>) -
     serde_json::to_string(&rows.collect::<Vec<_>>()).expect("strings serialize")
 }
 
+/// A window's slots as one value, a JSON array of `[id, starts_at, counter]`: read a
+/// row a slot, a national window's 50,000 slots cost the close and the draw 0.2 s each
+/// in the driver (docs/benchmarks.md, fifth round).
+const SLOTS_JSON_SQLITE: &str = "
+    select coalesce(json_group_array(json_array(id, starts_at, counter)), '[]')
+    from slots where window_id = $1";
+const SLOTS_JSON_POSTGRES: &str = "
+    select coalesce(json_agg(json_build_array(id, starts_at, counter)), '[]')::text
+    from slots where window_id = $1";
+
+/// The slots of what [`SLOTS_JSON_SQLITE`] or [`SLOTS_JSON_POSTGRES`] read, in no order.
+fn slots_from_json(window_id: &str, text: &str) -> Result<Vec<Slot>, StoreError> {
+    let rows: Vec<(String, String, String)> = serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("slots of window {window_id}: {e}")))?;
+    Ok(slots_from_rows(rows))
+}
+
 impl Store {
     fn insert_results_sql(&self) -> &'static str {
         match self.db {
             Db::Sqlite(_) => INSERT_RESULTS_SQLITE,
             Db::Postgres(_) => INSERT_RESULTS_POSTGRES,
+        }
+    }
+
+    fn slots_sql(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => SLOTS_JSON_SQLITE,
+            Db::Postgres(_) => SLOTS_JSON_POSTGRES,
         }
     }
 
@@ -369,6 +393,7 @@ impl Store {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<CommitmentRecord, StoreError> {
+        let slots_sql = self.slots_sql();
         let closed = on_db!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let state = window_state!(tx, id);
@@ -391,16 +416,30 @@ impl Store {
             })?;
 
             let started = std::time::Instant::now();
-            let mut entries = ReadEligible::eligible_entries(&mut *tx, id).await?;
+            let mut entries = ReadEligible::eligible_entries(&mut *tx, pool, id).await?;
             entries.sort_unstable_by_key(|e| e.id);
+            // the database's own count of the window's eligible entries (kept by its
+            // triggers, migration 0021): a read that missed or doubled one is refused
+            let counted: Option<i64> = sqlx::query_scalar(
+                "select n from window_entry_counts where window_id = $1 and status = 'eligible'",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if counted.unwrap_or(0) != entries.len() as i64 {
+                return Err(StoreError::Corrupt(format!(
+                    "window {id}: {} eligible entries read, {} counted",
+                    entries.len(),
+                    counted.unwrap_or(0)
+                )));
+            }
             let read_ms = started.elapsed().as_millis() as u64;
             let started = std::time::Instant::now();
-            let slot_rows: Vec<(String, String, String)> =
-                sqlx::query_as("select id, starts_at, counter from slots where window_id = $1")
-                    .bind(id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            let mut slots = slots_from_rows(slot_rows);
+            let slots_json: String = sqlx::query_scalar(slots_sql)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let mut slots = slots_from_json(id, &slots_json)?;
             sort_slots(&mut slots);
             let Committed {
                 entries_root,
@@ -635,13 +674,14 @@ impl Store {
             StoreError::Corrupt(format!("closed window {window_id} has no secret"))
         })?;
         let entries = self.frozen_entries(window_id).await?;
-        let slot_rows: Vec<(String, String, String)> = on_db!(self, |pool| {
-            sqlx::query_as("select id, starts_at, counter from slots where window_id = $1")
+        let slots_sql = self.slots_sql();
+        let slots_json: String = on_db!(self, |pool| {
+            sqlx::query_scalar(slots_sql)
                 .bind(window_id)
-                .fetch_all(pool)
+                .fetch_one(pool)
                 .await?
         });
-        let mut slots = slots_from_rows(slot_rows);
+        let mut slots = slots_from_json(window_id, &slots_json)?;
         sort_slots(&mut slots);
         if entries.len() as i64 != commitment.n_entries || slots.len() as i64 != commitment.n_slots
         {
@@ -1090,55 +1130,123 @@ impl Store {
 /// transaction. A row per entry costs a round trip per row through the driver (4 s for
 /// a million on SQLite), so each engine moves them in bulk its own way.
 trait ReadEligible {
-    /// In any order: the caller sorts them.
-    async fn eligible_entries(&mut self, window_id: &str) -> Result<Vec<Entry>, StoreError>;
+    type Database: sqlx::Database;
+
+    /// In any order: the caller sorts them. `pool` is the pool this connection's
+    /// transaction came from, for reading parts on other connections.
+    async fn eligible_entries(
+        &mut self,
+        pool: &sqlx::Pool<Self::Database>,
+        window_id: &str,
+    ) -> Result<Vec<Entry>, StoreError>;
 }
 
 impl ReadEligible for sqlx::SqliteConnection {
-    /// One `id:weight` text per batch, joined by commas, read by key ranges of the
-    /// index on (window, status, id, weight).
-    async fn eligible_entries(&mut self, window_id: &str) -> Result<Vec<Entry>, StoreError> {
-        let mut entries = Vec::new();
-        let mut after = String::new();
-        loop {
-            // The batch's text needs no order (the caller sorts): an ordered aggregate
-            // would sort every batch again. `max(id)` is where the next batch starts.
-            let (text, n, last): (Option<String>, i64, Option<String>) = sqlx::query_as(
-                "select string_agg(id || ':' || cast(weight as text), ','), count(*), max(id)
-                 from (select id, weight from entries
-                       where window_id = $1 and status = 'eligible' and id > $2
-                       order by id limit $3) batch",
-            )
-            .bind(window_id)
-            .bind(&after)
-            .bind(READ_BATCH)
-            .fetch_one(&mut *self)
-            .await?;
-            let (Some(text), Some(last)) = (text, last) else {
-                break;
-            };
-            for item in text.split(',') {
-                let (entry_id, weight) = item
-                    .split_once(':')
-                    .ok_or_else(|| StoreError::Corrupt(format!("eligible entry {item:?}")))?;
-                entries.push(parse_eligible(entry_id, weight)?);
+    type Database = sqlx::Sqlite;
+
+    /// The ids split in [`READ_PARTS`] ranges, each read on its own connection when
+    /// the pool has one to spare (SQLite reads on a thread per connection, so the
+    /// parts are read on both cores), the rest on this one. Every part sees what this
+    /// transaction sees: it holds the write lock (`BEGIN IMMEDIATE`) and has written
+    /// nothing yet, so no commit can come between its snapshot and theirs.
+    async fn eligible_entries(
+        &mut self,
+        pool: &sqlx::SqlitePool,
+        window_id: &str,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let mut helpers = Vec::new();
+        let mut own = Vec::new();
+        for part in READ_PARTS.windows(2).skip(1) {
+            let spare =
+                tokio::time::timeout(std::time::Duration::from_millis(50), pool.acquire()).await;
+            match spare {
+                Ok(Ok(mut connection)) => {
+                    let (window_id, after, before) = (window_id.to_owned(), part[0], part[1]);
+                    helpers.push(tokio::spawn(async move {
+                        let mut read = sqlx::Connection::begin(&mut *connection).await?;
+                        eligible_range(&mut read, &window_id, after, before).await
+                    }));
+                }
+                // none to spare now (a small pool, busy with registrations): read it here
+                _ => own.push(part),
             }
-            after = last;
-            if n < READ_BATCH {
-                break;
-            }
+        }
+        let mut entries = eligible_range(self, window_id, READ_PARTS[0], READ_PARTS[1]).await?;
+        for part in own {
+            entries.extend(eligible_range(self, window_id, part[0], part[1]).await?);
+        }
+        for helper in helpers {
+            let part = helper
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("reading eligible entries: {e}")))??;
+            entries.extend(part);
         }
         Ok(entries)
     }
 }
 
+/// Where the parts of a SQLite close's read split the ids: part `k` holds the ids
+/// strictly between `READ_PARTS[k]` and `READ_PARTS[k + 1]`. Ids are 32 lowercase hex
+/// characters, so every id falls in one part; one that did not (not hex, or exactly a
+/// bound) would be missed by every part, and the count check of the close refuses it.
+const READ_PARTS: [&str; 5] = ["", "4", "8", "c", "\u{10FFFF}"];
+
+/// The eligible entries of a window whose ids lie strictly between `after` and
+/// `before`: one `id:weight` text per batch, joined by commas, read by key ranges of
+/// the index on (window, status, id, weight).
+async fn eligible_range(
+    connection: &mut sqlx::SqliteConnection,
+    window_id: &str,
+    after: &str,
+    before: &str,
+) -> Result<Vec<Entry>, StoreError> {
+    let mut entries = Vec::new();
+    let mut after = after.to_owned();
+    loop {
+        // The batch's text needs no order (the caller sorts): an ordered aggregate
+        // would sort every batch again. `max(id)` is where the next batch starts.
+        let (text, n, last): (Option<String>, i64, Option<String>) = sqlx::query_as(
+            "select string_agg(id || ':' || cast(weight as text), ','), count(*), max(id)
+             from (select id, weight from entries
+                   where window_id = $1 and status = 'eligible' and id > $2 and id < $3
+                   order by id limit $4) batch",
+        )
+        .bind(window_id)
+        .bind(&after)
+        .bind(before)
+        .bind(READ_BATCH)
+        .fetch_one(&mut *connection)
+        .await?;
+        let (Some(text), Some(last)) = (text, last) else {
+            break;
+        };
+        for item in text.split(',') {
+            let (entry_id, weight) = item
+                .split_once(':')
+                .ok_or_else(|| StoreError::Corrupt(format!("eligible entry {item:?}")))?;
+            entries.push(parse_eligible(entry_id, weight)?);
+        }
+        after = last;
+        if n < READ_BATCH {
+            break;
+        }
+    }
+    Ok(entries)
+}
+
 impl ReadEligible for sqlx::PgConnection {
+    type Database = sqlx::Postgres;
+
     /// One `copy ... to stdout` in text format: a line `id<TAB>weight` per entry,
     /// streamed by a single statement. The batches of joined text took 2 s for a
     /// million entries (each aggregate sorted its batch again, and the server built
     /// and the client split 16 texts of 2 MB); the copy takes a third of that
     /// (docs/benchmarks.md, fourth round).
-    async fn eligible_entries(&mut self, window_id: &str) -> Result<Vec<Entry>, StoreError> {
+    async fn eligible_entries(
+        &mut self,
+        _pool: &sqlx::PgPool,
+        window_id: &str,
+    ) -> Result<Vec<Entry>, StoreError> {
         // `copy` takes no parameters: the id goes into the statement's text, so only
         // the characters of the ids the service makes are let through.
         if window_id.is_empty() || !window_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
