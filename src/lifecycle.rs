@@ -17,11 +17,11 @@ use crate::beacon::BeaconEvidence;
 use crate::domain::validation::{Issue, ValidationErrors};
 use crate::domain::weighting::WeightingPolicy;
 use crate::domain::window::WindowState;
-use crate::draw::assign::assign;
-use crate::draw::bundle::{DrawInputs, Outcome, assemble, draw};
+use crate::draw::assign::{assign, results_hash};
+use crate::draw::bundle::{DrawInputs, Outcome, assemble, rank_and_assign};
 use crate::draw::merkle::{MerkleTree, leaf_hashes};
 use crate::draw::stats::{Statistics, statistics};
-use crate::draw::{Bundle, Digest};
+use crate::draw::{Bundle, Digest, ResultRow};
 use crate::store::draws::{
     BundleRecord, CommitmentRecord, DrawInputsRecord, DrawOutput, DrawRecord,
 };
@@ -555,33 +555,55 @@ fn compute(
         1 << 16,
         HashingWriter::default(),
     ));
-    let (outcome, head) = std::thread::scope(|scope| {
+    let ((seed, order, slot_of), head) = std::thread::scope(|scope| {
         let head = scope.spawn(|| {
             let mut map = (&mut serializer).serialize_map(None)?;
             write_head(
                 &mut map,
                 &Head::of_inputs(&window.id, &inputs, &beacon_value),
-            )?;
-            Ok::<_, serde_json::Error>(map)
+            )
         });
-        let outcome = draw(
+        let ranked = rank_and_assign(
             &commitment,
             &inputs.secret,
             &beacon_value,
             &inputs.entries,
             &inputs.slots,
         );
-        (outcome, head.join())
+        (ranked, head.join())
     });
-    let mut map = head
-        .map_err(|_| StoreError::Corrupt(format!("bundle of {}: a thread panicked", window.id)))?
+    head.map_err(|_| StoreError::Corrupt(format!("bundle of {}: a thread panicked", window.id)))?
         .map_err(corrupt)?;
+    let mut writer = serializer.into_inner();
     let committed_at = inputs.commitment.committed_at;
-    let (bundle, stats) = published_parts(window, inputs, beacon_value, evidence, &outcome)?;
-    write_tail(&mut map, window, &bundle, &stats, committed_at, now).map_err(corrupt)?;
-    SerializeMap::end(map).map_err(corrupt)?;
-    let hashing = serializer
-        .into_inner()
+    // The results hash (section 9) is filled in below, once computed from the rows.
+    let mut outcome = Outcome {
+        seed,
+        order,
+        slot_of,
+        results_hash: [0; 32],
+    };
+    let (mut bundle, stats) = published_parts(window, inputs, beacon_value, evidence, &outcome)?;
+    // Section 9 on one core while the results are written on the others: the hash
+    // goes into the bundle right after the results.
+    let (results_hash, written) = std::thread::scope(|scope| {
+        let hash = scope.spawn(|| {
+            results_hash(
+                bundle
+                    .results
+                    .iter()
+                    .map(|row| (row.rank, &row.id, row.slot.as_deref())),
+            )
+        });
+        let written = write_tail_results(&mut writer, &bundle);
+        (hash.join(), written)
+    });
+    written.map_err(corrupt)?;
+    outcome.results_hash = results_hash
+        .map_err(|_| StoreError::Corrupt(format!("bundle of {}: a thread panicked", window.id)))?;
+    bundle.results_hash = hex::encode(outcome.results_hash);
+    write_tail_rest(&mut writer, window, &bundle, &stats, committed_at, now).map_err(corrupt)?;
+    let hashing = writer
         .into_inner()
         .map_err(|e| StoreError::Corrupt(format!("bundle of {}: {e}", window.id)))?;
     Ok((outcome, stats, hex::encode(hashing.finish())))
@@ -631,8 +653,16 @@ fn write_published(
     let mut serializer = serde_json::Serializer::new(writer);
     let mut map = (&mut serializer).serialize_map(None)?;
     write_head(&mut map, &Head::of_bundle(bundle))?;
-    write_tail(&mut map, window, bundle, statistics, committed_at, drawn_at)?;
-    SerializeMap::end(map)
+    let mut writer = serializer.into_inner();
+    write_tail_results(&mut writer, bundle)?;
+    write_tail_rest(
+        &mut writer,
+        window,
+        bundle,
+        statistics,
+        committed_at,
+        drawn_at,
+    )
 }
 
 /// The bundle's first fields, its inputs (DRAW-SPEC section 10, in its order), known
@@ -687,27 +717,39 @@ fn write_head<W: std::io::Write>(
     map.serialize_entry("slots", head.slots)
 }
 
-/// The rest of the bundle after [`write_head`]: the commitment, the draw's outcome,
-/// the beacon's evidence, then the statistics and the window.
-fn write_tail<W: std::io::Write>(
-    map: &mut BundleMap<'_, W>,
+/// The rest of the bundle's object after its head ([`write_head`], whose map is left
+/// open), as bytes: each field exactly as serde_json's compact map writes it (a comma,
+/// the key, a colon, the value), so the bundle reads as one object written by serde.
+/// Written by hand so that the results can be written on two cores.
+///
+/// This part: the commitment's values, the seed and the results.
+fn write_tail_results(writer: &mut impl std::io::Write, bundle: &Bundle) -> serde_json::Result<()> {
+    write_field(writer, "entries_root", &bundle.entries_root)?;
+    write_field(writer, "slots_hash", &bundle.slots_hash)?;
+    write_field(writer, "commitment", &bundle.commitment)?;
+    write_field(writer, "seed", &bundle.seed)?;
+    writer
+        .write_all(b",\"results\":")
+        .map_err(serde_json::Error::io)?;
+    write_results(writer, &bundle.results)
+}
+
+/// The fields after the results, and the end of the object.
+fn write_tail_rest(
+    writer: &mut impl std::io::Write,
     window: &WindowRecord,
     bundle: &Bundle,
     statistics: &Statistics,
     committed_at: DateTime<Utc>,
     drawn_at: DateTime<Utc>,
 ) -> serde_json::Result<()> {
-    map.serialize_entry("entries_root", &bundle.entries_root)?;
-    map.serialize_entry("slots_hash", &bundle.slots_hash)?;
-    map.serialize_entry("commitment", &bundle.commitment)?;
-    map.serialize_entry("seed", &bundle.seed)?;
-    map.serialize_entry("results", &bundle.results)?;
-    map.serialize_entry("results_hash", &bundle.results_hash)?;
+    write_field(writer, "results_hash", &bundle.results_hash)?;
     if let Some(evidence) = &bundle.beacon_evidence {
-        map.serialize_entry("beacon_evidence", evidence)?;
+        write_field(writer, "beacon_evidence", evidence)?;
     }
-    map.serialize_entry("statistics", statistics)?;
-    map.serialize_entry(
+    write_field(writer, "statistics", statistics)?;
+    write_field(
+        writer,
         "window",
         &PublishedWindow {
             site: &window.site,
@@ -719,7 +761,54 @@ fn write_tail<W: std::io::Write>(
             drawn_at,
             policy: &window.policy,
         },
-    )
+    )?;
+    writer.write_all(b"}").map_err(serde_json::Error::io)
+}
+
+/// One more field of an open JSON object, as serde_json's compact map writes it.
+fn write_field(
+    writer: &mut impl std::io::Write,
+    key: &str,
+    value: &impl Serialize,
+) -> serde_json::Result<()> {
+    writer.write_all(b",").map_err(serde_json::Error::io)?;
+    serde_json::to_writer(&mut *writer, key)?;
+    writer.write_all(b":").map_err(serde_json::Error::io)?;
+    serde_json::to_writer(&mut *writer, value)
+}
+
+/// The results rows as the JSON array serde_json writes for them, the second half
+/// serialised on another core while this one writes the first (a national window has a
+/// million rows, about 70 MB).
+fn write_results(writer: &mut impl std::io::Write, rows: &[ResultRow]) -> serde_json::Result<()> {
+    fn elements(rows: &[ResultRow], into: &mut impl std::io::Write) -> serde_json::Result<()> {
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                into.write_all(b",").map_err(serde_json::Error::io)?;
+            }
+            serde_json::to_writer(&mut *into, row)?;
+        }
+        Ok(())
+    }
+    let (first, second) = rows.split_at(rows.len() / 2);
+    writer.write_all(b"[").map_err(serde_json::Error::io)?;
+    let second_text = std::thread::scope(|scope| {
+        let second_text = scope.spawn(|| {
+            let mut text = Vec::with_capacity(second.len() * 72);
+            elements(second, &mut text).map(|()| text)
+        });
+        elements(first, writer)?;
+        second_text
+            .join()
+            .expect("serialising results rows does not panic")
+    })?;
+    if !first.is_empty() && !second.is_empty() {
+        writer.write_all(b",").map_err(serde_json::Error::io)?;
+    }
+    writer
+        .write_all(&second_text)
+        .map_err(serde_json::Error::io)?;
+    writer.write_all(b"]").map_err(serde_json::Error::io)
 }
 
 /// SHA-256 of whatever is written to it.
@@ -936,5 +1025,28 @@ pub fn standing(
         }
         (EntryStatus::PendingVerification, None) => EntryStanding::PendingVerification,
         (EntryStatus::Eligible, None) => EntryStanding::Eligible,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::draw::EntryId;
+
+    #[test]
+    fn results_written_in_halves_are_serde_json_s_array() {
+        for n in [0usize, 1, 2, 3, 10, 1001] {
+            let rows: Vec<ResultRow> = (0..n)
+                .map(|i| ResultRow {
+                    rank: i as u64 + 1,
+                    id: EntryId::from_bytes([i as u8; 16]),
+                    slot: (i % 3 == 0).then(|| format!("slot \"{i}\"\n")),
+                })
+                .collect();
+            let mut halves = Vec::new();
+            write_results(&mut halves, &rows).unwrap();
+            let serde = serde_json::to_string(&rows).unwrap();
+            assert_eq!(String::from_utf8(halves).unwrap(), serde, "n = {n}");
+        }
     }
 }

@@ -210,10 +210,7 @@ pub fn draw(
     entries: &[Entry],
     slots: &[Slot],
 ) -> Outcome {
-    let seed = seed(commitment, secret, beacon_value);
-    let weights: Vec<u32> = entries.iter().map(|e| e.weight).collect();
-    let order = rank(&weights, &mut Stream::new(&seed));
-    let slot_of = assign(&order, &weights, slots.len());
+    let (seed, order, slot_of) = rank_and_assign(commitment, secret, beacon_value, entries, slots);
     let results_hash = results_hash(order.iter().zip(&slot_of).enumerate().map(
         |(position, (&entry, slot))| {
             (
@@ -229,6 +226,24 @@ pub fn draw(
         slot_of,
         results_hash,
     }
+}
+
+/// Sections 5 to 8 of [`draw`]: the seed, the entry indices in rank order and the slot
+/// of each rank position, without the results hash (section 9), which a caller may
+/// compute from the results rows while it does other work
+/// ([`crate::draw::assign::results_hash`]).
+pub fn rank_and_assign(
+    commitment: &Digest,
+    secret: &[u8; 32],
+    beacon_value: &[u8],
+    entries: &[Entry],
+    slots: &[Slot],
+) -> (Digest, Vec<usize>, Vec<Option<usize>>) {
+    let seed = seed(commitment, secret, beacon_value);
+    let weights: Vec<u32> = entries.iter().map(|e| e.weight).collect();
+    let order = rank(&weights, &mut Stream::new(&seed));
+    let slot_of = assign(&order, &weights, slots.len());
+    (seed, order, slot_of)
 }
 
 /// The whole draw from its inputs, in any order: entries are put in entry order and

@@ -1154,35 +1154,73 @@ impl ReadEligible for sqlx::SqliteConnection {
         pool: &sqlx::SqlitePool,
         window_id: &str,
     ) -> Result<Vec<Entry>, StoreError> {
-        let mut helpers = Vec::new();
-        let mut own = Vec::new();
-        for part in READ_PARTS.windows(2).skip(1) {
-            let spare =
-                tokio::time::timeout(std::time::Duration::from_millis(50), pool.acquire()).await;
-            match spare {
-                Ok(Ok(mut connection)) => {
-                    let (window_id, after, before) = (window_id.to_owned(), part[0], part[1]);
-                    helpers.push(tokio::spawn(async move {
-                        let mut read = sqlx::Connection::begin(&mut *connection).await?;
-                        eligible_range(&mut read, &window_id, after, before).await
-                    }));
-                }
-                // none to spare now (a small pool, busy with registrations): read it here
-                _ => own.push(part),
-            }
-        }
-        let mut entries = eligible_range(self, window_id, READ_PARTS[0], READ_PARTS[1]).await?;
+        let (helpers, own) = spawn_parts(pool, window_id, |mut connection, id, part| async move {
+            let mut read = sqlx::Connection::begin(&mut *connection).await?;
+            eligible_range(&mut read, &id, part).await
+        })
+        .await;
+        let mut entries = Vec::new();
         for part in own {
-            entries.extend(eligible_range(self, window_id, part[0], part[1]).await?);
+            entries.extend(eligible_range(self, window_id, part).await?);
         }
-        for helper in helpers {
-            let part = helper
-                .await
-                .map_err(|e| StoreError::Corrupt(format!("reading eligible entries: {e}")))??;
-            entries.extend(part);
-        }
-        Ok(entries)
+        join_parts(helpers, entries).await
     }
+}
+
+/// A part of the ids: those strictly between its two bounds.
+type Part = [&'static str; 2];
+
+/// Starts reading the parts of [`READ_PARTS`] after the first on connections the pool
+/// can spare within a few milliseconds, each with `read`. Returns the reading tasks
+/// and the parts left to the caller's own connection (the first, and those no
+/// connection was spared for: a small pool, busy with registrations).
+async fn spawn_parts<DB, Read, Reading>(
+    pool: &sqlx::Pool<DB>,
+    window_id: &str,
+    read: Read,
+) -> (
+    Vec<tokio::task::JoinHandle<Result<Vec<Entry>, StoreError>>>,
+    Vec<Part>,
+)
+where
+    DB: sqlx::Database,
+    Read: Fn(sqlx::pool::PoolConnection<DB>, String, Part) -> Reading,
+    Reading: Future<Output = Result<Vec<Entry>, StoreError>> + Send + 'static,
+{
+    let parts = READ_PARTS.windows(2).map(|bounds| [bounds[0], bounds[1]]);
+    let mut helpers = Vec::new();
+    let mut own = Vec::new();
+    for (i, part) in parts.enumerate() {
+        let spare = if i == 0 {
+            None
+        } else {
+            tokio::time::timeout(std::time::Duration::from_millis(50), pool.acquire())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        match spare {
+            Some(connection) => {
+                helpers.push(tokio::spawn(read(connection, window_id.to_owned(), part)))
+            }
+            None => own.push(part),
+        }
+    }
+    (helpers, own)
+}
+
+/// `entries` (the parts read by the caller) with those of the reading tasks.
+async fn join_parts(
+    helpers: Vec<tokio::task::JoinHandle<Result<Vec<Entry>, StoreError>>>,
+    mut entries: Vec<Entry>,
+) -> Result<Vec<Entry>, StoreError> {
+    for helper in helpers {
+        let part = helper
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("reading eligible entries: {e}")))??;
+        entries.extend(part);
+    }
+    Ok(entries)
 }
 
 /// Where the parts of a SQLite close's read split the ids: part `k` holds the ids
@@ -1197,8 +1235,7 @@ const READ_PARTS: [&str; 5] = ["", "4", "8", "c", "\u{10FFFF}"];
 async fn eligible_range(
     connection: &mut sqlx::SqliteConnection,
     window_id: &str,
-    after: &str,
-    before: &str,
+    [after, before]: Part,
 ) -> Result<Vec<Entry>, StoreError> {
     let mut entries = Vec::new();
     let mut after = after.to_owned();
@@ -1237,14 +1274,16 @@ async fn eligible_range(
 impl ReadEligible for sqlx::PgConnection {
     type Database = sqlx::Postgres;
 
-    /// One `copy ... to stdout` in text format: a line `id<TAB>weight` per entry,
-    /// streamed by a single statement. The batches of joined text took 2 s for a
-    /// million entries (each aggregate sorted its batch again, and the server built
-    /// and the client split 16 texts of 2 MB); the copy takes a third of that
-    /// (docs/benchmarks.md, fourth round).
+    /// One `copy ... to stdout` in text format per part of [`READ_PARTS`]: a line
+    /// `id<TAB>weight` per entry, streamed by a single statement. The batches of joined
+    /// text took 2 s for a million entries (each aggregate sorted its batch again, and
+    /// the server built and the client split 16 texts of 2 MB); one copy took a third
+    /// of that (docs/benchmarks.md, fourth round). The parts read on other connections
+    /// import this transaction's snapshot (`pg_export_snapshot`), so they see exactly
+    /// the entries it sees; the write lock it holds keeps writers out meanwhile.
     async fn eligible_entries(
         &mut self,
-        _pool: &sqlx::PgPool,
+        pool: &sqlx::PgPool,
         window_id: &str,
     ) -> Result<Vec<Entry>, StoreError> {
         // `copy` takes no parameters: the id goes into the statement's text, so only
@@ -1252,41 +1291,81 @@ impl ReadEligible for sqlx::PgConnection {
         if window_id.is_empty() || !window_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(StoreError::Corrupt(format!("window id {window_id:?}")));
         }
-        let statement = format!(
-            "copy (select id, weight from entries
-                   where window_id = '{window_id}' and status = 'eligible' order by id)
-             to stdout"
-        );
-        let mut stream = self.copy_out_raw(&statement).await?;
-        let mut entries = Vec::new();
-        // a line may in principle be split across two messages of the protocol
-        let mut pending: Vec<u8> = Vec::new();
-        while let Some(data) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
-            pending.extend_from_slice(&data?);
-            let mut start = 0;
-            while let Some(end) = pending[start..].iter().position(|&b| b == b'\n') {
-                let line = &pending[start..start + end];
-                start += end + 1;
-                let (entry_id, weight) = std::str::from_utf8(line)
-                    .ok()
-                    .and_then(|line| line.split_once('\t'))
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "eligible entry {:?}",
-                            String::from_utf8_lossy(line)
-                        ))
-                    })?;
-                entries.push(parse_eligible(entry_id, weight)?);
+        let snapshot: String = sqlx::query_scalar("select pg_export_snapshot()")
+            .fetch_one(&mut *self)
+            .await?;
+        // a snapshot's name is hexadecimal digits and dashes; it goes into a statement too
+        if !snapshot.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return Err(StoreError::Corrupt(format!("snapshot name {snapshot:?}")));
+        }
+        let (helpers, own) = spawn_parts(pool, window_id, |mut connection, id, part| {
+            let snapshot = snapshot.clone();
+            async move {
+                let mut read = sqlx::Connection::begin_with(
+                    &mut *connection,
+                    "begin isolation level repeatable read read only",
+                )
+                .await?;
+                // checked above: hexadecimal digits and dashes only
+                let statement = format!("set transaction snapshot '{snapshot}'");
+                sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .execute(&mut *read)
+                    .await?;
+                eligible_copy(&mut read, &id, part).await
             }
-            pending.drain(..start);
+        })
+        .await;
+        let mut entries = Vec::new();
+        for part in own {
+            entries.extend(eligible_copy(self, window_id, part).await?);
         }
-        if !pending.is_empty() {
-            return Err(StoreError::Corrupt(
-                "eligible entries: an unfinished line".into(),
-            ));
-        }
-        Ok(entries)
+        join_parts(helpers, entries).await
     }
+}
+
+/// The eligible entries of a window whose ids lie strictly between the part's bounds,
+/// by one `copy`. `window_id` has been checked to be alphanumeric; the bounds are
+/// those of [`READ_PARTS`].
+async fn eligible_copy(
+    connection: &mut sqlx::PgConnection,
+    window_id: &str,
+    [after, before]: Part,
+) -> Result<Vec<Entry>, StoreError> {
+    let statement = format!(
+        "copy (select id, weight from entries
+               where window_id = '{window_id}' and status = 'eligible'
+                 and id > '{after}' and id < '{before}')
+         to stdout"
+    );
+    let mut stream = connection.copy_out_raw(&statement).await?;
+    let mut entries = Vec::new();
+    // a line may in principle be split across two messages of the protocol
+    let mut pending: Vec<u8> = Vec::new();
+    while let Some(data) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        pending.extend_from_slice(&data?);
+        let mut start = 0;
+        while let Some(end) = pending[start..].iter().position(|&b| b == b'\n') {
+            let line = &pending[start..start + end];
+            start += end + 1;
+            let (entry_id, weight) = std::str::from_utf8(line)
+                .ok()
+                .and_then(|line| line.split_once('\t'))
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "eligible entry {:?}",
+                        String::from_utf8_lossy(line)
+                    ))
+                })?;
+            entries.push(parse_eligible(entry_id, weight)?);
+        }
+        pending.drain(..start);
+    }
+    if !pending.is_empty() {
+        return Err(StoreError::Corrupt(
+            "eligible entries: an unfinished line".into(),
+        ));
+    }
+    Ok(entries)
 }
 
 /// An eligible entry from its id (hex) and weight (decimal) as text.
