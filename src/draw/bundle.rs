@@ -155,12 +155,29 @@ pub fn commit(
     entries: &[Entry],
     slots: &[Slot],
 ) -> Committed {
-    let leaves = leaf_hashes(entries);
-    let entries_root = root(&leaves);
+    commit_leaves(
+        window_id,
+        beacon,
+        seed_commitment,
+        &leaf_hashes(entries),
+        slots,
+    )
+}
+
+/// [`commit`] from the entries' leaf hashes ([`crate::draw::merkle::leaf_hash`], in
+/// entry order), for a caller that hashed the leaves as it read the entries.
+pub fn commit_leaves(
+    window_id: &str,
+    beacon: &str,
+    seed_commitment: &str,
+    leaves: &[Digest],
+    slots: &[Slot],
+) -> Committed {
+    let entries_root = root(leaves);
     let slots_hash = slots_hash(slots);
     let commitment = commitment(&CommitmentInput {
         window_id,
-        n_entries: entries.len() as u64,
+        n_entries: leaves.len() as u64,
         entries_root: &entries_root,
         n_slots: slots.len() as u64,
         slots_hash: &slots_hash,

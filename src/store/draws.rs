@@ -16,10 +16,11 @@ use super::packed::{
 };
 use super::{Db, Store, StoreError, WritePool, on_db, parse_column};
 use crate::domain::window::{WindowState, WrongState};
-use crate::draw::bundle::{Committed, Outcome, commit};
+use crate::draw::bundle::{Committed, Outcome, commit_leaves};
 use crate::draw::commit::sort_slots;
+use crate::draw::merkle::leaf_hashes;
 use crate::draw::stats::Statistics;
-use crate::draw::{Entry, EntryId, Slot};
+use crate::draw::{Digest, Entry, EntryId, Slot};
 
 /// Eligible entries read per query at close.
 const READ_BATCH: i64 = 65_536;
@@ -416,8 +417,7 @@ impl Store {
             })?;
 
             let started = std::time::Instant::now();
-            let mut entries = ReadEligible::eligible_entries(&mut *tx, pool, id).await?;
-            entries.sort_unstable_by_key(|e| e.id);
+            let (entries, leaves) = ReadEligible::eligible_entries(&mut *tx, pool, id).await?;
             // the database's own count of the window's eligible entries (kept by its
             // triggers, migration 0021): a read that missed or doubled one is refused
             let counted: Option<i64> = sqlx::query_scalar(
@@ -445,7 +445,7 @@ impl Store {
                 entries_root,
                 slots_hash,
                 commitment,
-            } = commit(id, &beacon, &seed_commitment, &entries, &slots);
+            } = commit_leaves(id, &beacon, &seed_commitment, &leaves, &slots);
             let record = CommitmentRecord {
                 window_id: id.to_owned(),
                 n_entries: entries.len() as i64,
@@ -1132,13 +1132,14 @@ impl Store {
 trait ReadEligible {
     type Database: sqlx::Database;
 
-    /// In any order: the caller sorts them. `pool` is the pool this connection's
-    /// transaction came from, for reading parts on other connections.
+    /// In entry order (ascending id), with their Merkle leaf hashes. `pool` is the
+    /// pool this connection's transaction came from, for reading parts on other
+    /// connections.
     async fn eligible_entries(
         &mut self,
         pool: &sqlx::Pool<Self::Database>,
         window_id: &str,
-    ) -> Result<Vec<Entry>, StoreError>;
+    ) -> Result<(Vec<Entry>, Vec<Digest>), StoreError>;
 }
 
 impl ReadEligible for sqlx::SqliteConnection {
@@ -1153,39 +1154,48 @@ impl ReadEligible for sqlx::SqliteConnection {
         &mut self,
         pool: &sqlx::SqlitePool,
         window_id: &str,
-    ) -> Result<Vec<Entry>, StoreError> {
+    ) -> Result<(Vec<Entry>, Vec<Digest>), StoreError> {
         let (helpers, own) = spawn_parts(pool, window_id, |mut connection, id, part| async move {
             let mut read = sqlx::Connection::begin(&mut *connection).await?;
-            eligible_range(&mut read, &id, part).await
+            hashed(eligible_range(&mut read, &id, part).await?).await
         })
         .await;
-        let mut entries = Vec::new();
-        for part in own {
-            entries.extend(eligible_range(self, window_id, part).await?);
+        let mut parts = Vec::new();
+        for (i, part) in own {
+            parts.push((
+                i,
+                hashed(eligible_range(self, window_id, part).await?).await?,
+            ));
         }
-        join_parts(helpers, entries).await
+        join_parts(helpers, parts).await
     }
 }
 
 /// A part of the ids: those strictly between its two bounds.
 type Part = [&'static str; 2];
 
+/// The entries of one part and their leaf hashes: what a part's reader returns.
+type HashedPart = (Vec<Entry>, Vec<Digest>);
+
+/// A reading task and the index of its part.
+type PartTask = (
+    usize,
+    tokio::task::JoinHandle<Result<HashedPart, StoreError>>,
+);
+
 /// Starts reading the parts of [`READ_PARTS`] after the first on connections the pool
 /// can spare within a few milliseconds, each with `read`. Returns the reading tasks
 /// and the parts left to the caller's own connection (the first, and those no
-/// connection was spared for: a small pool, busy with registrations).
+/// connection was spared for: a small pool, busy with registrations), with their index.
 async fn spawn_parts<DB, Read, Reading>(
     pool: &sqlx::Pool<DB>,
     window_id: &str,
     read: Read,
-) -> (
-    Vec<tokio::task::JoinHandle<Result<Vec<Entry>, StoreError>>>,
-    Vec<Part>,
-)
+) -> (Vec<PartTask>, Vec<(usize, Part)>)
 where
     DB: sqlx::Database,
     Read: Fn(sqlx::pool::PoolConnection<DB>, String, Part) -> Reading,
-    Reading: Future<Output = Result<Vec<Entry>, StoreError>> + Send + 'static,
+    Reading: Future<Output = Result<HashedPart, StoreError>> + Send + 'static,
 {
     let parts = READ_PARTS.windows(2).map(|bounds| [bounds[0], bounds[1]]);
     let mut helpers = Vec::new();
@@ -1200,27 +1210,54 @@ where
                 .and_then(Result::ok)
         };
         match spare {
-            Some(connection) => {
-                helpers.push(tokio::spawn(read(connection, window_id.to_owned(), part)))
-            }
-            None => own.push(part),
+            Some(connection) => helpers.push((
+                i,
+                tokio::spawn(read(connection, window_id.to_owned(), part)),
+            )),
+            None => own.push((i, part)),
         }
     }
     (helpers, own)
 }
 
-/// `entries` (the parts read by the caller) with those of the reading tasks.
+/// A part's entries sorted by id, with their leaf hashes, computed off the async
+/// threads while the other parts are still being read.
+async fn hashed(mut entries: Vec<Entry>) -> Result<HashedPart, StoreError> {
+    tokio::task::spawn_blocking(move || {
+        entries.sort_unstable_by_key(|e| e.id);
+        let leaves = leaf_hashes(&entries);
+        (entries, leaves)
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("hashing eligible entries: {e}")))
+}
+
+/// Every part (those read by the caller, `own`, and the reading tasks'), joined in
+/// part order: the parts are consecutive ranges of ids, so the entries come out in
+/// entry order. Refuses an id that is not strictly after the one before it.
 async fn join_parts(
-    helpers: Vec<tokio::task::JoinHandle<Result<Vec<Entry>, StoreError>>>,
-    mut entries: Vec<Entry>,
-) -> Result<Vec<Entry>, StoreError> {
-    for helper in helpers {
+    helpers: Vec<PartTask>,
+    mut own: Vec<(usize, HashedPart)>,
+) -> Result<HashedPart, StoreError> {
+    for (i, helper) in helpers {
         let part = helper
             .await
             .map_err(|e| StoreError::Corrupt(format!("reading eligible entries: {e}")))??;
-        entries.extend(part);
+        own.push((i, part));
     }
-    Ok(entries)
+    own.sort_unstable_by_key(|(i, _)| *i);
+    let (mut entries, mut leaves) = (Vec::new(), Vec::new());
+    for (_, (part_entries, part_leaves)) in own {
+        entries.extend(part_entries);
+        leaves.extend(part_leaves);
+    }
+    if let Some(pair) = entries.windows(2).find(|pair| pair[0].id >= pair[1].id) {
+        return Err(StoreError::Corrupt(format!(
+            "eligible entries read out of order or twice: {} then {}",
+            pair[0].id, pair[1].id
+        )));
+    }
+    Ok((entries, leaves))
 }
 
 /// Where the parts of a SQLite close's read split the ids: part `k` holds the ids
@@ -1285,7 +1322,7 @@ impl ReadEligible for sqlx::PgConnection {
         &mut self,
         pool: &sqlx::PgPool,
         window_id: &str,
-    ) -> Result<Vec<Entry>, StoreError> {
+    ) -> Result<(Vec<Entry>, Vec<Digest>), StoreError> {
         // `copy` takes no parameters: the id goes into the statement's text, so only
         // the characters of the ids the service makes are let through.
         if window_id.is_empty() || !window_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -1311,15 +1348,18 @@ impl ReadEligible for sqlx::PgConnection {
                 sqlx::query(sqlx::AssertSqlSafe(statement))
                     .execute(&mut *read)
                     .await?;
-                eligible_copy(&mut read, &id, part).await
+                hashed(eligible_copy(&mut read, &id, part).await?).await
             }
         })
         .await;
-        let mut entries = Vec::new();
-        for part in own {
-            entries.extend(eligible_copy(self, window_id, part).await?);
+        let mut parts = Vec::new();
+        for (i, part) in own {
+            parts.push((
+                i,
+                hashed(eligible_copy(self, window_id, part).await?).await?,
+            ));
         }
-        join_parts(helpers, entries).await
+        join_parts(helpers, parts).await
     }
 }
 
