@@ -940,3 +940,73 @@ async fn a_bundle_stored_by_an_earlier_version_is_served_as_stored() {
     assert_eq!(served_sha, sha256);
     assert_eq!(served, stored.as_bytes());
 }
+
+/// Migration 0024 drops the foreign keys of `draw_results` (on SQLite by rebuilding the
+/// table): applied to a database holding a drawn window's rows, it keeps every row,
+/// the append-only triggers, and leaves no foreign key behind.
+#[tokio::test]
+async fn dropping_the_result_rows_foreign_keys_keeps_every_row() {
+    let app = TestApp::spawn().await;
+    let window_id = closed_window(&app, 6).await;
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/draw"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    app.finish_draw_followup(&window_id).await;
+    let read = || async {
+        let rows: Vec<(String, i64, String, Option<String>)> =
+            with_pool!(app, |pool| sqlx::query_as(
+                "select window_id, rank, entry_id, slot_id from draw_results order by rank"
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap());
+        rows
+    };
+    let before = read().await;
+    assert_eq!(before.len(), 6);
+
+    // The database as it was before the migration: on PostgreSQL the two keys put
+    // back; SQLite's table is rebuilt whatever it holds, so it runs again as it is.
+    if let tirage::store::Db::Postgres(_) = app.store().db() {
+        for statement in [
+            "alter table draw_results add constraint draw_results_entry_id_fkey
+                 foreign key (entry_id) references entries (id)",
+            "alter table draw_results add constraint draw_results_window_id_fkey
+                 foreign key (window_id) references draws (window_id)",
+        ] {
+            app.execute(statement).await.unwrap();
+        }
+    }
+    let forgotten = app
+        .execute("delete from _sqlx_migrations where description = 'draw results unchecked'")
+        .await
+        .unwrap();
+    assert_eq!(forgotten, 1);
+    let store = tirage::store::Store::connect(&app.url).await.unwrap();
+    store.migrate().await.unwrap();
+
+    assert_eq!(read().await, before);
+    let foreign_keys: i64 = with_pool!(app, |pool| match app.store().db() {
+        tirage::store::Db::Sqlite(_) =>
+            sqlx::query_scalar("select count(*) from pragma_foreign_key_list('draw_results')"),
+        tirage::store::Db::Postgres(_) => sqlx::query_scalar(
+            "select count(*) from pg_constraint
+             where conrelid = 'draw_results'::regclass and contype = 'f'"
+        ),
+    }
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    assert_eq!(foreign_keys, 0);
+    // still append-only
+    assert!(
+        app.execute("update draw_results set slot_id = null")
+            .await
+            .is_err()
+    );
+    assert!(app.execute("delete from draw_results").await.is_err());
+    assert_eq!(read().await, before);
+}
