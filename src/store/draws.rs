@@ -250,11 +250,14 @@ const SLOTS_JSON_POSTGRES: &str = "
     select coalesce(json_agg(json_build_array(id, starts_at, counter)), '[]')::text
     from slots where window_id = $1";
 
-/// The slots of what [`SLOTS_JSON_SQLITE`] or [`SLOTS_JSON_POSTGRES`] read, in no order.
-fn slots_from_json(window_id: &str, text: &str) -> Result<Vec<Slot>, StoreError> {
+/// The slots of what [`SLOTS_JSON_SQLITE`] or [`SLOTS_JSON_POSTGRES`] read, in slot
+/// order (DRAW-SPEC: `starts_at`, `counter`, `id`, bytewise).
+fn sorted_slots_from_json(window_id: &str, text: &str) -> Result<Vec<Slot>, StoreError> {
     let rows: Vec<(String, String, String)> = serde_json::from_str(text)
         .map_err(|e| StoreError::Corrupt(format!("slots of window {window_id}: {e}")))?;
-    Ok(slots_from_rows(rows))
+    let mut slots = slots_from_rows(rows);
+    sort_slots(&mut slots);
+    Ok(slots)
 }
 
 impl Store {
@@ -439,8 +442,7 @@ impl Store {
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?;
-            let mut slots = slots_from_json(id, &slots_json)?;
-            sort_slots(&mut slots);
+            let slots = sorted_slots_from_json(id, &slots_json)?;
             let Committed {
                 entries_root,
                 slots_hash,
@@ -681,8 +683,7 @@ impl Store {
                 .fetch_one(pool)
                 .await?
         });
-        let mut slots = slots_from_json(window_id, &slots_json)?;
-        sort_slots(&mut slots);
+        let slots = sorted_slots_from_json(window_id, &slots_json)?;
         if entries.len() as i64 != commitment.n_entries || slots.len() as i64 != commitment.n_slots
         {
             return Err(StoreError::Corrupt(format!(
@@ -1260,7 +1261,7 @@ async fn join_parts(
     Ok((entries, leaves))
 }
 
-/// Where the parts of a SQLite close's read split the ids: part `k` holds the ids
+/// Where the parts of a close's read split the ids (both engines): part `k` holds the ids
 /// strictly between `READ_PARTS[k]` and `READ_PARTS[k + 1]`. Ids are 32 lowercase hex
 /// characters, so every id falls in one part; one that did not (not hex, or exactly a
 /// bound) would be missed by every part, and the count check of the close refuses it.

@@ -989,17 +989,19 @@ async fn dropping_the_result_rows_foreign_keys_keeps_every_row() {
     store.migrate().await.unwrap();
 
     assert_eq!(read().await, before);
-    let foreign_keys: i64 = with_pool!(app, |pool| match app.store().db() {
-        tirage::store::Db::Sqlite(_) =>
-            sqlx::query_scalar("select count(*) from pragma_foreign_key_list('draw_results')"),
-        tirage::store::Db::Postgres(_) => sqlx::query_scalar(
+    let count_foreign_keys = match app.store().db() {
+        tirage::store::Db::Sqlite(_) => {
+            "select count(*) from pragma_foreign_key_list('draw_results')"
+        }
+        tirage::store::Db::Postgres(_) => {
             "select count(*) from pg_constraint
              where conrelid = 'draw_results'::regclass and contype = 'f'"
-        ),
-    }
-    .fetch_one(pool)
-    .await
-    .unwrap());
+        }
+    };
+    let foreign_keys: i64 = with_pool!(app, |pool| sqlx::query_scalar(count_foreign_keys)
+        .fetch_one(pool)
+        .await
+        .unwrap());
     assert_eq!(foreign_keys, 0);
     // still append-only
     assert!(
