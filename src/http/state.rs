@@ -49,7 +49,17 @@ pub struct AppState {
 impl AppState {
     /// The state, with the registrar's writer task started on the current runtime.
     pub fn new(store: Store, mailer: Arc<dyn Mailer>, clock: Arc<dyn Clock>) -> Self {
-        let outbox = OutboxSender::new(store.clone(), mailer, Arc::clone(&clock));
+        // On a SQLite file the outbox writes through the registrar's connection, which
+        // does not wait for the disk at each commit: nothing is acknowledged on the
+        // strength of those writes (a mark lost to a power cut sends the mail again,
+        // as a crash between a send and its mark always could; a lost claim only frees
+        // the mail sooner), the next sync of the log covers them anyway, and the
+        // registrar's connection keeps its cache, which a commit from another
+        // connection would empty.
+        let outbox_store = store
+            .unsynced_writer()
+            .map_or_else(|| store.clone(), |(writer, _)| writer);
+        let outbox = OutboxSender::new(outbox_store, mailer, Arc::clone(&clock));
         let registrar = Registrar::start(store.clone());
         Self {
             store,

@@ -1,7 +1,7 @@
 //! Group commit of registrations: one writer task stores registrations in batches.
 //!
 //! Every registration is a write transaction that must reach the disk before the
-//! receipt is sent (SQLite with `synchronous=FULL` syncs its log at each commit), and
+//! receipt is sent, and
 //! every registration appends to the one audit chain, so registrations are written one
 //! after the other whatever happens. Rather than have each request wait for the write
 //! lock and pay for its own sync, requests hand their registration to the
@@ -18,6 +18,14 @@
 //! If a batch fails as a whole (an error no savepoint contains), nothing of it was
 //! stored, and each of its registrations is tried again alone, so each request gets
 //! its own answer.
+//!
+//! On a SQLite file, "committed" is not yet "on the disk": the writer commits through
+//! a connection of its own that does not wait for the disk, hands the batch's answers
+//! to a second task that syncs the log ([`LogFile`]), and goes on with the next batch
+//! while the disk works. A batch is answered only once a sync that began after its
+//! commit has returned, so every receipt still stands for a registration that
+//! survives a power cut; what changes is that the writer no longer sits idle during
+//! the sync. On PostgreSQL the commit itself waits for the server's log, as before.
 //!
 //! The measured effect is in `docs/benchmarks.md`.
 
@@ -126,8 +134,30 @@ pub struct Registrar {
 }
 
 impl Registrar {
-    /// Starts the writer task on the current tokio runtime.
+    /// Starts the writer task on the current tokio runtime. On a SQLite file it
+    /// writes through the store's [`Store::unsynced_writer`] and answers each batch
+    /// once the log is synced (see [`LogFile`]).
     pub fn start(store: Store) -> Self {
+        match store.unsynced_writer() {
+            Some((writer, log)) => {
+                let log = LogFile::new(log);
+                Self::start_with_sync(store.clone(), writer, std::sync::Arc::new(log))
+            }
+            None => Self::spawn(store.clone(), store, None),
+        }
+    }
+
+    /// Starts the writer task writing through `writer` (a store whose commits do not
+    /// wait for the disk, see [`Store::unsynced_writer`]) and answering a batch only
+    /// once `log.sync()`, started after the batch's commit, has returned. `store` is
+    /// the service's store, for the checkpoints.
+    pub fn start_with_sync(store: Store, writer: Store, log: std::sync::Arc<dyn LogSync>) -> Self {
+        let (committed, to_sync) = mpsc::channel(SYNC_QUEUE);
+        tokio::spawn(sync_then_answer(log, to_sync));
+        Self::spawn(store, writer, Some(committed))
+    }
+
+    fn spawn(store: Store, writer: Store, synced: Option<mpsc::Sender<Committed>>) -> Self {
         let (queue, waiting) = mpsc::channel(QUEUE);
         let checkpoints = store.is_sqlite().then(|| {
             // At most one request waiting: batches committed while a checkpoint runs
@@ -136,7 +166,7 @@ impl Registrar {
             tokio::spawn(checkpoint(store.clone(), asked));
             ask
         });
-        tokio::spawn(write(store, waiting, checkpoints));
+        tokio::spawn(write(writer, waiting, checkpoints, synced));
         Self { queue }
     }
 
@@ -156,11 +186,13 @@ impl Registrar {
     }
 }
 
-/// The writer task: takes what is waiting, stores it, answers, again.
+/// The writer task: takes what is waiting, stores it, answers (or hands the answers
+/// to [`sync_then_answer`]), again.
 async fn write(
     store: Store,
     mut waiting: mpsc::Receiver<(NewRegistration, Reply)>,
     checkpoints: Option<mpsc::Sender<()>>,
+    synced: Option<mpsc::Sender<Committed>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // The registrations of the last batch, and those already waiting when it was
@@ -181,15 +213,136 @@ async fn write(
                 .filter(|outcome| matches!(outcome, Ok(RegisterOutcome::Created { .. })))
                 .count(),
         );
-        for (reply, outcome) in replies.into_iter().zip(outcomes) {
-            // A request that gave up (its client went away) no longer listens; what
-            // was committed stays committed, as it would without batching.
-            let _ = reply.send(outcome);
+        match &synced {
+            Some(synced) => {
+                if let Err(mpsc::error::SendError((replies, outcomes))) =
+                    synced.send((replies, outcomes)).await
+                {
+                    // The sync task is gone (only at shutdown): nothing can say
+                    // these commits reached the disk.
+                    answer(replies, outcomes, Some(&not_synced("the log sync stopped")));
+                }
+            }
+            None => answer(replies, outcomes, None),
         }
         if let Some(checkpoints) = &checkpoints {
             // Full: a checkpoint is already asked for, and it will cover this batch.
             let _ = checkpoints.try_send(());
         }
+    }
+}
+
+/// The batches committed and not yet answered that the sync task holds at most;
+/// beyond, the writer waits for it.
+const SYNC_QUEUE: usize = 8;
+
+/// A committed batch: its requests and their outcomes.
+type Committed = (Vec<Reply>, Vec<Result<RegisterOutcome, StoreError>>);
+
+/// Syncs a log file of the database to the disk (see [`LogFile`]); a test can put a
+/// gate of its own instead.
+pub trait LogSync: Send + Sync + 'static {
+    /// Returns once everything written to the log before the call is on the disk.
+    fn sync(&self) -> std::io::Result<()>;
+}
+
+/// SQLite's log (`<database>-wal`), synced with `fdatasync` by path.
+///
+/// The registrar's connection commits with `synchronous=NORMAL`: its commit writes
+/// the batch to the log, without waiting for the disk. [`sync_then_answer`] then
+/// syncs the log beside the writer, which meanwhile stores the next batch, and only
+/// after that answers the batch's requests. A sync covers everything written to the
+/// file before it started, whoever wrote it, so one sync answers every batch committed
+/// before it began. What a power cut can take is a commit that nobody was told about;
+/// SQLite's recovery stops at the first frame of the log that is not whole, so such a
+/// commit is lost whole. The log is opened again by path at every sync (SQLite may
+/// replace the file), and the first sync of each new file also syncs its folder, so
+/// that the file itself survives the cut.
+#[derive(Debug)]
+pub struct LogFile {
+    path: std::path::PathBuf,
+    /// The log file whose folder entry was synced (its inode number).
+    known: std::sync::Mutex<Option<u64>>,
+}
+
+impl LogFile {
+    pub fn new(path: &std::path::Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            known: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl LogSync for LogFile {
+    fn sync(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let file = std::fs::File::open(&self.path)?;
+        file.sync_data()?;
+        let inode = file.metadata()?.ino();
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *known != Some(inode) {
+            let folder = match self.path.parent() {
+                Some(folder) if !folder.as_os_str().is_empty() => folder,
+                _ => std::path::Path::new("."),
+            };
+            std::fs::File::open(folder)?.sync_all()?;
+            *known = Some(inode);
+        }
+        Ok(())
+    }
+}
+
+/// Answers the committed batches once a sync of the log, started after their commits,
+/// has returned. If the sync fails, nothing says those commits are on the disk: each
+/// registration stored is answered with the error instead (a retry then finds the
+/// entry if it survived; a refusal, which wrote nothing, is answered as it is).
+async fn sync_then_answer(
+    log: std::sync::Arc<dyn LogSync>,
+    mut committed: mpsc::Receiver<Committed>,
+) {
+    let mut batches = Vec::with_capacity(SYNC_QUEUE);
+    while committed.recv_many(&mut batches, SYNC_QUEUE).await > 0 {
+        let log = std::sync::Arc::clone(&log);
+        let synced = match tokio::task::spawn_blocking(move || log.sync()).await {
+            Ok(synced) => synced,
+            Err(panicked) => Err(std::io::Error::other(panicked.to_string())),
+        };
+        let failure = synced.err().map(|error| {
+            tracing::error!(error = %error, "could not sync the log after a batch of registrations");
+            not_synced(&error.to_string())
+        });
+        for (replies, outcomes) in batches.drain(..) {
+            answer(replies, outcomes, failure.as_ref());
+        }
+    }
+}
+
+/// The error that replaces a stored registration's answer when its sync failed.
+fn not_synced(detail: &str) -> std::io::Error {
+    std::io::Error::other(format!("the registration may not be on the disk: {detail}"))
+}
+
+/// Sends each request its outcome; with `failure`, a registration stored is answered
+/// with that error instead.
+fn answer(
+    replies: Vec<Reply>,
+    outcomes: Vec<Result<RegisterOutcome, StoreError>>,
+    failure: Option<&std::io::Error>,
+) {
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        let outcome = match (failure, outcome) {
+            (Some(error), Ok(RegisterOutcome::Created { .. })) => Err(StoreError::Database(
+                sqlx::Error::Io(std::io::Error::new(error.kind(), error.to_string())),
+            )),
+            (_, outcome) => outcome,
+        };
+        // A request that gave up (its client went away) no longer listens; what was
+        // committed stays committed, as it would without batching.
+        let _ = reply.send(outcome);
     }
 }
 

@@ -112,6 +112,17 @@ pub struct Store {
     write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Registrations this instance has stored (see [`Store::registrations_stored`]).
     registered: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// SQLite, a database file: the registrar's own connection (see
+    /// [`Store::unsynced_writer`]).
+    unsynced: Option<UnsyncedWriter>,
+}
+
+/// A connection of its own for the registrar, which commits without waiting for the
+/// disk (`synchronous=NORMAL`), and the log file to sync after its commits.
+#[derive(Clone, Debug)]
+struct UnsyncedWriter {
+    pool: SqlitePool,
+    log: std::path::PathBuf,
 }
 
 /// What can go wrong in a repository call. The first variants are refusals the caller
@@ -251,14 +262,54 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await?;
+        // The file behind the database: empty for a database in memory, which has no
+        // log to sync and keeps every connection on `synchronous=FULL`.
+        let file: String =
+            sqlx::query_scalar("select file from pragma_database_list where name = 'main'")
+                .fetch_one(&pool)
+                .await?;
+        let unsynced = if file.is_empty() {
+            None
+        } else {
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect.synchronous(SqliteSynchronous::Normal))
+                .await?;
+            Some(UnsyncedWriter {
+                pool: writer,
+                log: std::path::PathBuf::from(format!("{file}-wal")),
+            })
+        };
         Ok(Self {
             db: Db::Sqlite(pool),
             open_windows: std::sync::Arc::default(),
             write_turn: std::sync::Arc::default(),
             registered: std::sync::Arc::default(),
+            unsynced,
         })
+    }
+
+    /// SQLite, a database file: the same store, but writing through a connection of
+    /// its own whose commits do not wait for the disk (`synchronous=NORMAL`), and the
+    /// path of the log (`<database>-wal`) that holds those commits. Nothing written
+    /// through it may be acknowledged before the log has been synced after its commit
+    /// (`jobs::registrar` does that, beside the next batch). Whatever else happens,
+    /// the database stays consistent: a commit is in the log, whole or not at all,
+    /// and SQLite syncs the log before any checkpoint copies it into the database.
+    /// `None` on PostgreSQL and for a database in memory.
+    pub fn unsynced_writer(&self) -> Option<(Store, &std::path::Path)> {
+        let writer = self.unsynced.as_ref()?;
+        let store = Self {
+            db: Db::Sqlite(writer.pool.clone()),
+            open_windows: std::sync::Arc::clone(&self.open_windows),
+            write_turn: std::sync::Arc::clone(&self.write_turn),
+            registered: std::sync::Arc::clone(&self.registered),
+            unsynced: None,
+        };
+        Some((store, &writer.log))
     }
 
     async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
@@ -277,6 +328,7 @@ impl Store {
             open_windows: std::sync::Arc::default(),
             write_turn: std::sync::Arc::default(),
             registered: std::sync::Arc::default(),
+            unsynced: None,
         })
     }
 
@@ -426,6 +478,9 @@ impl Store {
 
     /// Waits for connections in use to be returned, then closes them.
     pub async fn close(&self) {
+        if let Some(writer) = &self.unsynced {
+            writer.pool.close().await;
+        }
         on_db!(self, |pool| pool.close().await);
     }
 

@@ -1,0 +1,209 @@
+//! SQLite: the registrar commits through a connection that does not wait for the disk
+//! and answers a batch only once the log has been synced after its commit. These tests
+//! hold the sync back (or make it fail) and look at what the applicant would be told.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use tirage::domain::codes::hash_access_code;
+use tirage::domain::identity::DuplicateKeys;
+use tirage::domain::registration::{Channel, RegistrationForm};
+use tirage::jobs::registrar::{LogFile, LogSync, NewRegistration, Registrar};
+use tirage::store::{RegisterOutcome, Store, StoreError};
+
+use crate::helpers::{TestApp, applicant, t0};
+
+/// A sync that waits until the test opens the gate, then syncs the real log.
+struct Gate {
+    log: LogFile,
+    open: Mutex<bool>,
+    opened: Condvar,
+    calls: AtomicUsize,
+}
+
+impl Gate {
+    fn new(log: &std::path::Path) -> Arc<Self> {
+        Arc::new(Self {
+            log: LogFile::new(log),
+            open: Mutex::new(false),
+            opened: Condvar::new(),
+            calls: AtomicUsize::new(0),
+        })
+    }
+
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+}
+
+impl LogSync for Gate {
+    fn sync(&self) -> std::io::Result<()> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+        self.log.sync()
+    }
+}
+
+/// A sync that always fails, as a disk that reports an error would.
+struct Broken;
+
+impl LogSync for Broken {
+    fn sync(&self) -> std::io::Result<()> {
+        Err(std::io::Error::other("the disk reported an error"))
+    }
+}
+
+/// The registration of `applicant(n)` in `window_id`, as the API hands it over.
+fn registration(n: u32, window_id: &str) -> NewRegistration {
+    let form: RegistrationForm = serde_json::from_value(applicant(n)).unwrap();
+    let registration = form.parse(Channel::Online, t0().date_naive()).unwrap();
+    NewRegistration {
+        entry_id: format!("{n:032x}"),
+        window_id: window_id.to_owned(),
+        channel: Channel::Online,
+        access_code_hash: hash_access_code(&format!("access-{n}")),
+        keys: DuplicateKeys::of(&registration.identity),
+        registration,
+        weight: 1,
+        unsuccessful_draws: 0,
+        registered_by: None,
+        code: Some((vec![7; 32], t0() + Duration::minutes(30))),
+        mail: None,
+        idempotency: None,
+        now: t0(),
+    }
+}
+
+/// The registrar's own store and log, on SQLite; `None` on PostgreSQL, whose commits
+/// wait for the server's log themselves.
+fn unsynced(app: &TestApp) -> Option<(Store, std::path::PathBuf)> {
+    let found = app.store().unsynced_writer();
+    if app.store().is_sqlite() {
+        assert!(found.is_some(), "a SQLite file has an unsynced writer");
+    } else {
+        assert!(found.is_none(), "PostgreSQL has no unsynced writer");
+    }
+    found.map(|(store, log)| (store, log.to_owned()))
+}
+
+#[tokio::test]
+async fn a_registration_is_answered_only_after_the_log_is_synced() {
+    let app = TestApp::spawn().await;
+    let Some((writer, log)) = unsynced(&app) else {
+        return;
+    };
+    let window_id = app.open_window().await;
+    let gate = Gate::new(&log);
+    let registrar = Registrar::start_with_sync(app.store().clone(), writer, gate.clone());
+
+    let entry_id = format!("{:032x}", 1);
+    let answer = tokio::spawn({
+        let registrar = registrar.clone();
+        let registration = registration(1, &window_id);
+        async move { registrar.register(registration).await }
+    });
+
+    // The batch is committed (another connection reads the entry) and its sync has
+    // begun, but nobody has been told yet.
+    let mut committed = false;
+    for _ in 0..500 {
+        if app.store().entry(&entry_id).await.is_ok() && gate.calls.load(Ordering::SeqCst) > 0 {
+            committed = true;
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+    }
+    assert!(
+        committed,
+        "the registration was committed and its sync started"
+    );
+    tokio::time::sleep(StdDuration::from_millis(200)).await;
+    assert!(
+        !answer.is_finished(),
+        "no answer may leave before the log is synced"
+    );
+
+    gate.open();
+    let outcome = tokio::time::timeout(StdDuration::from_secs(10), answer)
+        .await
+        .expect("answered once the log is synced")
+        .unwrap();
+    assert!(
+        matches!(outcome, Ok(RegisterOutcome::Created { .. })),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_sync_answers_an_error_and_a_refusal_stays_a_refusal() {
+    let app = TestApp::spawn().await;
+    let Some((writer, _)) = unsynced(&app) else {
+        return;
+    };
+    let window_id = app.open_window().await;
+    let registrar = Registrar::start_with_sync(app.store().clone(), writer, Arc::new(Broken));
+
+    let first = registrar.register(registration(1, &window_id)).await;
+    match first {
+        Err(StoreError::Database(sqlx::Error::Io(error))) => {
+            assert!(
+                error.to_string().contains("may not be on the disk"),
+                "{error}"
+            );
+        }
+        other => panic!("a registration whose sync failed got {other:?}"),
+    }
+
+    // The same person again: refused as a duplicate, an answer that wrote nothing and
+    // so does not depend on the sync.
+    let mut again = registration(1, &window_id);
+    again.entry_id = format!("{:032x}", 2);
+    let second = registrar.register(again).await;
+    assert!(
+        matches!(second, Err(StoreError::Duplicate(_))),
+        "{second:?}"
+    );
+}
+
+#[tokio::test]
+async fn only_the_registrars_connection_commits_without_waiting_for_the_disk() {
+    let app = TestApp::spawn().await;
+    let Some((writer, log)) = unsynced(&app) else {
+        return;
+    };
+    let synchronous = |store: &Store| {
+        let tirage::store::Db::Sqlite(pool) = store.db().clone() else {
+            unreachable!("a SQLite store");
+        };
+        async move {
+            sqlx::query_scalar::<_, i64>("pragma synchronous")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(synchronous(app.store()).await, 2, "FULL everywhere else");
+    assert_eq!(synchronous(&writer).await, 1, "NORMAL for the registrar");
+
+    // The log is the database's, and the real sync succeeds on it and fails, rather
+    // than pretend, when there is no such file.
+    assert_eq!(log.file_name().unwrap(), "tirage.db-wal");
+    assert!(log.with_file_name("tirage.db").is_file());
+    LogFile::new(&log).sync().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    assert!(
+        LogFile::new(&elsewhere.path().join("missing-wal"))
+            .sync()
+            .is_err()
+    );
+
+    // A database in memory has no log file: every connection keeps waiting.
+    let memory = Store::connect("sqlite::memory:").await.unwrap();
+    assert!(memory.unsynced_writer().is_none());
+}
