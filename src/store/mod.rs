@@ -383,7 +383,9 @@ impl Store {
     /// acknowledged commit survives a crash of the machine. The service logs them at
     /// start, with a warning for any that is not durable.
     ///
-    /// SQLite: WAL journal with `synchronous=FULL` (2), set by [`Store::connect_with`].
+    /// SQLite: WAL journal with `synchronous=FULL` (2), set by [`Store::connect_with`],
+    /// and on a database file the registrar's connection at `NORMAL` (1), whose log
+    /// the registrar syncs before answering ([`Store::unsynced_writer`]).
     /// PostgreSQL: `fsync` and `synchronous_commit` are the server's; `off` for either
     /// can lose acknowledged registrations after a crash.
     pub async fn durability(&self) -> Result<Vec<(&'static str, String, bool)>, StoreError> {
@@ -396,10 +398,23 @@ impl Store {
                 let synchronous: i64 = sqlx::query_scalar("pragma synchronous")
                     .fetch_one(&mut *conn)
                     .await?;
-                vec![
+                let mut settings = vec![
                     ("journal_mode", journal.clone(), journal == "wal"),
                     ("synchronous", synchronous.to_string(), synchronous >= 2),
-                ]
+                ];
+                if let Some(writer) = &self.unsynced {
+                    // NORMAL (1) is durable here only because the registrar syncs the
+                    // log before it answers; OFF (0) would skip the checkpoints' syncs.
+                    let level: i64 = sqlx::query_scalar("pragma synchronous")
+                        .fetch_one(&writer.pool)
+                        .await?;
+                    settings.push((
+                        "registrar_synchronous",
+                        format!("{level} (the log is synced before each batch is answered)"),
+                        level >= 1,
+                    ));
+                }
+                settings
             }
             Db::Postgres(pool) => {
                 let mut settings = Vec::new();
