@@ -1,9 +1,8 @@
 //! Group commit of registrations: one writer task stores registrations in batches.
 //!
 //! Every registration is a write transaction that must reach the disk before the
-//! receipt is sent, and
-//! every registration appends to the one audit chain, so registrations are written one
-//! after the other whatever happens. Rather than have each request wait for the write
+//! receipt is sent, and every registration appends to the one audit chain, so
+//! registrations are written one after the other whatever happens. Rather than have each request wait for the write
 //! lock and pay for its own sync, requests hand their registration to the
 //! [`Registrar`]; its single writer task takes everything that is waiting (up to
 //! [`MAX_BATCH`], after a wait of at most [`GATHER`] for the requests it expects to
@@ -28,6 +27,9 @@
 //! the sync. On PostgreSQL the commit itself waits for the server's log, as before.
 //!
 //! The measured effect is in `docs/benchmarks.md`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
@@ -141,7 +143,7 @@ impl Registrar {
         match store.unsynced_writer() {
             Some((writer, log)) => {
                 let log = LogFile::new(log);
-                Self::start_with_sync(store.clone(), writer, std::sync::Arc::new(log))
+                Self::start_with_sync(store.clone(), writer, Arc::new(log))
             }
             None => Self::spawn(store.clone(), store, None),
         }
@@ -151,7 +153,7 @@ impl Registrar {
     /// wait for the disk, see [`Store::unsynced_writer`]) and answering a batch only
     /// once `log.sync()`, started after the batch's commit, has returned. `store` is
     /// the service's store, for the checkpoints.
-    pub fn start_with_sync(store: Store, writer: Store, log: std::sync::Arc<dyn LogSync>) -> Self {
+    pub fn start_with_sync(store: Store, writer: Store, log: Arc<dyn LogSync>) -> Self {
         let (committed, to_sync) = mpsc::channel(SYNC_QUEUE);
         tokio::spawn(sync_then_answer(log, to_sync));
         Self::spawn(store, writer, Some(committed))
@@ -260,16 +262,16 @@ pub trait LogSync: Send + Sync + 'static {
 /// that the file itself survives the cut.
 #[derive(Debug)]
 pub struct LogFile {
-    path: std::path::PathBuf,
+    path: PathBuf,
     /// The log file whose folder entry was synced (its inode number).
-    known: std::sync::Mutex<Option<u64>>,
+    known: Mutex<Option<u64>>,
 }
 
 impl LogFile {
-    pub fn new(path: &std::path::Path) -> Self {
+    pub fn new(path: &Path) -> Self {
         Self {
             path: path.to_owned(),
-            known: std::sync::Mutex::new(None),
+            known: Mutex::new(None),
         }
     }
 }
@@ -280,14 +282,11 @@ impl LogSync for LogFile {
         let file = std::fs::File::open(&self.path)?;
         file.sync_data()?;
         let inode = file.metadata()?.ino();
-        let mut known = self
-            .known
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
         if *known != Some(inode) {
             let folder = match self.path.parent() {
                 Some(folder) if !folder.as_os_str().is_empty() => folder,
-                _ => std::path::Path::new("."),
+                _ => Path::new("."),
             };
             std::fs::File::open(folder)?.sync_all()?;
             *known = Some(inode);
@@ -300,13 +299,10 @@ impl LogSync for LogFile {
 /// has returned. If the sync fails, nothing says those commits are on the disk: each
 /// registration stored is answered with the error instead (a retry then finds the
 /// entry if it survived; a refusal, which wrote nothing, is answered as it is).
-async fn sync_then_answer(
-    log: std::sync::Arc<dyn LogSync>,
-    mut committed: mpsc::Receiver<Committed>,
-) {
+async fn sync_then_answer(log: Arc<dyn LogSync>, mut committed: mpsc::Receiver<Committed>) {
     let mut batches = Vec::with_capacity(SYNC_QUEUE);
     while committed.recv_many(&mut batches, SYNC_QUEUE).await > 0 {
-        let log = std::sync::Arc::clone(&log);
+        let log = Arc::clone(&log);
         let synced = match tokio::task::spawn_blocking(move || log.sync()).await {
             Ok(synced) => synced,
             Err(panicked) => Err(std::io::Error::other(panicked.to_string())),
