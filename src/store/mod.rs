@@ -255,10 +255,16 @@ impl Store {
             // up beyond the noise, and every connection's map counts in the process's
             // resident memory (a national draw went from 0.65 to 1.1 GiB at its peak).
             // Copying the log back into the database (a checkpoint) is done between
-            // batches by [`Store::checkpoint_wal`] on another connection; the
-            // connection that commits does it itself only if the log has grown past
-            // 16 MiB, should the background checkpoints fall behind.
-            .pragma("wal_autocheckpoint", "4000");
+            // batches by [`Store::checkpoint_wal`] on another connection. Under a
+            // stream of batches those checkpoints never copy all of the log before
+            // the next batch adds to it, so the log only starts again from its
+            // beginning after the committing connection's own checkpoint, which
+            // SQLite runs inside a commit once the log holds this many pages (64 MiB)
+            // and which takes that commit 30 to 50 ms. At 4,000 pages one batch in
+            // about thirteen paid it; at 16,000, one in fifty, and the p99 of
+            // registrations at 64 connections fell by about 9 ms (three runs each,
+            // `docs/benchmarks.md`, sixth round).
+            .pragma("wal_autocheckpoint", "16000");
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
