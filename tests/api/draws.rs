@@ -755,13 +755,7 @@ async fn a_close_and_a_draw_given_up_by_their_caller_still_complete() {
 #[tokio::test]
 async fn the_public_page_reads_the_first_results_and_the_entry_asked_for() {
     let app = TestApp::spawn().await;
-    let window_id = closed_window(&app, 7).await;
-    app.post_empty(
-        &format!("/api/v1/windows/{window_id}/draw"),
-        Some(ADMIN_TOKEN),
-    )
-    .await
-    .assert_status(200);
+    let window_id = drawn_window(&app, 7).await;
     let all = app.store().results(&window_id).await.unwrap();
     assert_eq!(all.len(), 7);
 
@@ -947,13 +941,7 @@ async fn a_bundle_stored_by_an_earlier_version_is_served_as_stored() {
 #[tokio::test]
 async fn dropping_the_result_rows_foreign_keys_keeps_every_row() {
     let app = TestApp::spawn().await;
-    let window_id = closed_window(&app, 6).await;
-    app.post_empty(
-        &format!("/api/v1/windows/{window_id}/draw"),
-        Some(ADMIN_TOKEN),
-    )
-    .await
-    .assert_status(200);
+    let window_id = drawn_window(&app, 6).await;
     app.finish_draw_followup(&window_id).await;
     let read = || async {
         let rows: Vec<(String, i64, String, Option<String>)> =
