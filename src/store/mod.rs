@@ -308,12 +308,11 @@ impl Store {
     /// `None` on PostgreSQL and for a database in memory.
     pub fn unsynced_writer(&self) -> Option<(Store, &std::path::Path)> {
         let writer = self.unsynced.as_ref()?;
+        // the same shared state (window copies, write turn, counts), another pool
         let store = Self {
             db: Db::Sqlite(writer.pool.clone()),
-            open_windows: std::sync::Arc::clone(&self.open_windows),
-            write_turn: std::sync::Arc::clone(&self.write_turn),
-            registered: std::sync::Arc::clone(&self.registered),
             unsynced: None,
+            ..self.clone()
         };
         Some((store, &writer.log))
     }
