@@ -6,6 +6,8 @@
 #   # then: $base (http://127.0.0.1:PORT), $token (admin), $work (temporary folder)
 #
 # All the load comes from one address, so the per-client rate budgets are turned off.
+# The server's log goes to $work/server.log; with SERVER_ERR=FILE its standard error
+# (where a build instrumented for profiling can write its timings) goes to FILE.
 
 work=$(mktemp -d)
 server_pid=""
@@ -27,9 +29,16 @@ start_server() {
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     base=http://127.0.0.1:$port
     token=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
-    TIRAGE_DATABASE_URL=$database TIRAGE_LISTEN=127.0.0.1:$port TIRAGE_ADMIN_TOKEN=$token \
-        TIRAGE_RATE_REGISTRATION=off TIRAGE_RATE_STATUS=off TIRAGE_RATE_CODE=off \
-        TIRAGE_MAIL=log RUST_LOG=${RUST_LOG:-warn} "$TIRAGE_BIN" serve >"$work/server.log" 2>&1 &
+    serve_tirage() {
+        TIRAGE_DATABASE_URL=$database TIRAGE_LISTEN=127.0.0.1:$port TIRAGE_ADMIN_TOKEN=$token \
+            TIRAGE_RATE_REGISTRATION=off TIRAGE_RATE_STATUS=off TIRAGE_RATE_CODE=off \
+            TIRAGE_MAIL=log RUST_LOG=${RUST_LOG:-warn} exec "$TIRAGE_BIN" serve
+    }
+    if [[ -n ${SERVER_ERR:-} ]]; then
+        serve_tirage >"$work/server.log" 2>"$SERVER_ERR" &
+    else
+        serve_tirage >"$work/server.log" 2>&1 &
+    fi
     server_pid=$!
     for _ in $(seq 200); do
         curl -fs "$base/healthz" >/dev/null 2>&1 && return 0

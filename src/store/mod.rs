@@ -205,6 +205,10 @@ impl WritePool for PgPool {
     }
 }
 
+/// The prepared statements the SQLite writer's connection keeps: eight texts for each
+/// batch size up to [`crate::jobs::registrar::MAX_BATCH`] (see [`Store::connect_with`]).
+const WRITER_STATEMENTS: usize = 8 * crate::jobs::registrar::MAX_BATCH;
+
 /// The numbers of registrations stored by an instance after which it refreshes the
 /// statistics of `entries` on PostgreSQL ([`Store::registrations_stored`]).
 const ANALYZE_ENTRIES_AT: [u64; 2] = [1_000, 20_000];
@@ -279,10 +283,21 @@ impl Store {
         let unsynced = if file.is_empty() {
             None
         } else {
+            // Its batch statements have one text per batch size (a multi-row insert
+            // per table), about eight texts a size: a cache of 100 prepared
+            // statements (the driver's default) kept preparing them again, and the
+            // batches' statements took a quarter longer (`docs/benchmarks.md`,
+            // seventh round). A connection only this process's writers use needs no
+            // check before each use: an error comes back from the statement itself.
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .acquire_timeout(options.acquire_timeout)
-                .connect_with(connect.synchronous(SqliteSynchronous::Normal))
+                .connect_with(
+                    connect
+                        .synchronous(SqliteSynchronous::Normal)
+                        .statement_cache_capacity(WRITER_STATEMENTS),
+                )
                 .await?;
             Some(UnsyncedWriter {
                 pool: writer,
