@@ -10,7 +10,8 @@
 #
 # PostgreSQL refuses to run as root: as root the server runs as the `postgres` user
 # (created by Debian's postgresql package). PGPORT chooses the port (default: the first
-# free one from 55432).
+# free one from 55432). PG_INITDB_OPTS and PG_SERVER_OPTS add options to initdb and to
+# the server (e.g. PG_INITDB_OPTS=--wal-segsize=256 PG_SERVER_OPTS="-c max_wal_size=4GB").
 
 pg_bin_dir() {
     if command -v initdb >/dev/null 2>&1; then
@@ -49,7 +50,7 @@ pg_start() {
         as=(runuser -u postgres --)
     fi
     if ! (cd / && "${as[@]}" "$bin/initdb" -D "$PG_TMP/data" -U postgres -A trust -E UTF8 \
-        --no-sync >"$PG_TMP/initdb.log" 2>&1); then
+        --no-sync ${PG_INITDB_OPTS:-} >"$PG_TMP/initdb.log" 2>&1); then
         PG_WHY="initdb failed: $(tail -3 "$PG_TMP/initdb.log")"
         rm -rf "$PG_TMP"
         return 1
@@ -57,7 +58,7 @@ pg_start() {
     # durability as in production (fsync, synchronous_commit on); enough connections
     # for the test suite, whose tests each open a small pool
     if ! (cd / && "${as[@]}" "$bin/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_TMP -c max_connections=300" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_TMP -c max_connections=300 ${PG_SERVER_OPTS:-}" \
         start >/dev/null 2>&1); then
         PG_WHY="the server did not start: $(tail -3 "$PG_TMP/server.log" 2>/dev/null)"
         rm -rf "$PG_TMP"
