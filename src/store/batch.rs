@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::audit::{Actor, next_event};
-use super::entries::{EntryStatus, NewCode, PendingRegistration, RegisterOutcome};
+use super::entries::{EntryStatus, PendingRegistration, RegisterOutcome};
 use super::idempotency::IdempotencyRequest;
 use super::outbox::NewMail;
 use super::{Store, StoreError, WritePool, on_db, parse_column};
@@ -265,12 +265,31 @@ fn taken_query(counts: [usize; 4], anonymous: bool) -> String {
 }
 
 /// The columns of one entry row, in the order of [`INSERT_ENTRIES`].
-const ENTRY_COLUMNS: usize = 25;
+const ENTRY_COLUMNS: usize = 29;
 const INSERT_ENTRIES: &str = "insert into entries (id, window_id, status, channel,
     access_code_hash, family_name, given_names, birth_date, nationality, document_kind,
     document_number, document_country, email, phone, permit_expires_on, language,
     unsuccessful_draws, weight, document_key, person_key, email_key, phone_key,
-    registered_by, created_at, verified_at) ";
+    registered_by, created_at, verified_at, code_hash, code_expires_at, code_sends,
+    code_sent_at) ";
+
+/// An entry's verification code columns: its hash, expiry, the number of codes sent
+/// (one) and when; all null but the count (zero) without a code.
+struct CodeColumns<'a> {
+    hash: Option<&'a [u8]>,
+    expires_at: Option<DateTime<Utc>>,
+    sends: i64,
+    sent_at: Option<DateTime<Utc>>,
+}
+
+fn code_columns<'a>(item: &PendingRegistration<'a>) -> CodeColumns<'a> {
+    CodeColumns {
+        hash: item.code.as_ref().map(|code| code.code_hash),
+        expires_at: item.code.as_ref().map(|code| code.expires_at),
+        sends: i64::from(item.code.is_some()),
+        sent_at: item.code.as_ref().map(|_| item.now),
+    }
+}
 
 /// One column of `rows` as an array, for the PostgreSQL statements that insert a
 /// batch as one array per column (`unnest`).
@@ -314,10 +333,6 @@ trait SetStatements {
     async fn insert_entries(
         &mut self,
         accepted: &[&PendingRegistration<'_>],
-    ) -> Result<(), sqlx::Error>;
-    async fn insert_codes(
-        &mut self,
-        coded: &[(&PendingRegistration<'_>, &NewCode<'_>)],
     ) -> Result<(), sqlx::Error>;
     /// Returns the new rows, in no promised order.
     async fn insert_mails(
@@ -379,6 +394,7 @@ impl SetStatements for sqlx::SqliteConnection {
             let entry = &item.entry;
             let identity = &entry.registration.identity;
             let (status, verified_at) = initial_status(item);
+            let code = code_columns(item);
             query = query
                 .bind(entry.id)
                 .bind(entry.window_id)
@@ -404,28 +420,11 @@ impl SetStatements for sqlx::SqliteConnection {
                 .bind(entry.keys.phone.as_deref())
                 .bind(entry.registered_by)
                 .bind(item.now)
-                .bind(verified_at);
-        }
-        query.execute(self).await?;
-        Ok(())
-    }
-
-    async fn insert_codes(
-        &mut self,
-        coded: &[(&PendingRegistration<'_>, &NewCode<'_>)],
-    ) -> Result<(), sqlx::Error> {
-        let sql = format!(
-            "insert into verification_codes (entry_id, code_hash, expires_at, sent_at)
-             values {}",
-            placeholders(coded.len(), 4, 1, true)
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (item, code) in coded {
-            query = query
-                .bind(item.entry.id)
-                .bind(code.code_hash)
+                .bind(verified_at)
+                .bind(code.hash)
                 .bind(code.expires_at)
-                .bind(item.now);
+                .bind(code.sends)
+                .bind(code.sent_at);
         }
         query.execute(self).await?;
         Ok(())
@@ -589,7 +588,8 @@ impl SetStatements for sqlx::PgConnection {
                  $4::text[], $5::bytea[], $6::text[], $7::text[], $8::date[], $9::text[],
                  $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::date[],
                  $16::text[], $17::int8[], $18::int8[], $19::text[], $20::text[], $21::text[],
-                 $22::text[], $23::text[], $24::timestamptz[], $25::timestamptz[])"
+                 $22::text[], $23::text[], $24::timestamptz[], $25::timestamptz[],
+                 $26::bytea[], $27::timestamptz[], $28::int8[], $29::timestamptz[])"
         )));
         query = query
             .bind(column(accepted, |i| Some(i.entry.id.to_owned())))
@@ -640,25 +640,14 @@ impl SetStatements for sqlx::PgConnection {
                 i.entry.registered_by.map(str::to_owned)
             }))
             .bind(column(accepted, |i| i.now))
-            .bind(column(accepted, |i| initial_status(i).1));
+            .bind(column(accepted, |i| initial_status(i).1))
+            .bind(column(accepted, |i| {
+                code_columns(i).hash.map(<[u8]>::to_vec)
+            }))
+            .bind(column(accepted, |i| code_columns(i).expires_at))
+            .bind(column(accepted, |i| code_columns(i).sends))
+            .bind(column(accepted, |i| code_columns(i).sent_at));
         query.execute(self).await?;
-        Ok(())
-    }
-
-    async fn insert_codes(
-        &mut self,
-        coded: &[(&PendingRegistration<'_>, &NewCode<'_>)],
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "insert into verification_codes (entry_id, code_hash, expires_at, sent_at)
-             select * from unnest($1::text[], $2::bytea[], $3::timestamptz[], $4::timestamptz[])",
-        )
-        .bind(column(coded, |(i, _)| i.entry.id))
-        .bind(column(coded, |(_, c)| c.code_hash.to_vec()))
-        .bind(column(coded, |(_, c)| c.expires_at))
-        .bind(column(coded, |(i, _)| i.now))
-        .execute(self)
-        .await?;
         Ok(())
     }
 
@@ -860,14 +849,6 @@ impl Store {
                 }
 
                 tx.insert_entries(&accepted).await?;
-
-                let coded: Vec<_> = accepted
-                    .iter()
-                    .filter_map(|item| item.code.as_ref().map(|code| (*item, code)))
-                    .collect();
-                if !coded.is_empty() {
-                    tx.insert_codes(&coded).await?;
-                }
 
                 let mails: Vec<_> = accepted
                     .iter()

@@ -126,8 +126,9 @@ impl Store {
                 let outbox_id = match &entry.confirmation {
                     Some(confirmation) => {
                         sqlx::query(
-                            "insert into verification_codes (entry_id, code_hash, expires_at, sent_at)
-                             values ($1, $2, $3, $4)",
+                            "update entries set code_hash = $2, code_expires_at = $3,
+                                 code_sends = 1, code_sent_at = $4
+                             where id = $1",
                         )
                         .bind(&entry.id)
                         .bind(&confirmation.code_hash)

@@ -289,9 +289,10 @@ macro_rules! register_in {
                      family_name, given_names, birth_date, nationality, document_kind,
                      document_number, document_country, email, phone, permit_expires_on,
                      language, unsuccessful_draws, weight, document_key, person_key, email_key,
-                     phone_key, registered_by, created_at, verified_at)
+                     phone_key, registered_by, created_at, verified_at, code_hash,
+                     code_expires_at, code_sends, code_sent_at)
                  values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                     $17, $18, $19, $20, $21, $22, $23, $24, $25)",
+                     $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
             )
             .bind(entry.id)
             .bind(entry.window_id)
@@ -318,6 +319,10 @@ macro_rules! register_in {
             .bind(entry.registered_by)
             .bind(now)
             .bind(verified_at)
+            .bind(code.map(|code| code.code_hash))
+            .bind(code.map(|code| code.expires_at))
+            .bind(i64::from(code.is_some()))
+            .bind(code.is_some().then_some(now))
             .execute(&mut *$tx)
             .await;
             if let Err(error) = inserted {
@@ -325,18 +330,6 @@ macro_rules! register_in {
                     Some(rule) => StoreError::Duplicate(rule),
                     None => error.into(),
                 });
-            }
-            if let Some(code) = code {
-                sqlx::query(
-                    "insert into verification_codes (entry_id, code_hash, expires_at, sent_at)
-                     values ($1, $2, $3, $4)",
-                )
-                .bind(entry.id)
-                .bind(code.code_hash)
-                .bind(code.expires_at)
-                .bind(now)
-                .execute(&mut *$tx)
-                .await?;
             }
             let outbox_id = match mail {
                 Some(mail) => Some(insert_mail!($tx, mail, now)),
@@ -508,7 +501,8 @@ impl Store {
             }
             check_period!(tx, &window_id, now);
             let row: Option<(Vec<u8>, DateTime<Utc>, i64)> = sqlx::query_as(
-                "select code_hash, expires_at, attempts from verification_codes where entry_id = $1",
+                "select code_hash, code_expires_at, code_attempts from entries
+                 where id = $1 and code_hash is not null",
             )
             .bind(entry_id)
             .fetch_optional(&mut *tx)
@@ -524,12 +518,10 @@ impl Store {
                 return Ok(VerifyOutcome::Expired);
             }
             if !verification_code_matches(entry_id, code, &code_hash) {
-                sqlx::query(
-                    "update verification_codes set attempts = attempts + 1 where entry_id = $1",
-                )
-                .bind(entry_id)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query("update entries set code_attempts = code_attempts + 1 where id = $1")
+                    .bind(entry_id)
+                    .execute(&mut *tx)
+                    .await?;
                 let detail = json!({ "attempt": attempts + 1 });
                 record_event!(
                     tx,
@@ -550,15 +542,15 @@ impl Store {
                     }
                 });
             }
-            sqlx::query("update entries set status = 'eligible', verified_at = $2 where id = $1")
-                .bind(entry_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("delete from verification_codes where entry_id = $1")
-                .bind(entry_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "update entries set status = 'eligible', verified_at = $2, code_hash = null,
+                     code_expires_at = null, code_sent_at = null
+                 where id = $1",
+            )
+            .bind(entry_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             record_event!(
                 tx,
                 now,
@@ -590,11 +582,13 @@ impl Store {
                 return Err(StoreError::EntryState(status));
             }
             check_period!(tx, &window_id, now);
-            let row: Option<(i64, DateTime<Utc>)> =
-                sqlx::query_as("select sends, sent_at from verification_codes where entry_id = $1")
-                    .bind(entry_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let row: Option<(i64, DateTime<Utc>)> = sqlx::query_as(
+                "select code_sends, code_sent_at from entries
+                     where id = $1 and code_hash is not null",
+            )
+            .bind(entry_id)
+            .fetch_optional(&mut *tx)
+            .await?;
             let sends = match row {
                 Some((sends, _)) if sends >= i64::from(MAX_CODE_SENDS) => {
                     return Ok(ResendOutcome::TooMany);
@@ -608,13 +602,10 @@ impl Store {
                 Some((sends, _)) => sends,
                 None => 0,
             };
-            sqlx::query("delete from verification_codes where entry_id = $1")
-                .bind(entry_id)
-                .execute(&mut *tx)
-                .await?;
             sqlx::query(
-                "insert into verification_codes (entry_id, code_hash, expires_at, attempts, sends, sent_at)
-                 values ($1, $2, $3, 0, $4, $5)",
+                "update entries set code_hash = $2, code_expires_at = $3, code_attempts = 0,
+                     code_sends = $4, code_sent_at = $5
+                 where id = $1",
             )
             .bind(entry_id)
             .bind(code.code_hash)
@@ -652,16 +643,14 @@ impl Store {
             if status != EntryStatus::Withdrawn {
                 check_period!(tx, &window_id, now);
                 sqlx::query(
-                    "update entries set status = 'withdrawn', withdrawn_at = $2 where id = $1",
+                    "update entries set status = 'withdrawn', withdrawn_at = $2,
+                         code_hash = null, code_expires_at = null, code_sent_at = null
+                     where id = $1",
                 )
                 .bind(entry_id)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("delete from verification_codes where entry_id = $1")
-                    .bind(entry_id)
-                    .execute(&mut *tx)
-                    .await?;
                 let detail = json!({ "from": status.as_str() });
                 record_event!(
                     tx,

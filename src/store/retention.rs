@@ -105,13 +105,6 @@ impl Store {
             if claimed == 0 {
                 return Ok(None);
             }
-            sqlx::query(
-                "delete from verification_codes
-                 where entry_id in (select id from entries where window_id = $1)",
-            )
-            .bind(window_id)
-            .execute(&mut *tx)
-            .await?;
             // The identity keys get a value unique to the entry, so that the partial
             // unique indexes on them still hold.
             let entries = sqlx::query(
@@ -120,7 +113,8 @@ impl Store {
                      document_number = '', document_country = '', email = null, phone = null,
                      permit_expires_on = null,
                      document_key = 'erased:' || id, person_key = 'erased:' || id,
-                     email_key = null, phone_key = null, anonymised_at = $2
+                     email_key = null, phone_key = null, code_hash = null,
+                     code_expires_at = null, code_sent_at = null, anonymised_at = $2
                  where window_id = $1 and anonymised_at is null",
             )
             .bind(window_id)

@@ -3,6 +3,8 @@
 use chrono::Duration;
 use serde_json::json;
 
+use tirage::store::{Db, Store};
+
 use crate::helpers::{TestApp, applicant, at};
 
 struct Pending {
@@ -175,4 +177,92 @@ async fn mails_are_erased_from_the_outbox_once_sent() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     panic!("the sent mail's address and body are still stored");
+}
+
+#[tokio::test]
+async fn the_migration_keeps_the_codes_stored_before_it() {
+    let app = TestApp::spawn().await;
+    let entry = pending(&app).await;
+    let code = app.code_from_mail(1).await;
+    let verify = format!("/api/v1/entries/{}/verify", entry.entry_id);
+    let answer = app
+        .post(
+            &verify,
+            Some(&entry.access),
+            &json!({ "code": wrong(&code) }),
+        )
+        .await;
+    assert_eq!(
+        answer.assert_problem(422, "code-incorrect")["attempts_left"],
+        4
+    );
+
+    // The database as it was before the codes moved into the entries: a table of
+    // their own.
+    let (blob, time) = match app.store().db() {
+        Db::Sqlite(_) => ("blob", "text"),
+        Db::Postgres(_) => ("bytea", "timestamptz"),
+    };
+    app.execute(&format!(
+        "create table verification_codes (
+             entry_id text primary key references entries (id),
+             code_hash {blob} not null,
+             expires_at {time} not null,
+             attempts bigint not null default 0,
+             sends bigint not null default 1,
+             sent_at {time} not null)"
+    ))
+    .await
+    .unwrap();
+    let moved = app
+        .execute(
+            "insert into verification_codes
+             select id, code_hash, code_expires_at, code_attempts, code_sends, code_sent_at
+             from entries where code_hash is not null",
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
+    for column in [
+        "code_hash",
+        "code_expires_at",
+        "code_attempts",
+        "code_sends",
+        "code_sent_at",
+    ] {
+        app.execute(&format!("alter table entries drop column {column}"))
+            .await
+            .unwrap();
+    }
+    let forgotten = app
+        .execute("delete from _sqlx_migrations where description = 'codes in entries'")
+        .await
+        .unwrap();
+    assert_eq!(forgotten, 1);
+
+    // Starting again applies the migration: the code, its count of wrong tries and
+    // its sends are the entry's again.
+    let store = Store::connect(&app.url).await.unwrap();
+    store.migrate().await.unwrap();
+    assert!(
+        app.execute("select 1 from verification_codes")
+            .await
+            .is_err()
+    );
+    let answer = app
+        .post(
+            &verify,
+            Some(&entry.access),
+            &json!({ "code": wrong(&code) }),
+        )
+        .await;
+    assert_eq!(
+        answer.assert_problem(422, "code-incorrect")["attempts_left"],
+        3
+    );
+    let verified = app
+        .post(&verify, Some(&entry.access), &json!({ "code": code }))
+        .await;
+    assert_eq!(verified.assert_status(200)["status"], "eligible");
+    assert_eq!(app.count("entries where code_hash is not null").await, 0);
 }
