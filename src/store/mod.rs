@@ -259,15 +259,13 @@ impl Store {
             // up beyond the noise, and every connection's map counts in the process's
             // resident memory (a national draw went from 0.65 to 1.1 GiB at its peak).
             // Copying the log back into the database (a checkpoint) is done between
-            // batches by [`Store::checkpoint_wal`] on another connection. Under a
-            // stream of batches those checkpoints never copy all of the log before
-            // the next batch adds to it, so the log only starts again from its
-            // beginning after the committing connection's own checkpoint, which
-            // SQLite runs inside a commit once the log holds this many pages (64 MiB)
-            // and which takes that commit 30 to 50 ms. At 4,000 pages one batch in
-            // about thirteen paid it; at 16,000, one in fifty, and the p99 of
-            // registrations at 64 connections fell by about 9 ms (three runs each,
-            // `docs/benchmarks.md`, sixth round).
+            // batches by [`Store::checkpoint_wal`] on another connection, and the
+            // registrar lets the log start again from its beginning once it is past
+            // 8,192 pages (`jobs::registrar::copy_log`). The committing connection's
+            // own checkpoint, which SQLite runs inside a commit once the log holds
+            // this many pages (64 MiB) and which takes that commit 30 to 80 ms, is
+            // then only a safety net (at 4,000 pages one batch in about thirteen
+            // paid it; `docs/benchmarks.md`, sixth and eighth rounds).
             .pragma("wal_autocheckpoint", "16000");
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
@@ -356,15 +354,18 @@ impl Store {
     /// for (or blocking) the writer (`wal_checkpoint(PASSIVE)`), on a connection of
     /// the pool other than the writer's. Done between batches of registrations
     /// (`jobs::registrar`), it keeps the log short without the committing connection
-    /// doing it inside its commit, which held up the next batch. Nothing to do on
-    /// PostgreSQL, whose server checkpoints on its own.
-    pub async fn checkpoint_wal(&self) -> Result<(), StoreError> {
+    /// doing it inside its commit, which held up the next batch. Returns how many
+    /// pages the log holds (all of them copied unless a writer added some meanwhile).
+    /// Nothing to do on PostgreSQL, whose server checkpoints on its own: `0`.
+    pub async fn checkpoint_wal(&self) -> Result<i64, StoreError> {
         if let Db::Sqlite(pool) = &self.db {
-            sqlx::query("pragma wal_checkpoint(PASSIVE)")
-                .execute(pool)
-                .await?;
+            let (_busy, log, _copied): (i64, i64, i64) =
+                sqlx::query_as("pragma wal_checkpoint(PASSIVE)")
+                    .fetch_one(pool)
+                    .await?;
+            return Ok(log);
         }
-        Ok(())
+        Ok(0)
     }
 
     /// SQLite: waits for this process's turn to write, for the writers that run

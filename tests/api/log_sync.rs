@@ -10,8 +10,8 @@ use chrono::Duration;
 use tirage::domain::codes::hash_access_code;
 use tirage::domain::identity::DuplicateKeys;
 use tirage::domain::registration::{Channel, RegistrationForm};
-use tirage::jobs::registrar::{LogFile, LogSync, NewRegistration, Registrar};
-use tirage::store::{RegisterOutcome, Store, StoreError};
+use tirage::jobs::registrar::{LogFile, LogSync, NewRegistration, Registrar, copy_log};
+use tirage::store::{Db, RegisterOutcome, Store, StoreError};
 
 use crate::helpers::{TestApp, applicant, t0};
 
@@ -206,4 +206,47 @@ async fn only_the_registrars_connection_commits_without_waiting_for_the_disk() {
     // A database in memory has no log file: every connection keeps waiting.
     let memory = Store::connect("sqlite::memory:").await.unwrap();
     assert!(memory.unsynced_writer().is_none());
+}
+
+#[tokio::test]
+async fn a_long_log_is_copied_whole_and_started_again() {
+    let app = TestApp::spawn().await;
+    if unsynced(&app).is_none() {
+        return;
+    }
+    let Db::Sqlite(pool) = app.store().db() else {
+        return;
+    };
+    let window_id = app.open_window().await;
+    // A reader in the middle of a read keeps the log from starting again: the
+    // registrations pile up in it.
+    let mut reader = pool.begin().await.unwrap();
+    let _: i64 = sqlx::query_scalar("select count(*) from entries")
+        .fetch_one(&mut *reader)
+        .await
+        .unwrap();
+    for n in 1..=30 {
+        app.register(&window_id, &applicant(n))
+            .await
+            .assert_status(201);
+    }
+    reader.rollback().await.unwrap();
+
+    // Below the limit, one pass: the log keeps its length.
+    let long = copy_log(app.store(), i64::MAX).await.unwrap();
+    assert!(long >= 30, "{long} pages for 30 registrations");
+    assert_eq!(app.store().checkpoint_wal().await.unwrap(), long);
+
+    // Past it, copied whole: the next registration starts the log again, and
+    // nothing is lost.
+    assert_eq!(copy_log(app.store(), 0).await.unwrap(), long);
+    app.register(&window_id, &applicant(31))
+        .await
+        .assert_status(201);
+    let started_again = app.store().checkpoint_wal().await.unwrap();
+    assert!(
+        started_again < long / 2,
+        "{started_again} pages after, {long} before"
+    );
+    assert_eq!(app.count("entries").await, 31);
 }
