@@ -25,6 +25,20 @@ fn wrong(code: &str) -> String {
     format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000)
 }
 
+/// Tries a wrong code against `entry` and returns how many tries the answer says are
+/// left.
+async fn try_wrong(app: &TestApp, entry: &Pending, code: &str) -> serde_json::Value {
+    let verify = format!("/api/v1/entries/{}/verify", entry.entry_id);
+    let answer = app
+        .post(
+            &verify,
+            Some(&entry.access),
+            &json!({ "code": wrong(code) }),
+        )
+        .await;
+    answer.assert_problem(422, "code-incorrect")["attempts_left"].clone()
+}
+
 #[tokio::test]
 async fn five_wrong_codes_kill_the_code_and_a_new_one_can_be_asked_for() {
     let app = TestApp::spawn().await;
@@ -33,17 +47,7 @@ async fn five_wrong_codes_kill_the_code_and_a_new_one_can_be_asked_for() {
     let verify = format!("/api/v1/entries/{}/verify", entry.entry_id);
 
     for left in (1..=4).rev() {
-        let answer = app
-            .post(
-                &verify,
-                Some(&entry.access),
-                &json!({ "code": wrong(&code) }),
-            )
-            .await;
-        assert_eq!(
-            answer.assert_problem(422, "code-incorrect")["attempts_left"],
-            left
-        );
+        assert_eq!(try_wrong(&app, &entry, &code).await, left);
     }
     app.post(
         &verify,
@@ -185,17 +189,7 @@ async fn the_migration_keeps_the_codes_stored_before_it() {
     let entry = pending(&app).await;
     let code = app.code_from_mail(1).await;
     let verify = format!("/api/v1/entries/{}/verify", entry.entry_id);
-    let answer = app
-        .post(
-            &verify,
-            Some(&entry.access),
-            &json!({ "code": wrong(&code) }),
-        )
-        .await;
-    assert_eq!(
-        answer.assert_problem(422, "code-incorrect")["attempts_left"],
-        4
-    );
+    assert_eq!(try_wrong(&app, &entry, &code).await, 4);
 
     // The database as it was before the codes moved into the entries: a table of
     // their own.
@@ -249,17 +243,7 @@ async fn the_migration_keeps_the_codes_stored_before_it() {
             .await
             .is_err()
     );
-    let answer = app
-        .post(
-            &verify,
-            Some(&entry.access),
-            &json!({ "code": wrong(&code) }),
-        )
-        .await;
-    assert_eq!(
-        answer.assert_problem(422, "code-incorrect")["attempts_left"],
-        3
-    );
+    assert_eq!(try_wrong(&app, &entry, &code).await, 3);
     let verified = app
         .post(&verify, Some(&entry.access), &json!({ "code": code }))
         .await;
