@@ -78,6 +78,14 @@ impl Store {
     /// The conditions are repeated outside the subquery: on PostgreSQL, an instance
     /// that waited for another's claim of the same row re-checks them on the claimed
     /// row and skips it, so a mail is never sent twice by two instances.
+    ///
+    /// On PostgreSQL the subquery also skips the rows another transaction holds
+    /// (`for update skip locked`): a row being marked sent, or claimed by another
+    /// sender, is not due for this claim anyway. Without it, a claim that waited for
+    /// one such row while holding rows that the waited-for statement wanted next was a
+    /// deadlock, which the server broke only after a second, failing one of the two
+    /// (three in three runs of `bench/registration-load.sh`, eighth round; a failed
+    /// mark sends those mails again when their lease ends).
     pub async fn claim_due_mails(
         &self,
         now: DateTime<Utc>,
@@ -85,12 +93,17 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<OutboxMail>, StoreError> {
         let _turn = self.write_turn().await;
+        let skip_locked = if self.is_sqlite() {
+            ""
+        } else {
+            "for update skip locked"
+        };
         Ok(on_db!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "update outbox set next_attempt_at = $2
                  where id in (select id from outbox
                               where sent_at is null and failed_at is null and next_attempt_at <= $1
-                              order by next_attempt_at, id limit $3)
+                              order by next_attempt_at, id limit $3 {skip_locked})
                    and sent_at is null and failed_at is null and next_attempt_at <= $1
                  {CLAIM_COLUMNS}"
             )))

@@ -287,3 +287,66 @@ async fn mails_claimed_by_a_sender_that_died_are_sent_after_its_lease() {
     expected.sort_unstable();
     assert_eq!(sent, expected, "every claimed mail sent, each once");
 }
+
+#[tokio::test]
+async fn a_claim_passes_over_mails_another_transaction_holds() {
+    let app = TestApp::spawn().await;
+    let tirage::store::Db::Postgres(pool) = app.store().db() else {
+        // SQLite has no row locks: its writers take turns.
+        return;
+    };
+    let window_id = app.open_window().await;
+    for i in 1..=3 {
+        app.register(&window_id, &applicant(i))
+            .await
+            .assert_status(201);
+    }
+    for _ in 0..250 {
+        if app.count("outbox where sent_at is not null").await == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Unsent again, due in a minute (as after a relay failure): only this test's
+    // claims, made a minute later, find them due.
+    let now = app.clock.now() + chrono::Duration::minutes(1);
+    let unsent = sqlx::query("update outbox set sent_at = null, next_attempt_at = $1")
+        .bind(now)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(unsent.rows_affected(), 3);
+    let held: i64 = sqlx::query_scalar("select min(id) from outbox")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    // Another transaction (a mark in progress) holds the first mail's row.
+    let mut other = pool.begin().await.unwrap();
+    sqlx::query("update outbox set attempts = attempts where id = $1")
+        .bind(held)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+
+    let claimed = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.store()
+            .claim_due_mails(now, now + chrono::Duration::minutes(2), 500),
+    )
+    .await
+    .expect("the claim does not wait for the held row")
+    .unwrap();
+    let mut ids: Vec<i64> = claimed.iter().map(|mail| mail.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(!ids.contains(&held));
+
+    // Once the other transaction ends, the held mail is claimed by the next claim.
+    other.rollback().await.unwrap();
+    let next = app
+        .store()
+        .claim_due_mails(now, now + chrono::Duration::minutes(2), 500)
+        .await
+        .unwrap();
+    assert_eq!(next.iter().map(|mail| mail.id).collect::<Vec<_>>(), [held]);
+}
