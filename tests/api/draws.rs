@@ -709,17 +709,6 @@ async fn give_up<F: std::future::Future>(work: F) {
     );
 }
 
-/// Waits until `table` has `n` rows (the work goes on without its caller).
-async fn rows(app: &TestApp, table: &str, n: i64) {
-    for _ in 0..250 {
-        if app.count(table).await == n {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("{table} never had {n} row(s)");
-}
-
 #[tokio::test]
 async fn a_close_and_a_draw_given_up_by_their_caller_still_complete() {
     use tirage::lifecycle;
@@ -738,7 +727,7 @@ async fn a_close_and_a_draw_given_up_by_their_caller_still_complete() {
         now,
     ))
     .await;
-    rows(&app, "commitments", 1).await;
+    app.wait_for_rows("commitments", 1).await;
     give_up(lifecycle::run_draw(
         app.store(),
         &window_id,
@@ -747,7 +736,7 @@ async fn a_close_and_a_draw_given_up_by_their_caller_still_complete() {
         now,
     ))
     .await;
-    rows(&app, "draws", 1).await;
+    app.wait_for_rows("draws", 1).await;
     let window = app.get(&format!("/api/v1/windows/{window_id}"), None).await;
     assert_eq!(window.json["state"], "drawn");
 }

@@ -305,6 +305,18 @@ impl TestApp {
             .unwrap())
     }
 
+    /// Waits (up to five seconds) until `table` has `n` rows, for work that goes on
+    /// in the background.
+    pub async fn wait_for_rows(&self, table: &str, n: i64) {
+        for _ in 0..250 {
+            if self.count(table).await == n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("{table} never had {n} row(s)");
+    }
+
     /// Runs raw SQL on the database, around the service (as an intruder, or a broken
     /// disk, would).
     pub async fn execute(&self, sql: &str) -> Result<u64, sqlx::Error> {

@@ -248,13 +248,8 @@ async fn mails_claimed_by_a_sender_that_died_are_sent_after_its_lease() {
             .await
             .assert_status(201);
     }
-    for _ in 0..250 {
-        if app.count("outbox where attempts = 1").await == i64::from(n) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(app.count("outbox where attempts = 1").await, i64::from(n));
+    app.wait_for_rows("outbox where attempts = 1", i64::from(n))
+        .await;
     app.clock.advance(chrono::Duration::minutes(2));
     let now = app.clock.now();
     let claimed = app
@@ -301,12 +296,8 @@ async fn a_claim_passes_over_mails_another_transaction_holds() {
             .await
             .assert_status(201);
     }
-    for _ in 0..250 {
-        if app.count("outbox where sent_at is not null").await == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_for_rows("outbox where sent_at is not null", 3)
+        .await;
     // Unsent again, due in a minute (as after a relay failure): only this test's
     // claims, made a minute later, find them due.
     let now = app.clock.now() + chrono::Duration::minutes(1);
