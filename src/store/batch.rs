@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::audit::{Actor, next_event};
-use super::entries::{EntryStatus, PendingRegistration, RegisterOutcome};
+use super::entries::{CodeColumns, EntryStatus, PendingRegistration, RegisterOutcome};
 use super::idempotency::IdempotencyRequest;
 use super::outbox::NewMail;
 use super::{Store, StoreError, WritePool, on_db, parse_column};
@@ -273,24 +273,6 @@ const INSERT_ENTRIES: &str = "insert into entries (id, window_id, status, channe
     registered_by, created_at, verified_at, code_hash, code_expires_at, code_sends,
     code_sent_at) ";
 
-/// An entry's verification code columns: its hash, expiry, the number of codes sent
-/// (one) and when; all null but the count (zero) without a code.
-struct CodeColumns<'a> {
-    hash: Option<&'a [u8]>,
-    expires_at: Option<DateTime<Utc>>,
-    sends: i64,
-    sent_at: Option<DateTime<Utc>>,
-}
-
-fn code_columns<'a>(item: &PendingRegistration<'a>) -> CodeColumns<'a> {
-    CodeColumns {
-        hash: item.code.as_ref().map(|code| code.code_hash),
-        expires_at: item.code.as_ref().map(|code| code.expires_at),
-        sends: i64::from(item.code.is_some()),
-        sent_at: item.code.as_ref().map(|_| item.now),
-    }
-}
-
 /// One column of `rows` as an array, for the PostgreSQL statements that insert a
 /// batch as one array per column (`unnest`).
 fn column<'a, T, U>(rows: &'a [T], value: impl Fn(&'a T) -> U) -> Vec<U> {
@@ -394,7 +376,7 @@ impl SetStatements for sqlx::SqliteConnection {
             let entry = &item.entry;
             let identity = &entry.registration.identity;
             let (status, verified_at) = initial_status(item);
-            let code = code_columns(item);
+            let code = CodeColumns::of(item.code.as_ref(), item.now);
             query = query
                 .bind(entry.id)
                 .bind(entry.window_id)
@@ -642,11 +624,19 @@ impl SetStatements for sqlx::PgConnection {
             .bind(column(accepted, |i| i.now))
             .bind(column(accepted, |i| initial_status(i).1))
             .bind(column(accepted, |i| {
-                code_columns(i).hash.map(<[u8]>::to_vec)
+                CodeColumns::of(i.code.as_ref(), i.now)
+                    .hash
+                    .map(<[u8]>::to_vec)
             }))
-            .bind(column(accepted, |i| code_columns(i).expires_at))
-            .bind(column(accepted, |i| code_columns(i).sends))
-            .bind(column(accepted, |i| code_columns(i).sent_at));
+            .bind(column(accepted, |i| {
+                CodeColumns::of(i.code.as_ref(), i.now).expires_at
+            }))
+            .bind(column(accepted, |i| {
+                CodeColumns::of(i.code.as_ref(), i.now).sends
+            }))
+            .bind(column(accepted, |i| {
+                CodeColumns::of(i.code.as_ref(), i.now).sent_at
+            }));
         query.execute(self).await?;
         Ok(())
     }

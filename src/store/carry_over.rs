@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 
 use super::audit::{Actor, record_event};
+use super::entries::{CodeColumns, NewCode};
 use super::outbox::{NewMail, insert_mail};
 use super::{Store, StoreError, WritePool, on_db};
 
@@ -93,19 +94,24 @@ impl Store {
                     Some(_) => ("pending_verification", None),
                     None => ("eligible", Some(now)),
                 };
+                let code = entry.confirmation.as_ref().map(|confirmation| NewCode {
+                    code_hash: &confirmation.code_hash,
+                    expires_at: confirmation.expires_at,
+                });
+                let code_columns = CodeColumns::of(code.as_ref(), now);
                 let inserted = sqlx::query(
                     "insert into entries (id, window_id, status, channel, access_code_hash,
                          family_name, given_names, birth_date, nationality, document_kind,
                          document_number, document_country, email, phone, permit_expires_on,
                          language, unsuccessful_draws, weight, document_key, person_key,
                          email_key, phone_key, registered_by, created_at, verified_at,
-                         carried_from)
+                         carried_from, code_hash, code_expires_at, code_sends, code_sent_at)
                      select $1, $2, $3, channel, access_code_hash,
                          family_name, given_names, birth_date, nationality, document_kind,
                          document_number, document_country, email, phone, permit_expires_on,
                          language, $4, $5, document_key, person_key,
                          email_key, phone_key, registered_by, $6, $7,
-                         id
+                         id, $9, $10, $11, $12
                      from entries where id = $8
                      on conflict do nothing",
                 )
@@ -117,6 +123,10 @@ impl Store {
                 .bind(now)
                 .bind(verified_at)
                 .bind(&entry.from)
+                .bind(code_columns.hash)
+                .bind(code_columns.expires_at)
+                .bind(code_columns.sends)
+                .bind(code_columns.sent_at)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -124,20 +134,7 @@ impl Store {
                     continue;
                 }
                 let outbox_id = match &entry.confirmation {
-                    Some(confirmation) => {
-                        sqlx::query(
-                            "update entries set code_hash = $2, code_expires_at = $3,
-                                 code_sends = 1, code_sent_at = $4
-                             where id = $1",
-                        )
-                        .bind(&entry.id)
-                        .bind(&confirmation.code_hash)
-                        .bind(confirmation.expires_at)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                        Some(insert_mail!(tx, confirmation.mail, now))
-                    }
+                    Some(confirmation) => Some(insert_mail!(tx, confirmation.mail, now)),
                     None => None,
                 };
                 let detail = json!({

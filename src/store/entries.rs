@@ -158,6 +158,27 @@ pub struct NewCode<'a> {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The verification code columns of a new entry (`code_hash`, `code_expires_at`,
+/// `code_sends`, `code_sent_at`): the code, its expiry, one code sent and when; all
+/// null but the count (zero) without a code.
+pub(crate) struct CodeColumns<'a> {
+    pub hash: Option<&'a [u8]>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub sends: i64,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> CodeColumns<'a> {
+    pub fn of(code: Option<&NewCode<'a>>, now: DateTime<Utc>) -> Self {
+        Self {
+            hash: code.map(|code| code.code_hash),
+            expires_at: code.map(|code| code.expires_at),
+            sends: i64::from(code.is_some()),
+            sent_at: code.map(|_| now),
+        }
+    }
+}
+
 /// What [`Store::register`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegisterOutcome {
@@ -284,6 +305,7 @@ macro_rules! register_in {
             {
                 return Err(StoreError::Duplicate(rule));
             }
+            let code_columns = CodeColumns::of(code, now);
             let inserted = sqlx::query(
                 "insert into entries (id, window_id, status, channel, access_code_hash,
                      family_name, given_names, birth_date, nationality, document_kind,
@@ -319,10 +341,10 @@ macro_rules! register_in {
             .bind(entry.registered_by)
             .bind(now)
             .bind(verified_at)
-            .bind(code.map(|code| code.code_hash))
-            .bind(code.map(|code| code.expires_at))
-            .bind(i64::from(code.is_some()))
-            .bind(code.is_some().then_some(now))
+            .bind(code_columns.hash)
+            .bind(code_columns.expires_at)
+            .bind(code_columns.sends)
+            .bind(code_columns.sent_at)
             .execute(&mut *$tx)
             .await;
             if let Err(error) = inserted {
