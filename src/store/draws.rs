@@ -209,6 +209,49 @@ macro_rules! insert_rank_chunk {
     }};
 }
 
+/// The `draw_slot_chunks` rows of a window that hold any of the ranks `$from..=$to`,
+/// in rank order, as (first rank, ranks, JSON array of slot ids): read with
+/// [`slot_ids`].
+macro_rules! slot_chunks {
+    ($executor:expr, $window_id:expr, $from:expr, $to:expr) => {{
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "select first, n, slot_ids from draw_slot_chunks
+             where window_id = $1 and first + n > $2 and first <= $3
+             order by first",
+        )
+        .bind($window_id)
+        .bind(i64::from($from))
+        .bind(i64::from($to))
+        .fetch_all($executor)
+        .await?;
+        rows
+    }};
+}
+
+/// The slot ids held by consecutive `draw_slot_chunks` rows ([`slot_chunks`]), one per
+/// rank from the first chunk's rank on: (that rank, the ids). An empty list when there
+/// are no rows, as for a window drawn before migration 0026, whose selected ranks
+/// have their slots in `draw_results` from the draw on.
+fn slot_ids(
+    window_id: &str,
+    chunks: &[(i64, i64, String)],
+) -> Result<(i64, Vec<String>), StoreError> {
+    let first = chunks.first().map_or(1, |c| c.0);
+    let mut ids = Vec::new();
+    for (rank, n, text) in chunks {
+        let chunk: Vec<String> = serde_json::from_str(text)
+            .map_err(|e| StoreError::Corrupt(format!("slots of window {window_id}: {e}")))?;
+        if *rank != first + ids.len() as i64 || chunk.len() as i64 != *n {
+            return Err(StoreError::Corrupt(format!(
+                "window {window_id}: packed slots at rank {rank} do not follow rank {}",
+                first + ids.len() as i64 - 1
+            )));
+        }
+        ids.extend(chunk);
+    }
+    Ok((first, ids))
+}
+
 /// Appends result rows to `draw_results` in one statement from a JSON array of
 /// `[entry_id, slot_id or null]` pairs (`$3`), ranked from `$2 + 1` on: a set-based
 /// insert, one statement for thousands of rows. The same parameters on both engines;
@@ -320,15 +363,42 @@ impl Store {
                 .ok_or_else(|| {
                     StoreError::Corrupt(format!("window {window_id}: ranking chunks missing"))
                 })?;
+            // The selected ranks take their slots from the packed slots of the draw.
+            let n_selected: i64 =
+                sqlx::query_scalar("select n_selected from draws where window_id = $1")
+                    .bind(window_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let (first_slotted, slots) = if filled < n_selected {
+                slot_ids(
+                    window_id,
+                    &slot_chunks!(&mut *tx, window_id, filled + 1, to.min(n_selected)),
+                )?
+            } else {
+                (filled + 1, Vec::new())
+            };
             let rows = wanted
                 .iter()
-                .map(|&leaf| {
-                    entries
-                        .get(leaf as usize)
-                        .map(|e| (e.id.to_hex(), None))
-                        .ok_or_else(|| StoreError::Corrupt(format!("leaf {leaf} of {window_id}")))
+                .zip(filled + 1..)
+                .map(|(&leaf, rank)| {
+                    let entry = entries.get(leaf as usize).ok_or_else(|| {
+                        StoreError::Corrupt(format!("leaf {leaf} of {window_id}"))
+                    })?;
+                    let slot = if rank <= n_selected {
+                        let slot = usize::try_from(rank - first_slotted)
+                            .ok()
+                            .and_then(|i| slots.get(i));
+                        Some(slot.ok_or_else(|| {
+                            StoreError::Corrupt(format!(
+                                "window {window_id}: no packed slot for rank {rank}"
+                            ))
+                        })?)
+                    } else {
+                        None
+                    };
+                    Ok((entry.id.to_hex(), slot.map(String::as_str)))
                 })
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, StoreError>>()?;
             sqlx::query(insert_results)
                 .bind(window_id)
                 .bind(filled)
@@ -728,9 +798,9 @@ impl Store {
         };
         let bundle_sha256 = output.bundle_sha256;
         let (by_rank, by_leaf) = ranking(&output.outcome.order)?;
-        // The selected ranks go to `draw_results` now (their slots are what the entry
-        // view shows and the slot holders are recorded from); the waiting ranks
-        // follow after the draw ([`Store::fill_draw_results`]).
+        // The slots of the selected ranks are stored packed (what the entry view and the
+        // results read until the follow-up has written `draw_results`, every rank of
+        // it, after the draw: [`Store::fill_draw_results`]).
         let slot_of = &output.outcome.slot_of;
         let n_sel = n_selected as usize;
         if slot_of
@@ -742,19 +812,17 @@ impl Store {
                 "window {window_id}: the slots do not go to the first {n_sel} ranks"
             )));
         }
-        let selected: Vec<String> = output.outcome.order[..n_sel]
-            .chunks(RESULT_BATCH)
-            .zip(slot_of[..n_sel].chunks(RESULT_BATCH))
-            .map(|(leaves, slots)| {
-                result_rows_json(leaves.iter().zip(slots).map(|(&leaf, slot)| {
-                    (
-                        inputs.entries[leaf].id.to_hex(),
-                        slot.map(|s| inputs.slots[s].id.as_str()),
-                    )
-                }))
+        let slot_chunks: Vec<String> = slot_of[..n_sel]
+            .chunks(RANK_CHUNK)
+            .map(|chunk| {
+                let ids: Vec<&str> = chunk
+                    .iter()
+                    .flatten()
+                    .map(|&slot| inputs.slots[slot].id.as_str())
+                    .collect();
+                serde_json::to_string(&ids).expect("strings serialize")
             })
             .collect();
-        let insert_results = self.insert_results_sql();
         on_db!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let updated = sqlx::query(
@@ -799,13 +867,18 @@ impl Store {
             }
             let ranks_ms = started.elapsed().as_millis() as u64;
             let started = std::time::Instant::now();
-            for (i, batch) in selected.iter().enumerate() {
-                sqlx::query(insert_results)
-                    .bind(window_id)
-                    .bind((i * RESULT_BATCH) as i64)
-                    .bind(batch)
-                    .execute(&mut *tx)
-                    .await?;
+            for (i, ids) in slot_chunks.iter().enumerate() {
+                let first = i * RANK_CHUNK;
+                sqlx::query(
+                    "insert into draw_slot_chunks (window_id, first, n, slot_ids)
+                     values ($1, $2, $3, $4)",
+                )
+                .bind(window_id)
+                .bind(first as i64 + 1)
+                .bind((n_sel - first).min(RANK_CHUNK) as i64)
+                .bind(ids)
+                .execute(&mut *tx)
+                .await?;
             }
             let n_entries = inputs.entries.len() as i64;
             sqlx::query(
@@ -813,12 +886,12 @@ impl Store {
                  values ($1, $2, $3, $4)",
             )
             .bind(window_id)
-            .bind(n_selected)
+            .bind(0_i64)
             .bind(n_entries)
-            .bind((n_selected == n_entries).then_some(now))
+            .bind((n_entries == 0).then_some(now))
             .execute(&mut *tx)
             .await?;
-            let results_ms = started.elapsed().as_millis() as u64;
+            let slots_ms = started.elapsed().as_millis() as u64;
             let started = std::time::Instant::now();
             let detail = json!({
                 "from": "closed", "to": "drawn",
@@ -841,7 +914,7 @@ impl Store {
             tracing::info!(
                 window.id = %window_id,
                 ranks_ms,
-                results_ms,
+                slots_ms,
                 event_ms,
                 commit_ms = started.elapsed().as_millis() as u64,
                 "draw recorded"
@@ -925,9 +998,10 @@ impl Store {
         }))
     }
 
-    /// A drawn window's results in rank order: from the packed ranking and the frozen
-    /// entries (the slots of the selected ranks from `draw_results`), or, for a window
-    /// drawn before migration 0018, from `draw_results` alone.
+    /// A drawn window's results in rank order: from the packed ranking, the frozen
+    /// entries and the packed slots (for a window drawn before migration 0026, the
+    /// selected ranks' slots from `draw_results`), or, for a window drawn before
+    /// migration 0018, from `draw_results` alone.
     pub async fn results(&self, window_id: &str) -> Result<Vec<ResultLine>, StoreError> {
         let leaves = self.rank_order(window_id).await?;
         if leaves.is_empty() {
@@ -942,15 +1016,22 @@ impl Store {
             return Ok(rows.into_iter().map(ResultLine::from).collect());
         }
         let entries = self.frozen_entries(window_id).await?;
-        let slots: Vec<(i64, String)> = on_db!(self, |pool| {
-            sqlx::query_as(
-                "select rank, slot_id from draw_results
-                 where window_id = $1 and slot_id is not null order by rank",
-            )
-            .bind(window_id)
-            .fetch_all(pool)
-            .await?
-        });
+        let chunks = on_db!(self, |pool| slot_chunks!(pool, window_id, 1_i64, i64::MAX));
+        let slots: Vec<(i64, String)> = if chunks.is_empty() {
+            // Drawn before migration 0026: the selected ranks' slots are rows.
+            on_db!(self, |pool| {
+                sqlx::query_as(
+                    "select rank, slot_id from draw_results
+                     where window_id = $1 and slot_id is not null order by rank",
+                )
+                .bind(window_id)
+                .fetch_all(pool)
+                .await?
+            })
+        } else {
+            let (first, ids) = slot_ids(window_id, &chunks)?;
+            (first..).zip(ids).collect()
+        };
         let mut slots = slots.into_iter().peekable();
         leaves
             .into_iter()
@@ -1061,17 +1142,35 @@ impl Store {
         };
         let slot = match (rank, n_selected) {
             (Some(rank), Some(selected)) if rank <= selected => {
+                let chunks = on_db!(self, |pool| slot_chunks!(pool, &window_id, rank, rank));
+                let (first, ids) = slot_ids(&window_id, &chunks)?;
+                let packed = usize::try_from(rank - first).ok().and_then(|i| ids.get(i));
                 let row: Option<(String, String, String)> = on_db!(self, |pool| {
-                    sqlx::query_as(
-                        "select s.id, s.starts_at, s.counter
-                         from draw_results r
-                         join slots s on s.window_id = r.window_id and s.id = r.slot_id
-                         where r.window_id = $1 and r.rank = $2",
-                    )
-                    .bind(&window_id)
-                    .bind(rank)
-                    .fetch_optional(pool)
-                    .await?
+                    match packed {
+                        Some(slot_id) => {
+                            sqlx::query_as(
+                                "select id, starts_at, counter from slots
+                                 where window_id = $1 and id = $2",
+                            )
+                            .bind(&window_id)
+                            .bind(slot_id)
+                            .fetch_optional(pool)
+                            .await?
+                        }
+                        // Drawn before migration 0026: the slot is in the rank's row.
+                        None => {
+                            sqlx::query_as(
+                                "select s.id, s.starts_at, s.counter
+                                 from draw_results r
+                                 join slots s on s.window_id = r.window_id and s.id = r.slot_id
+                                 where r.window_id = $1 and r.rank = $2",
+                            )
+                            .bind(&window_id)
+                            .bind(rank)
+                            .fetch_optional(pool)
+                            .await?
+                        }
+                    }
                 });
                 row.map(|(id, starts_at, counter)| Slot {
                     id,
@@ -1436,4 +1535,38 @@ fn slots_from_rows(rows: Vec<(String, String, String)>) -> Vec<Slot> {
             counter,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(first: i64, ids: &[&str]) -> (i64, i64, String) {
+        (first, ids.len() as i64, serde_json::to_string(ids).unwrap())
+    }
+
+    #[test]
+    fn packed_slots_read_back_in_rank_order() {
+        let chunks = [chunk(1, &["a", "b"]), chunk(3, &["c"])];
+        let (first, ids) = slot_ids("w", &chunks).unwrap();
+        assert_eq!(first, 1);
+        assert_eq!(ids, ["a", "b", "c"]);
+        // A read that starts in a later row starts at its first rank.
+        let (first, ids) = slot_ids("w", &chunks[1..]).unwrap();
+        assert_eq!((first, ids.as_slice()), (3, ["c".to_owned()].as_slice()));
+        assert_eq!(slot_ids("w", &[]).unwrap(), (1, Vec::new()));
+    }
+
+    #[test]
+    fn packed_slots_with_a_gap_or_a_wrong_count_are_refused() {
+        let gap = [chunk(1, &["a", "b"]), chunk(4, &["c"])];
+        assert!(matches!(slot_ids("w", &gap), Err(StoreError::Corrupt(_))));
+        let short = [(1, 3, serde_json::to_string(&["a", "b"]).unwrap())];
+        assert!(matches!(slot_ids("w", &short), Err(StoreError::Corrupt(_))));
+        let garbled = [(1, 1, "[1]".to_owned())];
+        assert!(matches!(
+            slot_ids("w", &garbled),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
 }

@@ -543,8 +543,10 @@ async fn two_concurrent_draws_make_one_draw() {
     codes.sort_unstable();
     assert_eq!(codes, [200, 409], "{} / {}", a.text, b.text);
     assert_eq!(app.count("draws").await, 1);
-    // One packed ranking, both ways (rank -> leaf, leaf -> rank), and one cursor.
+    // One packed ranking, both ways (rank -> leaf, leaf -> rank), one row of packed
+    // slots and one cursor.
     assert_eq!(app.count("draw_rank_chunks").await, 2);
+    assert_eq!(app.count("draw_slot_chunks").await, 1);
     assert_eq!(app.count("draw_results_fill").await, 1);
     // Its row per entry, once the follow-up is done, written once.
     app.finish_draw_followup(&window_id).await;
@@ -566,6 +568,7 @@ async fn a_failed_draw_changes_nothing_and_runs_again_with_the_same_result() {
     assert_eq!(app.count("draws").await, 0);
     assert_eq!(app.count("draw_results").await, 0);
     assert_eq!(app.count("draw_rank_chunks").await, 0);
+    assert_eq!(app.count("draw_slot_chunks").await, 0);
     assert_eq!(app.count("draw_results_fill").await, 0);
     let window = app.get(&format!("/api/v1/windows/{window_id}"), None).await;
     assert_eq!(window.json["state"], "closed");

@@ -9,7 +9,7 @@ use tirage::draw::bundle::{commit, draw};
 use tirage::draw::commit::sort_slots;
 use tirage::draw::merkle::{leaf_hash, verify_inclusion};
 use tirage::draw::{Digest, Entry, EntryId, Slot};
-use tirage::store::packed::ENTRY_CHUNK;
+use tirage::store::packed::{ENTRY_CHUNK, RANK_CHUNK};
 
 use crate::helpers::{ADMIN_TOKEN, TestApp, at};
 
@@ -432,4 +432,160 @@ async fn a_window_drawn_by_an_earlier_version_reads_its_ranks_from_its_rows() {
         assert_eq!(view["draw"]["rank"], row.rank);
         assert_eq!(view["draw"]["slot"]["id"].as_str(), row.slot.as_deref());
     }
+}
+
+/// The leaf (position in the bundle's entries) of the entry at `rank`.
+fn leaf_at_rank(bundle: &Value, rank: usize) -> usize {
+    let id = &bundle["results"][rank - 1]["id"];
+    bundle["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|e| &e["id"] == id)
+        .unwrap()
+}
+
+/// The results as the store publishes them, as `[rank, id, slot]` values.
+async fn published(app: &TestApp, window_id: &str) -> Vec<Value> {
+    let lines = app.store().results(window_id).await.unwrap();
+    lines
+        .into_iter()
+        .map(|l| json!([l.rank, l.entry_id, l.slot_id]))
+        .collect()
+}
+
+/// The bundle's results as `[rank, id, slot]` values.
+fn expected_results(bundle: &Value) -> Vec<Value> {
+    bundle["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| json!([r["rank"], r["id"], r["slot"]]))
+        .collect()
+}
+
+/// A window of `RANK_CHUNK + 4` slots (a template: one counter, 20 a day) and 50
+/// entries more, closed and drawn.
+async fn drawn_with_two_rows_of_slots(app: &TestApp) -> (String, Value) {
+    let n_slots = RANK_CHUNK + 4;
+    let days = n_slots / 20;
+    assert_eq!(days * 20, n_slots);
+    let mut body = window();
+    body.as_object_mut().unwrap().remove("slots");
+    body["slot_template"] = json!({
+        "first_day": "2027-01-04",
+        "last_day": (at("2027-01-04T00:00:00Z") + chrono::Duration::days(days as i64 - 1))
+            .format("%Y-%m-%d")
+            .to_string(),
+        "weekdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "opening_hours": [{"from": "08:00", "to": "18:00"}],
+        "counters": ["A"],
+        "minutes_per_appointment": 30
+    });
+    let window_id = app.create_window(&body).await;
+    app.clock.set(at("2026-12-01T09:00:00Z"));
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/open"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    let ids: Vec<(String, &str)> = (0..n_slots + 50).map(|i| (id_of(i), "eligible")).collect();
+    load(app, &window_id, &ids).await;
+    app.clock.set(at(DRAW_AT));
+    for step in ["close", "draw"] {
+        app.post_empty(
+            &format!("/api/v1/windows/{window_id}/{step}"),
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .assert_status(200);
+    }
+    let bundle = app
+        .get(&format!("/api/v1/windows/{window_id}/bundle"), None)
+        .await;
+    let bundle = bundle.assert_status(200).clone();
+    assert!(bundle["results"][n_slots - 1]["slot"].is_string());
+    assert!(bundle["results"][n_slots]["slot"].is_null());
+    (window_id, bundle)
+}
+
+#[tokio::test]
+async fn the_slots_of_a_draw_are_packed_and_read_before_any_result_row_is_written() {
+    let app = TestApp::spawn().await;
+    // The follow-up cannot write a single row of `draw_results`: the draw itself
+    // writes none, so it succeeds, and everything reads from the packed rows.
+    app.fail_inserts("draw_results", "true", "disk gone").await;
+    let (window_id, bundle) = drawn_with_two_rows_of_slots(&app).await;
+    assert_eq!(app.count("draw_results").await, 0);
+    assert_eq!(app.count("draw_slot_chunks").await, 2);
+
+    let expected = expected_results(&bundle);
+    assert_eq!(published(&app, &window_id).await, expected);
+    // Both sides of the edge between the two rows of slots, the last selected rank
+    // and the first on the waiting list.
+    for rank in [
+        1,
+        RANK_CHUNK,
+        RANK_CHUNK + 1,
+        RANK_CHUNK + 4,
+        RANK_CHUNK + 5,
+    ] {
+        check_entry(&app, &bundle, leaf_at_rank(&bundle, rank)).await;
+    }
+
+    // Once the follow-up can write, its rows say what the bundle says, slots included.
+    app.heal_inserts("draw_results").await;
+    app.finish_draw_followup(&window_id).await;
+    let rows: Vec<(i64, String, Option<String>)> = with_pool!(app, |pool| sqlx::query_as(
+        "select rank, entry_id, slot_id from draw_results order by rank"
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|(rank, id, slot)| json!([rank, id, slot]))
+        .collect();
+    assert_eq!(rows, expected);
+    assert_eq!(published(&app, &window_id).await, expected);
+    assert_eq!(app.count("slot_assignments").await, (RANK_CHUNK + 4) as i64);
+    assert!(app.execute("delete from draw_slot_chunks").await.is_err());
+}
+
+#[tokio::test]
+async fn a_window_drawn_before_the_slots_were_packed_reads_them_from_its_rows() {
+    let app = TestApp::spawn().await;
+    let (window_id, bundle) = drawn_with_two_rows_of_slots(&app).await;
+    app.finish_draw_followup(&window_id).await;
+    // What a draw of an earlier version left while its follow-up was still to run:
+    // the selected ranks' rows (with their slots), the cursor after them, no packed
+    // slots.
+    app.drop_trigger("draw_slot_chunks", "draw_slot_chunks_no_delete")
+        .await;
+    app.drop_trigger("draw_results", "draw_results_no_delete")
+        .await;
+    app.execute("delete from draw_slot_chunks").await.unwrap();
+    let selected = (RANK_CHUNK + 4) as i64;
+    app.execute(&format!("delete from draw_results where rank > {selected}"))
+        .await
+        .unwrap();
+    app.execute(&format!(
+        "update draw_results_fill set filled_rank = {selected}, done_at = null"
+    ))
+    .await
+    .unwrap();
+
+    let expected = expected_results(&bundle);
+    assert_eq!(published(&app, &window_id).await, expected);
+    for rank in [1, RANK_CHUNK + 1, RANK_CHUNK + 4, RANK_CHUNK + 5] {
+        check_entry(&app, &bundle, leaf_at_rank(&bundle, rank)).await;
+    }
+    // The follow-up writes the waiting ranks only, after the rows that are there.
+    app.store()
+        .finish_draw_results(&window_id, at(DRAW_AT))
+        .await
+        .unwrap();
+    assert_eq!(app.count("draw_results").await, selected + 50);
+    assert_eq!(published(&app, &window_id).await, expected);
 }
