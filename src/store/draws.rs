@@ -468,6 +468,10 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<CommitmentRecord, StoreError> {
         let slots_sql = self.slots_sql();
+        let defer_chunk_key = match self.db {
+            Db::Sqlite(_) => "pragma defer_foreign_keys = on",
+            Db::Postgres(_) => "set constraints draw_entry_chunks_window_id_fkey deferred",
+        };
         let closed = on_db!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let state = window_state!(tx, id);
@@ -513,16 +517,44 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
             let slots = sorted_slots_from_json(id, &slots_json)?;
+            let n_slots = slots.len() as i64;
+            // The upper levels of the tree and the commitment are computed on other
+            // threads while this connection writes the packed entries: their key to
+            // the commitment, not inserted yet, is checked when the transaction commits.
+            let hashing = {
+                let (id, beacon, seed) = (id.to_owned(), beacon.clone(), seed_commitment.clone());
+                tokio::task::spawn_blocking(move || {
+                    commit_leaves(&id, &beacon, &seed, &leaves, &slots)
+                })
+            };
+            sqlx::query(defer_chunk_key).execute(&mut *tx).await?;
+            for (chunk_index, chunk) in entries.chunks(ENTRY_CHUNK).enumerate() {
+                sqlx::query(
+                    "insert into draw_entry_chunks (window_id, first_leaf, first_id, n, payload)
+                     values ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind((chunk_index * ENTRY_CHUNK) as i64)
+                .bind(chunk[0].id.to_hex())
+                .bind(chunk.len() as i64)
+                .bind(pack_entries(chunk))
+                .execute(&mut *tx)
+                .await?;
+            }
+            let write_ms = started.elapsed().as_millis() as u64;
+            let started = std::time::Instant::now();
             let Committed {
                 entries_root,
                 slots_hash,
                 commitment,
-            } = commit_leaves(id, &beacon, &seed_commitment, &leaves, &slots);
+            } = hashing
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("hashing the entries of {id}: {e}")))?;
             let record = CommitmentRecord {
                 window_id: id.to_owned(),
                 n_entries: entries.len() as i64,
                 entries_root: hex::encode(entries_root),
-                n_slots: slots.len() as i64,
+                n_slots,
                 slots_hash: hex::encode(slots_hash),
                 seed_commitment,
                 beacon,
@@ -548,19 +580,6 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            for (chunk_index, chunk) in entries.chunks(ENTRY_CHUNK).enumerate() {
-                sqlx::query(
-                    "insert into draw_entry_chunks (window_id, first_leaf, first_id, n, payload)
-                     values ($1, $2, $3, $4, $5)",
-                )
-                .bind(id)
-                .bind((chunk_index * ENTRY_CHUNK) as i64)
-                .bind(chunk[0].id.to_hex())
-                .bind(chunk.len() as i64)
-                .bind(pack_entries(chunk))
-                .execute(&mut *tx)
-                .await?;
-            }
             sqlx::query(
                 "update windows set state = 'closed', commitment = $2, closed_at = $3, updated_at = $3
                  where id = $1 and state = 'open'",
@@ -589,8 +608,9 @@ impl Store {
             tracing::info!(
                 window.id = %id,
                 read_ms,
+                write_ms,
                 hash_ms,
-                write_ms = started.elapsed().as_millis() as u64,
+                commit_ms = started.elapsed().as_millis() as u64,
                 "entries frozen"
             );
             Ok(record)

@@ -554,6 +554,48 @@ async fn two_concurrent_draws_make_one_draw() {
 }
 
 #[tokio::test]
+async fn a_failed_close_changes_nothing_and_closes_again_with_the_same_commitment() {
+    let app = TestApp::spawn().await;
+    let window_id = open(&app, &three_slot_window("none")).await;
+    counter_entries(&app, &window_id, 1, 5).await;
+    app.clock.set(at(AFTER_DRAW_TIME));
+
+    // The packed entries are written before the commitment they point to (its key is
+    // checked at commit); the commitment's insert fails, as a crash would stop it.
+    app.fail_inserts("commitments", "true", "disk gone").await;
+    let uri = format!("/api/v1/windows/{window_id}/close");
+    app.post_empty(&uri, Some(ADMIN_TOKEN))
+        .await
+        .assert_problem(500, "internal");
+    assert_eq!(app.count("commitments").await, 0);
+    assert_eq!(app.count("draw_entry_chunks").await, 0);
+    let window = app.get(&format!("/api/v1/windows/{window_id}"), None).await;
+    assert_eq!(window.json["state"], "open");
+
+    app.heal_inserts("commitments").await;
+    let closed = app.post_empty(&uri, Some(ADMIN_TOKEN)).await;
+    let closed = closed.assert_status(200).clone();
+    assert_eq!(app.count("draw_entry_chunks").await, 1);
+    let frozen = app.store().frozen_entries(&window_id).await.unwrap();
+    let leaves: Vec<Digest> = frozen.iter().map(leaf_hash).collect();
+    assert_eq!(closed["n_entries"], 5);
+    assert_eq!(
+        closed["entries_root"],
+        hex::encode(tirage::draw::merkle::root(&leaves))
+    );
+
+    // Outside a close, a packed row must point to a commitment at once.
+    let orphan = app
+        .execute(
+            "insert into draw_entry_chunks (window_id, first_leaf, first_id, n, payload)
+             select 'nowindow', 0, first_id, n, payload from draw_entry_chunks",
+        )
+        .await;
+    assert!(orphan.is_err());
+    assert_eq!(app.count("draw_entry_chunks").await, 1);
+}
+
+#[tokio::test]
 async fn a_failed_draw_changes_nothing_and_runs_again_with_the_same_result() {
     let app = TestApp::spawn().await;
     let window_id = closed_window(&app, 7).await;
