@@ -186,6 +186,27 @@ async fn load_entries(app: &Application, window_id: &str, n: usize, now: DateTim
         }
         start = end;
     }
+    // A national window fills over weeks. Meanwhile, on PostgreSQL, autovacuum keeps
+    // the table's visibility map up to date (migration 0028): a million rows loaded in
+    // a minute and closed at once would send the close's index-only read to the table
+    // for every row. On SQLite, the service's checkpoints copy the log into the
+    // database: a million rows loaded in a minute leave 70 MB of log, which the draw's
+    // commit would copy. Do what those weeks would have done (docs/benchmarks.md, ninth
+    // round).
+    match app.state().store.db() {
+        Db::Postgres(pool) => {
+            sqlx::query("vacuum (analyze) entries")
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        Db::Sqlite(pool) => {
+            sqlx::query("pragma wal_checkpoint(truncate)")
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
 }
 
 #[tokio::main]

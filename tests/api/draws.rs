@@ -1034,3 +1034,31 @@ async fn dropping_the_result_rows_foreign_keys_keeps_every_row() {
     assert!(app.execute("delete from draw_results").await.is_err());
     assert_eq!(read().await, before);
 }
+
+/// On PostgreSQL, autovacuum comes back to `entries` after 1% of its rows changed
+/// (migration 0028), so that a close's index-only read of a national window finds the
+/// table marked all-visible instead of visiting it for up to a fifth of the entries.
+/// SQLite has no such setting (its close reads the index alone).
+#[tokio::test]
+async fn entries_are_vacuumed_often_enough_for_the_close_on_postgres() {
+    let app = TestApp::spawn().await;
+    let tirage::store::Db::Postgres(pool) = app.store().db() else {
+        return;
+    };
+    let options: Vec<String> = sqlx::query_scalar(
+        "select unnest(reloptions) from pg_class where oid = 'entries'::regclass",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for option in [
+        "autovacuum_vacuum_insert_scale_factor=0.01",
+        "autovacuum_vacuum_scale_factor=0.01",
+        "autovacuum_analyze_scale_factor=0.02",
+    ] {
+        assert!(
+            options.iter().any(|o| o == option),
+            "{option} in {options:?}"
+        );
+    }
+}

@@ -82,7 +82,12 @@ async fn load(app: &TestApp, window_id: &str, ids: &[(String, &str)]) {
 }
 
 async fn open(app: &TestApp) -> String {
-    let window_id = app.create_window(&window()).await;
+    open_with(app, &window()).await
+}
+
+/// Creates the window `body` describes and opens it.
+async fn open_with(app: &TestApp, body: &Value) -> String {
+    let window_id = app.create_window(body).await;
     app.clock.set(at("2026-12-01T09:00:00Z"));
     app.post_empty(
         &format!("/api/v1/windows/{window_id}/open"),
@@ -157,22 +162,10 @@ async fn entries_at_the_edges_of_the_packed_rows_read_back_as_the_bundle_says() 
     );
     load(&app, &window_id, &ids).await;
 
-    app.clock.set(at(DRAW_AT));
-    for step in ["close", "draw"] {
-        app.post_empty(
-            &format!("/api/v1/windows/{window_id}/{step}"),
-            Some(ADMIN_TOKEN),
-        )
-        .await
-        .assert_status(200);
-    }
+    let bundle = close_and_draw(&app, &window_id).await;
     assert_eq!(app.count("draw_entry_chunks").await, 3);
     // rank -> leaf and leaf -> rank, three rows each
     assert_eq!(app.count("draw_rank_chunks").await, 6);
-    let bundle = app
-        .get(&format!("/api/v1/windows/{window_id}/bundle"), None)
-        .await;
-    let bundle = bundle.assert_status(200).clone();
     assert_eq!(bundle["entries"].as_array().unwrap().len(), n);
 
     // The frozen entries read back whole, in leaf order.
@@ -210,33 +203,11 @@ async fn entries_at_the_edges_of_the_packed_rows_read_back_as_the_bundle_says() 
 
     // The published results are the bundle's, before and after the follow-up wrote
     // a row per entry, and those rows say the same.
-    let expected: Vec<Value> = bundle["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| json!([r["rank"], r["id"], r["slot"]]))
-        .collect();
-    let published = || async {
-        let lines = app.store().results(&window_id).await.unwrap();
-        lines
-            .into_iter()
-            .map(|l| json!([l.rank, l.entry_id, l.slot_id]))
-            .collect::<Vec<Value>>()
-    };
-    assert_eq!(published().await, expected);
+    let expected = expected_results(&bundle);
+    assert_eq!(published(&app, &window_id).await, expected);
     app.finish_draw_followup(&window_id).await;
-    assert_eq!(published().await, expected);
-    let rows: Vec<(i64, String, Option<String>)> = with_pool!(app, |pool| sqlx::query_as(
-        "select rank, entry_id, slot_id from draw_results order by rank"
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap());
-    let rows: Vec<Value> = rows
-        .into_iter()
-        .map(|(rank, id, slot)| json!([rank, id, slot]))
-        .collect();
-    assert_eq!(rows, expected);
+    assert_eq!(published(&app, &window_id).await, expected);
+    assert_eq!(result_rows(&app).await, expected);
     assert_eq!(app.count("slot_assignments").await, 3);
 }
 
@@ -454,6 +425,36 @@ async fn published(app: &TestApp, window_id: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The rows of `draw_results`, as `[rank, id, slot]` values.
+async fn result_rows(app: &TestApp) -> Vec<Value> {
+    let rows: Vec<(i64, String, Option<String>)> = with_pool!(app, |pool| sqlx::query_as(
+        "select rank, entry_id, slot_id from draw_results order by rank"
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    rows.into_iter()
+        .map(|(rank, id, slot)| json!([rank, id, slot]))
+        .collect()
+}
+
+/// Closes and draws an open window at its draw time; returns the served bundle.
+async fn close_and_draw(app: &TestApp, window_id: &str) -> Value {
+    app.clock.set(at(DRAW_AT));
+    for step in ["close", "draw"] {
+        app.post_empty(
+            &format!("/api/v1/windows/{window_id}/{step}"),
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .assert_status(200);
+    }
+    let bundle = app
+        .get(&format!("/api/v1/windows/{window_id}/bundle"), None)
+        .await;
+    bundle.assert_status(200).clone()
+}
+
 /// The bundle's results as `[rank, id, slot]` values.
 fn expected_results(bundle: &Value) -> Vec<Value> {
     bundle["results"]
@@ -482,29 +483,10 @@ async fn drawn_with_two_rows_of_slots(app: &TestApp) -> (String, Value) {
         "counters": ["A"],
         "minutes_per_appointment": 30
     });
-    let window_id = app.create_window(&body).await;
-    app.clock.set(at("2026-12-01T09:00:00Z"));
-    app.post_empty(
-        &format!("/api/v1/windows/{window_id}/open"),
-        Some(ADMIN_TOKEN),
-    )
-    .await
-    .assert_status(200);
+    let window_id = open_with(app, &body).await;
     let ids: Vec<(String, &str)> = (0..n_slots + 50).map(|i| (id_of(i), "eligible")).collect();
     load(app, &window_id, &ids).await;
-    app.clock.set(at(DRAW_AT));
-    for step in ["close", "draw"] {
-        app.post_empty(
-            &format!("/api/v1/windows/{window_id}/{step}"),
-            Some(ADMIN_TOKEN),
-        )
-        .await
-        .assert_status(200);
-    }
-    let bundle = app
-        .get(&format!("/api/v1/windows/{window_id}/bundle"), None)
-        .await;
-    let bundle = bundle.assert_status(200).clone();
+    let bundle = close_and_draw(app, &window_id).await;
     assert!(bundle["results"][n_slots - 1]["slot"].is_string());
     assert!(bundle["results"][n_slots]["slot"].is_null());
     (window_id, bundle)
@@ -537,17 +519,7 @@ async fn the_slots_of_a_draw_are_packed_and_read_before_any_result_row_is_writte
     // Once the follow-up can write, its rows say what the bundle says, slots included.
     app.heal_inserts("draw_results").await;
     app.finish_draw_followup(&window_id).await;
-    let rows: Vec<(i64, String, Option<String>)> = with_pool!(app, |pool| sqlx::query_as(
-        "select rank, entry_id, slot_id from draw_results order by rank"
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap());
-    let rows: Vec<Value> = rows
-        .into_iter()
-        .map(|(rank, id, slot)| json!([rank, id, slot]))
-        .collect();
-    assert_eq!(rows, expected);
+    assert_eq!(result_rows(&app).await, expected);
     assert_eq!(published(&app, &window_id).await, expected);
     assert_eq!(app.count("slot_assignments").await, (RANK_CHUNK + 4) as i64);
     assert!(app.execute("delete from draw_slot_chunks").await.is_err());
