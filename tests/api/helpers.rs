@@ -286,6 +286,18 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Closes and then draws a window (as an administrator), both answered `200`.
+    pub async fn close_and_draw(&self, window_id: &str) {
+        for step in ["close", "draw"] {
+            self.post_empty(
+                &format!("/api/v1/windows/{window_id}/{step}"),
+                Some(ADMIN_TOKEN),
+            )
+            .await
+            .assert_status(200);
+        }
+    }
+
     /// Finishes the follow-up of a window's draw (waiting-list rows, slot holders,
     /// result mails) before returning. The draw starts it on its own task and answers
     /// without waiting; running it here as well is safe (each step moves a cursor in

@@ -162,7 +162,7 @@ async fn entries_at_the_edges_of_the_packed_rows_read_back_as_the_bundle_says() 
     );
     load(&app, &window_id, &ids).await;
 
-    let bundle = close_and_draw(&app, &window_id).await;
+    let bundle = drawn_bundle(&app, &window_id).await;
     assert_eq!(app.count("draw_entry_chunks").await, 3);
     // rank -> leaf and leaf -> rank, three rows each
     assert_eq!(app.count("draw_rank_chunks").await, 6);
@@ -439,16 +439,9 @@ async fn result_rows(app: &TestApp) -> Vec<Value> {
 }
 
 /// Closes and draws an open window at its draw time; returns the served bundle.
-async fn close_and_draw(app: &TestApp, window_id: &str) -> Value {
+async fn drawn_bundle(app: &TestApp, window_id: &str) -> Value {
     app.clock.set(at(DRAW_AT));
-    for step in ["close", "draw"] {
-        app.post_empty(
-            &format!("/api/v1/windows/{window_id}/{step}"),
-            Some(ADMIN_TOKEN),
-        )
-        .await
-        .assert_status(200);
-    }
+    app.close_and_draw(window_id).await;
     let bundle = app
         .get(&format!("/api/v1/windows/{window_id}/bundle"), None)
         .await;
@@ -486,7 +479,7 @@ async fn drawn_with_two_rows_of_slots(app: &TestApp) -> (String, Value) {
     let window_id = open_with(app, &body).await;
     let ids: Vec<(String, &str)> = (0..n_slots + 50).map(|i| (id_of(i), "eligible")).collect();
     load(app, &window_id, &ids).await;
-    let bundle = close_and_draw(app, &window_id).await;
+    let bundle = drawn_bundle(app, &window_id).await;
     assert!(bundle["results"][n_slots - 1]["slot"].is_string());
     assert!(bundle["results"][n_slots]["slot"].is_null());
     (window_id, bundle)

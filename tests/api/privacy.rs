@@ -275,14 +275,7 @@ async fn nothing_public_and_no_log_line_shows_personal_data_through_a_whole_wind
     // The window runs to its end: close, draw, results, the holder gives the slot back
     // and it is offered down the waiting list.
     app.clock.set(at("2026-12-16T10:00:00Z"));
-    for step in ["close", "draw"] {
-        app.post_empty(
-            &format!("/api/v1/windows/{window_id}/{step}"),
-            Some(ADMIN_TOKEN),
-        )
-        .await
-        .assert_status(200);
-    }
+    app.close_and_draw(&window_id).await;
     let results = app
         .get(&format!("/api/v1/windows/{window_id}/results"), None)
         .await;

@@ -55,14 +55,7 @@ async fn drawn_window(app: &TestApp) -> (String, Vec<(String, String)>) {
     .await
     .assert_status(201);
     app.clock.set(at("2026-12-16T10:00:00Z"));
-    for step in ["close", "draw"] {
-        app.post_empty(
-            &format!("/api/v1/windows/{window_id}/{step}"),
-            Some(ADMIN_TOKEN),
-        )
-        .await
-        .assert_status(200);
-    }
+    app.close_and_draw(&window_id).await;
     (window_id, entries)
 }
 

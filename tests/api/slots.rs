@@ -96,14 +96,7 @@ async fn drawn_window(app: &TestApp, n: u32, english: &[u32]) -> (String, Vec<Dr
 /// Closes and draws the window, then waits for the draw's follow-up (holders, mails).
 async fn draw(app: &TestApp, window_id: &str) {
     app.clock.set(at(DRAW_TIME));
-    for step in ["close", "draw"] {
-        app.post_empty(
-            &format!("/api/v1/windows/{window_id}/{step}"),
-            Some(ADMIN_TOKEN),
-        )
-        .await
-        .assert_status(200);
-    }
+    app.close_and_draw(window_id).await;
     app.finish_draw_followup(window_id).await;
 }
 
