@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::audit::{Actor, record_event};
 use super::packed::{
-    ENTRY_CHUNK, RANK_CHUNK, as_u32, find_entry, number_at, pack_entries, pack_numbers,
-    unpack_entries, unpack_numbers,
+    ENTRY_CHUNK, RANK_CHUNK, RANK_ORDER_CHUNK, as_u32, find_entry, number_at, pack_entries,
+    pack_numbers, unpack_entries, unpack_numbers,
 };
 use super::{Db, Store, StoreError, WritePool, on_db, parse_column};
 use crate::domain::window::{WindowState, WrongState};
@@ -209,6 +209,32 @@ macro_rules! insert_rank_chunk {
     }};
 }
 
+/// The leaves at ranks `from..=to`, out of the `by_rank` rows of `draw_rank_chunks`
+/// that hold them, as (first rank, payload) in rank order: each row must follow the
+/// one before it, and together they must hold every rank asked for.
+fn leaves_at_ranks(
+    window_id: &str,
+    chunks: &[(i64, Vec<u8>)],
+    from: i64,
+    to: i64,
+) -> Result<Vec<u32>, StoreError> {
+    let missing = || StoreError::Corrupt(format!("window {window_id}: ranking chunks missing"));
+    let first = chunks.first().map_or(from, |c| c.0);
+    let mut leaves = Vec::new();
+    for (rank, payload) in chunks {
+        if *rank != first + leaves.len() as i64 {
+            return Err(missing());
+        }
+        unpack_numbers(payload, &mut leaves)?;
+    }
+    let skip = usize::try_from(from - first).map_err(|_| missing())?;
+    let n = usize::try_from(to + 1 - from).map_err(|_| missing())?;
+    leaves
+        .get(skip..skip + n)
+        .map(<[u32]>::to_vec)
+        .ok_or_else(missing)
+}
+
 /// The `draw_slot_chunks` rows of a window that hold any of the ranks `$from..=$to`,
 /// in rank order, as (first rank, ranks, JSON array of slot ids): read with
 /// [`slot_ids`].
@@ -352,17 +378,7 @@ impl Store {
             .bind(to)
             .fetch_all(&mut *tx)
             .await?;
-            let first = chunks.first().map_or(0, |c| c.0);
-            let mut leaves = Vec::new();
-            for (_, payload) in &chunks {
-                unpack_numbers(payload, &mut leaves)?;
-            }
-            let wanted = usize::try_from(filled + 1 - first)
-                .ok()
-                .and_then(|skip| leaves.get(skip..skip + (to - filled) as usize))
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!("window {window_id}: ranking chunks missing"))
-                })?;
+            let wanted = leaves_at_ranks(window_id, &chunks, filled + 1, to)?;
             // The selected ranks take their slots from the packed slots of the draw.
             let n_selected: i64 =
                 sqlx::query_scalar("select n_selected from draws where window_id = $1")
@@ -879,8 +895,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             let started = std::time::Instant::now();
-            for (i, chunk) in by_rank.chunks(RANK_CHUNK).enumerate() {
-                insert_rank_chunk!(tx, window_id, "by_rank", i * RANK_CHUNK + 1, chunk);
+            for (i, chunk) in by_rank.chunks(RANK_ORDER_CHUNK).enumerate() {
+                insert_rank_chunk!(tx, window_id, "by_rank", i * RANK_ORDER_CHUNK + 1, chunk);
             }
             for (i, chunk) in by_leaf.chunks(RANK_CHUNK).enumerate() {
                 insert_rank_chunk!(tx, window_id, "by_leaf", i * RANK_CHUNK, chunk);
@@ -1563,6 +1579,33 @@ mod tests {
 
     fn chunk(first: i64, ids: &[&str]) -> (i64, i64, String) {
         (first, ids.len() as i64, serde_json::to_string(ids).unwrap())
+    }
+
+    #[test]
+    fn ranks_are_read_across_rows_of_the_packed_ranking() {
+        let rows = [
+            (1, pack_numbers([10, 11, 12])),
+            (4, pack_numbers([13, 14])),
+            (6, pack_numbers([15])),
+        ];
+        assert_eq!(
+            leaves_at_ranks("w", &rows, 1, 6).unwrap(),
+            [10, 11, 12, 13, 14, 15]
+        );
+        assert_eq!(leaves_at_ranks("w", &rows, 3, 4).unwrap(), [12, 13]);
+        assert_eq!(leaves_at_ranks("w", &rows[1..], 5, 6).unwrap(), [14, 15]);
+        // Ranks past the rows, before them, or a gap between two rows.
+        for (rows, from, to) in [
+            (&rows[..], 5, 7),
+            (&rows[1..], 3, 4),
+            (&[rows[0].clone(), rows[2].clone()][..], 1, 6),
+            (&[][..], 1, 1),
+        ] {
+            assert!(matches!(
+                leaves_at_ranks("w", rows, from, to),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
     }
 
     #[test]

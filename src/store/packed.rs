@@ -4,8 +4,9 @@
 //! - Frozen entries ([`ENTRY_CHUNK`] per `draw_entry_chunks` row): for each entry, in
 //!   leaf order, its 16-byte id then its weight as 4 bytes big-endian: exactly the
 //!   payload of its Merkle leaf in the draw spec (section 1).
-//! - The ranking ([`RANK_CHUNK`] per `draw_rank_chunks` row): 4-byte big-endian
-//!   numbers, the leaf at each rank (`by_rank`) or the rank of each leaf (`by_leaf`).
+//! - The ranking (`draw_rank_chunks`): 4-byte big-endian numbers, the leaf at each
+//!   rank (`by_rank`, [`RANK_ORDER_CHUNK`] a row) or the rank of each leaf (`by_leaf`,
+//!   [`RANK_CHUNK`] a row).
 //!
 //! These functions only pack and unpack; [`super::draws`] reads and writes the rows.
 
@@ -16,8 +17,14 @@ use crate::draw::{Entry, EntryId};
 /// reads one small row, and a million entries are 245 rows.
 pub const ENTRY_CHUNK: usize = 4096;
 
-/// Ranks (or leaves) per `draw_rank_chunks` row: 16 KiB.
+/// Leaves per `by_leaf` row of `draw_rank_chunks` (16 KiB), and ranks per row of
+/// `draw_slot_chunks`: one entry's rank or slot is one small read.
 pub const RANK_CHUNK: usize = 4096;
+
+/// Ranks per `by_rank` row of `draw_rank_chunks` (256 KiB): the ranking is only ever
+/// read in long runs (the follow-up, the bundle), so a national draw writes 16 rows
+/// of it instead of 245 (docs/benchmarks.md, ninth round).
+pub const RANK_ORDER_CHUNK: usize = 65_536;
 
 /// Bytes of one packed entry: id and weight.
 const ENTRY_BYTES: usize = 20;
