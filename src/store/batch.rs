@@ -565,6 +565,10 @@ impl SetStatements for sqlx::PgConnection {
         fn identity<'a>(item: &'a PendingRegistration<'_>) -> &'a Identity {
             &item.entry.registration.identity
         }
+        let codes: Vec<CodeColumns<'_>> = accepted
+            .iter()
+            .map(|i| CodeColumns::of(i.code.as_ref(), i.now))
+            .collect();
         let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{INSERT_ENTRIES} select * from unnest($1::text[], $2::text[], $3::text[],
                  $4::text[], $5::bytea[], $6::text[], $7::text[], $8::date[], $9::text[],
@@ -623,20 +627,10 @@ impl SetStatements for sqlx::PgConnection {
             }))
             .bind(column(accepted, |i| i.now))
             .bind(column(accepted, |i| initial_status(i).1))
-            .bind(column(accepted, |i| {
-                CodeColumns::of(i.code.as_ref(), i.now)
-                    .hash
-                    .map(<[u8]>::to_vec)
-            }))
-            .bind(column(accepted, |i| {
-                CodeColumns::of(i.code.as_ref(), i.now).expires_at
-            }))
-            .bind(column(accepted, |i| {
-                CodeColumns::of(i.code.as_ref(), i.now).sends
-            }))
-            .bind(column(accepted, |i| {
-                CodeColumns::of(i.code.as_ref(), i.now).sent_at
-            }));
+            .bind(column(&codes, |c| c.hash.map(<[u8]>::to_vec)))
+            .bind(column(&codes, |c| c.expires_at))
+            .bind(column(&codes, |c| c.sends))
+            .bind(column(&codes, |c| c.sent_at));
         query.execute(self).await?;
         Ok(())
     }
