@@ -258,6 +258,15 @@ impl TestApp {
             .await
     }
 
+    /// Registers applicants 1 to `n` ([`applicant`]) online, each answered `201`.
+    pub async fn register_applicants(&self, window_id: &str, n: u32) {
+        for i in 1..=n {
+            self.register(window_id, &applicant(i))
+                .await
+                .assert_status(201);
+        }
+    }
+
     /// Registers `body` at the counter (as admin); returns (entry id, access code).
     pub async fn counter_entry(&self, window_id: &str, body: &Value) -> (String, String) {
         let answer = self

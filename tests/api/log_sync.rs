@@ -225,11 +225,7 @@ async fn a_long_log_is_copied_whole_and_started_again() {
         .fetch_one(&mut *reader)
         .await
         .unwrap();
-    for n in 1..=30 {
-        app.register(&window_id, &applicant(n))
-            .await
-            .assert_status(201);
-    }
+    app.register_applicants(&window_id, 30).await;
     // Their mails sent and marked: nothing else writes meanwhile.
     app.wait_for_rows("outbox where sent_at is not null", 30)
         .await;

@@ -243,11 +243,7 @@ async fn mails_claimed_by_a_sender_that_died_are_sent_after_its_lease() {
     .await;
     let window_id = app.open_window().await;
     let n: u32 = 60;
-    for i in 1..=n {
-        app.register(&window_id, &applicant(i))
-            .await
-            .assert_status(201);
-    }
+    app.register_applicants(&window_id, n).await;
     app.wait_for_rows("outbox where attempts = 1", i64::from(n))
         .await;
     app.clock.advance(chrono::Duration::minutes(2));
@@ -291,11 +287,7 @@ async fn a_claim_passes_over_mails_another_transaction_holds() {
         return;
     };
     let window_id = app.open_window().await;
-    for i in 1..=3 {
-        app.register(&window_id, &applicant(i))
-            .await
-            .assert_status(201);
-    }
+    app.register_applicants(&window_id, 3).await;
     app.wait_for_rows("outbox where sent_at is not null", 3)
         .await;
     // Unsent again, due in a minute (as after a relay failure): only this test's
