@@ -46,26 +46,37 @@ print(window["id"])
 PY
 )
 
-# one wrk run; prints "created/s p50 p99 non-2xx errors"
+# CPU time (clock ticks) the server has used, and the whole machine's busy ticks
+server_ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; }
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+
+# one wrk run; prints "created/s p50 p99 non-2xx errors server-µs machine-µs", the
+# last two being the CPU time the server, and the whole machine (wrk and the kernel's
+# writeback included), spent for each good answer
 load() {
-    local connections=$1 script=$2 url=$3 run=${4:-0}
-    wrk -t "$threads" -c "$connections" -d "${seconds}s" --timeout 10s -s "$script" "$url" -- "$run" ${REGISTER_KEYS:+keys} \
-        | sed -n 's/^RESULT //p' \
-        | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-                 print v["created_per_s"], v["p50_ms"], v["p99_ms"], v["other"], v["errors"] }'
+    local connections=$1 script=$2 url=$3 run=${4:-0} s0 m0 result
+    s0=$(server_ticks) m0=$(machine_ticks)
+    result=$(wrk -t "$threads" -c "$connections" -d "${seconds}s" --timeout 10s -s "$script" "$url" -- "$run" ${REGISTER_KEYS:+keys} \
+        | sed -n 's/^RESULT //p')
+    awk -v s="$(($(server_ticks) - s0))" -v m="$(($(machine_ticks) - m0))" -v hz="$(getconf CLK_TCK)" \
+        '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+           n = v["created"] > 0 ? v["created"] : 1
+           print v["created_per_s"], v["p50_ms"], v["p99_ms"], v["other"], v["errors"],
+                 1e6 * s / hz / n, 1e6 * m / hz / n }' <<<"$result"
 }
 
 echo "database: ${database%%://*}, ${seconds} s per run, $threads wrk threads, $(nproc) cores${REGISTER_KEYS:+, an Idempotency-Key on every registration}"
 echo
-echo "| connections | /healthz req/s | /healthz p50 / p99 ms | registrations 201/s | registration p50 / p99 ms | ratio to /healthz | non-201 | socket errors |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| connections | /healthz req/s | /healthz p50 / p99 ms | registrations 201/s | registration p50 / p99 ms | ratio to /healthz | non-201 | socket errors | CPU µs a /healthz: server / machine | CPU µs a registration: server / machine |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 run=0
 for connections in 64 256; do
-    read -r h1 h1p50 h1p99 _ _ < <(load "$connections" bench/get.lua "$base/healthz")
-    read -r reg p50 p99 other errors < <(load "$connections" bench/register.lua "$base/api/v1/windows/$window/entries" "$run")
-    read -r h2 h2p50 h2p99 _ _ < <(load "$connections" bench/get.lua "$base/healthz")
+    read -r h1 h1p50 h1p99 _ _ hs hm < <(load "$connections" bench/get.lua "$base/healthz")
+    read -r reg p50 p99 other errors rs rm < <(load "$connections" bench/register.lua "$base/api/v1/windows/$window/entries" "$run")
+    read -r h2 h2p50 h2p99 _ _ _ _ < <(load "$connections" bench/get.lua "$base/healthz")
     run=$((run + 1))
     awk -v c="$connections" -v h1="$h1" -v h2="$h2" -v hp50="$h1p50" -v hp99="$h1p99" \
         -v r="$reg" -v p50="$p50" -v p99="$p99" -v o="$other" -v e="$errors" \
-        'BEGIN { h = (h1 + h2) / 2; printf "| %d | %.0f | %.1f / %.1f | %.0f | %.1f / %.1f | %.0f%% | %d | %d |\n", c, h, hp50, hp99, r, p50, p99, 100 * r / h, o, e }'
+        -v hs="$hs" -v hm="$hm" -v rs="$rs" -v rm="$rm" \
+        'BEGIN { h = (h1 + h2) / 2; printf "| %d | %.0f | %.1f / %.1f | %.0f | %.1f / %.1f | %.0f%% | %d | %d | %.0f / %.0f | %.0f / %.0f |\n", c, h, hp50, hp99, r, p50, p99, 100 * r / h, o, e, hs, hm, rs, rm }'
 done

@@ -26,6 +26,12 @@
 //! survives a power cut; what changes is that the writer no longer sits idle during
 //! the sync. On PostgreSQL the commit itself waits for the server's log, as before.
 //!
+//! On a SQLite file the writer also drives that connection itself
+//! ([`crate::store::direct`]): the whole batch runs on one blocking thread, with the
+//! decisions of [`Store::register_set`], instead of passing each of its statements
+//! through sqlx to the connection's thread and back. If that connection fails a
+//! batch, the batch is stored one by one through sqlx, as above.
+//!
 //! The measured effect is in `docs/benchmarks.md`.
 
 use std::path::{Path, PathBuf};
@@ -36,6 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::identity::DuplicateKeys;
 use crate::domain::registration::{Channel, Registration};
+use crate::store::direct::DirectWriter;
 use crate::store::entries::PendingRegistration;
 use crate::store::{
     IdempotencyRequest, NewCode, NewEntry, NewMail, RegisterOutcome, Store, StoreError,
@@ -153,6 +160,10 @@ impl Registrar {
     /// wait for the disk, see [`Store::unsynced_writer`]) and answering a batch only
     /// once `log.sync()`, started after the batch's commit, has returned. `store` is
     /// the service's store, for the checkpoints.
+    ///
+    /// The batches go through a connection of the writer's own that it drives
+    /// directly ([`Store::direct_writer`], see [`crate::store::direct`]); if that
+    /// connection cannot be opened, or is lost, they go through `writer`'s.
     pub fn start_with_sync(store: Store, writer: Store, log: Arc<dyn LogSync>) -> Self {
         let (committed, to_sync) = mpsc::channel(SYNC_QUEUE);
         tokio::spawn(sync_then_answer(log, to_sync));
@@ -160,6 +171,14 @@ impl Registrar {
     }
 
     fn spawn(store: Store, writer: Store, synced: Option<mpsc::Sender<Committed>>) -> Self {
+        let direct = match store.direct_writer() {
+            Some(Ok(direct)) => Some(direct),
+            Some(Err(error)) => {
+                tracing::warn!(error = %error, "could not open the registrar's own connection; batches go through the pool's");
+                None
+            }
+            None => None,
+        };
         let (queue, waiting) = mpsc::channel(QUEUE);
         let checkpoints = store.is_sqlite().then(|| {
             // At most one request waiting: batches committed while a checkpoint runs
@@ -168,7 +187,7 @@ impl Registrar {
             tokio::spawn(checkpoint(store.clone(), asked));
             ask
         });
-        tokio::spawn(write(writer, waiting, checkpoints, synced));
+        tokio::spawn(write(writer, direct, waiting, checkpoints, synced));
         Self { queue }
     }
 
@@ -192,6 +211,7 @@ impl Registrar {
 /// to [`sync_then_answer`]), again.
 async fn write(
     store: Store,
+    mut direct: Option<DirectWriter>,
     mut waiting: mpsc::Receiver<(NewRegistration, Reply)>,
     checkpoints: Option<mpsc::Sender<()>>,
     synced: Option<mpsc::Sender<Committed>>,
@@ -208,7 +228,19 @@ async fn write(
         let (registrations, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         let outcomes = {
             let _turn = store.write_turn().await;
-            store_batch(&store, &registrations).await
+            match direct.take() {
+                Some(connection) => {
+                    let (connection, outcomes) = store_directly(connection, registrations).await;
+                    direct = connection;
+                    match outcomes {
+                        Ok(outcomes) => outcomes,
+                        Err((error, registrations)) => {
+                            fall_back(&store, &registrations, &error).await
+                        }
+                    }
+                }
+                None => store_batch(&store, &registrations).await,
+            }
         };
         waited = waiting.len();
         store.registrations_stored(
@@ -435,13 +467,32 @@ async fn store_batch(
     store: &Store,
     registrations: &[NewRegistration],
 ) -> Vec<Result<RegisterOutcome, StoreError>> {
-    let requests: Vec<Option<IdempotencyRequest<'_>>> = registrations
+    let requests = idempotency_requests(registrations);
+    match store
+        .register_batch(&pending(registrations, &requests))
+        .await
+    {
+        Ok(outcomes) => outcomes,
+        Err(error) => fall_back(store, registrations, &error).await,
+    }
+}
+
+/// The idempotency request of each registration that has one.
+fn idempotency_requests(registrations: &[NewRegistration]) -> Vec<Option<IdempotencyRequest<'_>>> {
+    registrations
         .iter()
         .map(|r| r.idempotency.as_ref().map(Idempotency::request))
-        .collect();
-    let batch: Vec<PendingRegistration<'_>> = registrations
+        .collect()
+}
+
+/// The batch as the store's calls take it.
+fn pending<'a>(
+    registrations: &'a [NewRegistration],
+    requests: &'a [Option<IdempotencyRequest<'a>>],
+) -> Vec<PendingRegistration<'a>> {
+    registrations
         .iter()
-        .zip(&requests)
+        .zip(requests)
         .map(|(r, request)| PendingRegistration {
             entry: r.entry(),
             code: r.code(),
@@ -449,26 +500,62 @@ async fn store_batch(
             idempotency: request.as_ref(),
             now: r.now,
         })
-        .collect();
-    match store.register_batch(&batch).await {
-        Ok(outcomes) => outcomes,
-        Err(error) => {
-            tracing::warn!(batch.size = batch.len(), error = %error, "a batch of registrations failed; storing them one by one");
-            let mut outcomes = Vec::with_capacity(batch.len());
-            for item in &batch {
-                outcomes.push(
-                    store
-                        .register(
-                            &item.entry,
-                            item.code.as_ref(),
-                            item.mail,
-                            item.idempotency,
-                            item.now,
-                        )
-                        .await,
-                );
-            }
-            outcomes
+        .collect()
+}
+
+/// Stores a batch through the writer's own connection, on a thread where blocking is
+/// allowed ([`DirectWriter::register_batch`]). Gives the connection back, unless its
+/// thread panicked (the connection is then dropped, which rolls its transaction
+/// back), and on failure the registrations, which nothing of the attempt stored.
+async fn store_directly(
+    mut connection: DirectWriter,
+    registrations: Vec<NewRegistration>,
+) -> (
+    Option<DirectWriter>,
+    Result<Vec<Result<RegisterOutcome, StoreError>>, (StoreError, Vec<NewRegistration>)>,
+) {
+    let shared = Arc::new(registrations);
+    let batch = Arc::clone(&shared);
+    let stored = tokio::task::spawn_blocking(move || {
+        let requests = idempotency_requests(&batch);
+        let outcomes = connection.register_batch(&pending(&batch, &requests));
+        (connection, outcomes)
+    })
+    .await;
+    let registrations = || Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
+    match stored {
+        Ok((connection, Ok(outcomes))) => (Some(connection), Ok(outcomes)),
+        Ok((connection, Err(error))) => (Some(connection), Err((error, registrations()))),
+        Err(panicked) => {
+            tracing::error!(error = %panicked, "the registrar's own connection was lost; batches go through the pool's");
+            let error = StoreError::Database(sqlx::Error::Protocol(panicked.to_string()));
+            (None, Err((error, registrations())))
         }
     }
+}
+
+/// After a batch failed as a whole (nothing of it stored): stores its registrations
+/// one by one through `store`, so that each gets its own answer.
+async fn fall_back(
+    store: &Store,
+    registrations: &[NewRegistration],
+    error: &StoreError,
+) -> Vec<Result<RegisterOutcome, StoreError>> {
+    tracing::warn!(batch.size = registrations.len(), error = %error, "a batch of registrations failed; storing them one by one");
+    let requests = idempotency_requests(registrations);
+    let mut outcomes = Vec::with_capacity(registrations.len());
+    for (registration, request) in registrations.iter().zip(&requests) {
+        outcomes.push(
+            store
+                .register(
+                    &registration.entry(),
+                    registration.code().as_ref(),
+                    registration.mail.as_ref(),
+                    request.as_ref(),
+                    registration.now,
+                )
+                .await,
+        );
+    }
+    outcomes
 }

@@ -184,7 +184,7 @@ fn replay(claim: &Claim, fingerprint: &str) -> Result<RegisterOutcome, StoreErro
 /// driver looks each number up among the statement's names, a cost that grows with
 /// the square of their count: a few percent of the registration's time for the 1,600
 /// parameters of a batch's entries (measured with `perf`).
-fn placeholders(rows: usize, columns: usize, first: usize, anonymous: bool) -> String {
+pub(super) fn placeholders(rows: usize, columns: usize, first: usize, anonymous: bool) -> String {
     let mut out = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         if row > 0 {
@@ -265,8 +265,8 @@ fn taken_query(counts: [usize; 4], anonymous: bool) -> String {
 }
 
 /// The columns of one entry row, in the order of [`INSERT_ENTRIES`].
-const ENTRY_COLUMNS: usize = 29;
-const INSERT_ENTRIES: &str = "insert into entries (id, window_id, status, channel,
+pub(super) const ENTRY_COLUMNS: usize = 29;
+pub(super) const INSERT_ENTRIES: &str = "insert into entries (id, window_id, status, channel,
     access_code_hash, family_name, given_names, birth_date, nationality, document_kind,
     document_number, document_country, email, phone, permit_expires_on, language,
     unsuccessful_draws, weight, document_key, person_key, email_key, phone_key,
@@ -280,7 +280,9 @@ fn column<'a, T, U>(rows: &'a [T], value: impl Fn(&'a T) -> U) -> Vec<U> {
 }
 
 /// An entry's status when stored, and when it counts as verified.
-fn initial_status(item: &PendingRegistration<'_>) -> (EntryStatus, Option<DateTime<Utc>>) {
+pub(super) fn initial_status(
+    item: &PendingRegistration<'_>,
+) -> (EntryStatus, Option<DateTime<Utc>>) {
     let status = match item.entry.channel {
         Channel::Online => EntryStatus::PendingVerification,
         Channel::Counter => EntryStatus::Eligible,
@@ -292,7 +294,7 @@ fn initial_status(item: &PendingRegistration<'_>) -> (EntryStatus, Option<DateTi
 }
 
 /// A mail row as the outbox insert returns it: id, kind, recipient, subject, body.
-type MailRow = (i64, String, String, String, String);
+pub(super) type MailRow = (i64, String, String, String, String);
 
 /// The statements of a batch whose form differs between the engines: the duplicate
 /// keys already taken, and the multi-row inserts.
@@ -304,7 +306,7 @@ type MailRow = (i64, String, String, String, String);
 /// placeholders each, the text changed with almost every batch, and the driver, which
 /// keeps prepared statements by their text, prepared each again (one more round trip
 /// under the write lock) and evicted the others.
-trait SetStatements {
+pub(super) trait SetStatements {
     /// For each rule with keys (`keys`, in the order of [`DuplicateRule::ALL`]), the
     /// rule's name and those of its keys that a live entry of the window holds.
     async fn taken_keys(
@@ -338,15 +340,54 @@ trait SetStatements {
         &mut self,
         claimed: &[(&PendingRegistration<'_>, &IdempotencyRequest<'_>)],
     ) -> Result<(), sqlx::Error>;
+    /// The audit chain's head (count and hash of the last event), taking its row lock
+    /// on PostgreSQL as every append does.
+    async fn audit_head(&mut self) -> Result<(i64, String), sqlx::Error>;
+    async fn set_audit_head(
+        &mut self,
+        count: i64,
+        hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error>;
+}
+
+/// [`SetStatements::audit_head`] and [`SetStatements::set_audit_head`] through sqlx,
+/// whose text both engines take.
+macro_rules! sqlx_audit_head {
+    () => {
+        async fn audit_head(&mut self) -> Result<(i64, String), sqlx::Error> {
+            // The no-op update takes the head's row lock on PostgreSQL.
+            sqlx::query_as("update audit_head set count = count where id = 1 returning count, hash")
+                .fetch_one(self)
+                .await
+        }
+
+        async fn set_audit_head(
+            &mut self,
+            count: i64,
+            hash: &str,
+            at: DateTime<Utc>,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query("update audit_head set count = $1, hash = $2, at = $3 where id = 1")
+                .bind(count)
+                .bind(hash)
+                .bind(at)
+                .execute(self)
+                .await?;
+            Ok(())
+        }
+    };
 }
 
 /// A window as [`SetStatements::windows`] reads it: id, state, registration period.
-type WindowRow = (String, String, DateTime<Utc>, DateTime<Utc>);
+pub(super) type WindowRow = (String, String, DateTime<Utc>, DateTime<Utc>);
 /// An idempotency record as [`SetStatements::claims`] reads it: scope, key,
 /// fingerprint, status, response, expiry.
-type ClaimRow = (String, String, String, i64, String, DateTime<Utc>);
+pub(super) type ClaimRow = (String, String, String, i64, String, DateTime<Utc>);
 
 impl SetStatements for sqlx::SqliteConnection {
+    sqlx_audit_head!();
+
     async fn taken_keys(
         &mut self,
         window_id: &str,
@@ -530,6 +571,8 @@ impl SetStatements for sqlx::SqliteConnection {
 }
 
 impl SetStatements for sqlx::PgConnection {
+    sqlx_audit_head!();
+
     async fn taken_keys(
         &mut self,
         window_id: &str,
@@ -752,181 +795,174 @@ impl Store {
     ) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
         on_db!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-
-            // 1. What the decisions depend on.
-            let mut window_ids: Vec<&str> = Vec::new();
-            for item in batch {
-                if !window_ids.contains(&item.entry.window_id) {
-                    window_ids.push(item.entry.window_id);
-                }
-            }
-            let rows = tx.windows(&window_ids).await?;
-            let windows: HashMap<String, WindowPeriod> = rows
-                .into_iter()
-                .map(|(id, state, opens_at, closes_at)| (id, (state, opens_at, closes_at)))
-                .collect();
-
-            let requests: Vec<_> = batch.iter().filter_map(|item| item.idempotency).collect();
-            let mut claims: HashMap<(String, String), Claim> = HashMap::new();
-            if !requests.is_empty() {
-                let rows = tx.claims(&requests).await?;
-                for (scope, key, fingerprint, status, body, expires_at) in rows {
-                    let claim = Claim {
-                        fingerprint,
-                        status,
-                        body,
-                        expires_at: Some(expires_at),
-                    };
-                    claims.insert((scope, key), claim);
-                }
-            }
-
-            let mut taken: HashMap<String, Taken> = HashMap::new();
-            for window_id in &window_ids {
-                if !windows.contains_key(*window_id) {
-                    continue;
-                }
-                let mut keys: [Vec<&str>; 4] = Default::default();
-                for item in batch
-                    .iter()
-                    .filter(|item| item.entry.window_id == *window_id)
-                {
-                    for rule in DuplicateRule::ALL {
-                        if let Some(key) = key_of(item.entry.keys, rule) {
-                            keys[rule_index(rule)].push(key);
-                        }
-                    }
-                }
-                let rows = tx.taken_keys(window_id, &keys).await?;
-                let window_taken = taken.entry((*window_id).to_owned()).or_default();
-                for (rule, key) in rows {
-                    if let Some(rule) = DuplicateRule::ALL.into_iter().find(|r| r.as_str() == rule)
-                    {
-                        window_taken[rule_index(rule)].insert(key);
-                    }
-                }
-            }
-
-            // 2. The decisions, in arrival order.
-            let decisions = plan(batch, &windows, &mut claims, &mut taken);
-            let accepted: Vec<&PendingRegistration<'_>> = batch
-                .iter()
-                .zip(&decisions)
-                .filter(|(_, decision)| matches!(decision, Decision::Accept { .. }))
-                .map(|(item, _)| item)
-                .collect();
-
-            // 3. The writes, one statement per table.
-            let mut outbox_ids: HashMap<(String, String, String, String), Vec<i64>> =
-                HashMap::new();
-            if !accepted.is_empty() {
-                let purged: Vec<_> = batch
-                    .iter()
-                    .zip(&decisions)
-                    .filter(|(_, decision)| {
-                        matches!(decision, Decision::Accept { purge_claim: true })
-                    })
-                    .filter_map(|(item, _)| item.idempotency)
-                    .collect();
-                if !purged.is_empty() {
-                    tx.purge_claims(&purged).await?;
-                }
-
-                tx.insert_entries(&accepted).await?;
-
-                let mails: Vec<_> = accepted
-                    .iter()
-                    .filter_map(|item| item.mail.map(|mail| (*item, mail)))
-                    .collect();
-                if !mails.is_empty() {
-                    let rows = tx.insert_mails(&mails).await?;
-                    // The rows come back in no promised order: each mail gets the id
-                    // of the row with its content (identical mails are interchangeable).
-                    for (id, kind, recipient, subject, body) in rows {
-                        outbox_ids
-                            .entry((kind, recipient, subject, body))
-                            .or_default()
-                            .push(id);
-                    }
-                    for ids in outbox_ids.values_mut() {
-                        ids.sort_unstable_by(|a, b| b.cmp(a));
-                    }
-                }
-
-                let claimed: Vec<_> = accepted
-                    .iter()
-                    .filter_map(|item| item.idempotency.map(|request| (*item, request)))
-                    .collect();
-                if !claimed.is_empty() {
-                    tx.insert_claims(&claimed).await?;
-                }
-
-                // The audit events, chained from the head read once. The no-op update
-                // takes the head's row lock on PostgreSQL, as every append does.
-                let (mut seq, mut prev_hash): (i64, String) = sqlx::query_as(
-                    "update audit_head set count = count where id = 1 returning count, hash",
-                )
-                .fetch_one(&mut *tx)
-                .await?;
-                let mut events = Vec::with_capacity(accepted.len());
-                for item in &accepted {
-                    let entry = &item.entry;
-                    let actor = match entry.registered_by {
-                        Some(token_id) => Actor::Staff(token_id.to_owned()),
-                        None => Actor::Applicant,
-                    };
-                    let detail =
-                        json!({ "channel": entry.channel.as_str(), "weight": entry.weight });
-                    let event = next_event(
-                        (seq + 1, prev_hash),
-                        item.now,
-                        &actor.label(),
-                        "entry.registered",
-                        Some(entry.window_id),
-                        Some(entry.id),
-                        &detail,
-                    )?;
-                    seq += 1;
-                    prev_hash = event.hash.clone();
-                    events.push((seq, event));
-                }
-                tx.insert_events(&events).await?;
-                if let Some((seq, last)) = events.last() {
-                    sqlx::query(
-                        "update audit_head set count = $1, hash = $2, at = $3 where id = 1",
-                    )
-                    .bind(*seq)
-                    .bind(&last.hash)
-                    .bind(last.at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
+            let outcomes = decide_and_write(&mut *tx, batch).await?;
             tx.commit().await?;
-
-            // The answers, now that the accepted registrations are durable.
-            let outcomes = batch
-                .iter()
-                .zip(decisions)
-                .map(|(item, decision)| match decision {
-                    Decision::Answer(answer) => answer,
-                    Decision::Accept { .. } => Ok(RegisterOutcome::Created {
-                        outbox_id: item.mail.and_then(|mail| {
-                            outbox_ids
-                                .get_mut(&(
-                                    mail.kind.clone(),
-                                    mail.recipient.clone(),
-                                    mail.subject.clone(),
-                                    mail.body.clone(),
-                                ))
-                                .and_then(Vec::pop)
-                        }),
-                    }),
-                })
-                .collect();
             Ok(outcomes)
         })
     }
+}
+
+/// Decides and writes a batch (steps 1 to 3 of the module's documentation) inside a
+/// write transaction that the caller has begun on `tx` and then commits, or rolls
+/// back on `Err`: one outcome per registration, in order, true once committed.
+pub(super) async fn decide_and_write<C: SetStatements>(
+    tx: &mut C,
+    batch: &[PendingRegistration<'_>],
+) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
+    // 1. What the decisions depend on.
+    let mut window_ids: Vec<&str> = Vec::new();
+    for item in batch {
+        if !window_ids.contains(&item.entry.window_id) {
+            window_ids.push(item.entry.window_id);
+        }
+    }
+    let rows = tx.windows(&window_ids).await?;
+    let windows: HashMap<String, WindowPeriod> = rows
+        .into_iter()
+        .map(|(id, state, opens_at, closes_at)| (id, (state, opens_at, closes_at)))
+        .collect();
+
+    let requests: Vec<_> = batch.iter().filter_map(|item| item.idempotency).collect();
+    let mut claims: HashMap<(String, String), Claim> = HashMap::new();
+    if !requests.is_empty() {
+        let rows = tx.claims(&requests).await?;
+        for (scope, key, fingerprint, status, body, expires_at) in rows {
+            let claim = Claim {
+                fingerprint,
+                status,
+                body,
+                expires_at: Some(expires_at),
+            };
+            claims.insert((scope, key), claim);
+        }
+    }
+
+    let mut taken: HashMap<String, Taken> = HashMap::new();
+    for window_id in &window_ids {
+        if !windows.contains_key(*window_id) {
+            continue;
+        }
+        let mut keys: [Vec<&str>; 4] = Default::default();
+        for item in batch
+            .iter()
+            .filter(|item| item.entry.window_id == *window_id)
+        {
+            for rule in DuplicateRule::ALL {
+                if let Some(key) = key_of(item.entry.keys, rule) {
+                    keys[rule_index(rule)].push(key);
+                }
+            }
+        }
+        let rows = tx.taken_keys(window_id, &keys).await?;
+        let window_taken = taken.entry((*window_id).to_owned()).or_default();
+        for (rule, key) in rows {
+            if let Some(rule) = DuplicateRule::ALL.into_iter().find(|r| r.as_str() == rule) {
+                window_taken[rule_index(rule)].insert(key);
+            }
+        }
+    }
+
+    // 2. The decisions, in arrival order.
+    let decisions = plan(batch, &windows, &mut claims, &mut taken);
+    let accepted: Vec<&PendingRegistration<'_>> = batch
+        .iter()
+        .zip(&decisions)
+        .filter(|(_, decision)| matches!(decision, Decision::Accept { .. }))
+        .map(|(item, _)| item)
+        .collect();
+
+    // 3. The writes, one statement per table.
+    let mut outbox_ids: HashMap<(String, String, String, String), Vec<i64>> = HashMap::new();
+    if !accepted.is_empty() {
+        let purged: Vec<_> = batch
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, decision)| matches!(decision, Decision::Accept { purge_claim: true }))
+            .filter_map(|(item, _)| item.idempotency)
+            .collect();
+        if !purged.is_empty() {
+            tx.purge_claims(&purged).await?;
+        }
+
+        tx.insert_entries(&accepted).await?;
+
+        let mails: Vec<_> = accepted
+            .iter()
+            .filter_map(|item| item.mail.map(|mail| (*item, mail)))
+            .collect();
+        if !mails.is_empty() {
+            let rows = tx.insert_mails(&mails).await?;
+            // The rows come back in no promised order: each mail gets the id
+            // of the row with its content (identical mails are interchangeable).
+            for (id, kind, recipient, subject, body) in rows {
+                outbox_ids
+                    .entry((kind, recipient, subject, body))
+                    .or_default()
+                    .push(id);
+            }
+            for ids in outbox_ids.values_mut() {
+                ids.sort_unstable_by(|a, b| b.cmp(a));
+            }
+        }
+
+        let claimed: Vec<_> = accepted
+            .iter()
+            .filter_map(|item| item.idempotency.map(|request| (*item, request)))
+            .collect();
+        if !claimed.is_empty() {
+            tx.insert_claims(&claimed).await?;
+        }
+
+        // The audit events, chained from the head read once.
+        let (mut seq, mut prev_hash) = tx.audit_head().await?;
+        let mut events = Vec::with_capacity(accepted.len());
+        for item in &accepted {
+            let entry = &item.entry;
+            let actor = match entry.registered_by {
+                Some(token_id) => Actor::Staff(token_id.to_owned()),
+                None => Actor::Applicant,
+            };
+            let detail = json!({ "channel": entry.channel.as_str(), "weight": entry.weight });
+            let event = next_event(
+                (seq + 1, prev_hash),
+                item.now,
+                &actor.label(),
+                "entry.registered",
+                Some(entry.window_id),
+                Some(entry.id),
+                &detail,
+            )?;
+            seq += 1;
+            prev_hash = event.hash.clone();
+            events.push((seq, event));
+        }
+        tx.insert_events(&events).await?;
+        if let Some((seq, last)) = events.last() {
+            tx.set_audit_head(*seq, &last.hash, last.at).await?;
+        }
+    }
+
+    // The answers, valid once the accepted registrations are committed.
+    let outcomes = batch
+        .iter()
+        .zip(decisions)
+        .map(|(item, decision)| match decision {
+            Decision::Answer(answer) => answer,
+            Decision::Accept { .. } => Ok(RegisterOutcome::Created {
+                outbox_id: item.mail.and_then(|mail| {
+                    outbox_ids
+                        .get_mut(&(
+                            mail.kind.clone(),
+                            mail.recipient.clone(),
+                            mail.subject.clone(),
+                            mail.body.clone(),
+                        ))
+                        .and_then(Vec::pop)
+                }),
+            }),
+        })
+        .collect();
+    Ok(outcomes)
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub mod accounts;
 pub mod audit;
 mod batch;
 pub mod carry_over;
+pub mod direct;
 pub mod draws;
 pub mod entries;
 pub mod idempotency;
@@ -123,6 +124,9 @@ pub struct Store {
 struct UnsyncedWriter {
     pool: SqlitePool,
     log: std::path::PathBuf,
+    /// The database file, for the registrar's [`direct::DirectWriter`].
+    file: std::path::PathBuf,
+    busy_timeout: std::time::Duration,
 }
 
 /// What can go wrong in a repository call. The first variants are refusals the caller
@@ -300,6 +304,8 @@ impl Store {
             Some(UnsyncedWriter {
                 pool: writer,
                 log: std::path::PathBuf::from(format!("{file}-wal")),
+                file: std::path::PathBuf::from(file),
+                busy_timeout: options.acquire_timeout,
             })
         };
         Ok(Self {
@@ -328,6 +334,18 @@ impl Store {
             ..self.clone()
         };
         Some((store, &writer.log))
+    }
+
+    /// SQLite, a database file: a new connection of the registrar's own that stores a
+    /// batch without passing each statement through sqlx ([`direct::DirectWriter`]);
+    /// like [`Store::unsynced_writer`], its commits do not wait for the disk. `None`
+    /// where there is no unsynced writer.
+    pub fn direct_writer(&self) -> Option<Result<direct::DirectWriter, StoreError>> {
+        let writer = self.unsynced.as_ref()?;
+        Some(direct::DirectWriter::open(
+            &writer.file,
+            writer.busy_timeout,
+        ))
     }
 
     async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {

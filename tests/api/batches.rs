@@ -9,7 +9,9 @@ use tirage::domain::codes::hash_access_code;
 use tirage::domain::identity::DuplicateKeys;
 use tirage::domain::registration::{Channel, Registration, RegistrationForm};
 use tirage::store::entries::PendingRegistration;
-use tirage::store::{IdempotencyRequest, NewCode, NewEntry, NewMail, RegisterOutcome, StoreError};
+use tirage::store::{
+    Db, IdempotencyRequest, NewCode, NewEntry, NewMail, RegisterOutcome, StoreError,
+};
 
 use crate::helpers::{TestApp, applicant, t0};
 
@@ -61,6 +63,10 @@ enum Path {
     Savepoints,
     /// `register_batch`: the set-based path, falling back to the savepoints.
     Batch,
+    /// The registrar's own SQLite connection (`DirectWriter::register_batch`): the
+    /// set-based decisions, one prepared statement per row; fails rather than
+    /// falling back. SQLite files only.
+    Direct,
 }
 
 /// The answers a store gives to `items`, as text (the errors are not comparable
@@ -117,6 +123,13 @@ async fn try_store_items(
         Path::SetBased => app.store().register_set(&batch).await?,
         Path::Savepoints => app.store().register_batch_by_savepoints(&batch).await?,
         Path::Batch => app.store().register_batch(&batch).await?,
+        Path::Direct => {
+            let mut writer = app
+                .store()
+                .direct_writer()
+                .expect("a SQLite file has a direct writer")?;
+            writer.register_batch(&batch)?
+        }
     };
     Ok(outcomes
         .into_iter()
@@ -129,6 +142,31 @@ async fn try_store_items(
             Err(error) => format!("refused: {error}"),
         })
         .collect())
+}
+
+/// `items` as a batch of online registrations with a mail each, and neither a
+/// verification code nor an idempotency key.
+fn with_mails_only(items: &[Item]) -> Vec<PendingRegistration<'_>> {
+    items
+        .iter()
+        .map(|item| PendingRegistration {
+            entry: NewEntry {
+                id: &item.entry_id,
+                window_id: &item.window_id,
+                channel: Channel::Online,
+                access_code_hash: &item.access_hash,
+                registration: &item.registration,
+                keys: &item.keys,
+                weight: 1,
+                unsuccessful_draws: 0,
+                registered_by: None,
+            },
+            code: None,
+            mail: Some(&item.mail),
+            idempotency: None,
+            now: t0(),
+        })
+        .collect()
 }
 
 /// `applicant(n)` with one field taken from `applicant(other)`.
@@ -273,6 +311,139 @@ async fn a_mixed_batch_gets_the_answers_of_the_one_by_one_path() {
     }
 }
 
+/// The rows a mixed batch leaves, every column as SQLite quotes it (`'text'`,
+/// `X'blob'`, `1`, `NULL`), so that the storage class and the exact bytes count; the
+/// window ids, random, are named by their role. The audit events' chain hashes
+/// differ between two databases (their earlier events do), so only their form counts.
+async fn rows_of_mixed_batch(app: &TestApp, open: &str, draft: &str) -> Vec<String> {
+    let quoted = |columns: &str| {
+        columns
+            .split(", ")
+            .map(|column| format!("quote({column})"))
+            .collect::<Vec<_>>()
+            .join(" || ' | ' || ")
+    };
+    let entries = "id, window_id, status, channel, access_code_hash, family_name, \
+        given_names, birth_date, nationality, document_kind, document_number, \
+        document_country, email, phone, permit_expires_on, language, unsuccessful_draws, \
+        weight, document_key, person_key, email_key, phone_key, registered_by, created_at, \
+        verified_at, code_hash, code_expires_at, code_sends, code_sent_at";
+    let queries = [
+        format!("select {} from entries order by id", quoted(entries)),
+        format!(
+            "select {} from outbox order by id",
+            quoted("id, kind, recipient, subject, body, created_at, next_attempt_at, sent_at")
+        ),
+        format!(
+            "select {} from idempotency_keys order by scope, key",
+            quoted("scope, key, fingerprint, status, response, created_at, expires_at")
+        ),
+        format!(
+            "select {} from audit_events where action = 'entry.registered' order by seq",
+            quoted(
+                "at, actor, action, window_id, entry_id, detail, typeof(prev_hash), \
+                 length(prev_hash), typeof(hash), length(hash)"
+            )
+        ),
+        format!(
+            "select {} from audit_head",
+            quoted("typeof(count), typeof(hash), length(hash), typeof(at)")
+        ),
+    ];
+    let mut rows = Vec::new();
+    for sql in queries {
+        let Db::Sqlite(pool) = app.store().db() else {
+            unreachable!("a direct writer is SQLite's")
+        };
+        let table: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        rows.extend(
+            table
+                .into_iter()
+                .map(|row| row.replace(open, "OPEN").replace(draft, "DRAFT")),
+        );
+    }
+    rows
+}
+
+/// The ids of the open and the draft window of [`mixed_batch`].
+async fn window_ids(app: &TestApp) -> (String, String) {
+    let Db::Sqlite(pool) = app.store().db() else {
+        unreachable!("a direct writer is SQLite's")
+    };
+    let ids: Vec<(String, String)> = sqlx::query_as("select id, state from windows")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let id = |state: &str| ids.iter().find(|(_, s)| s == state).unwrap().0.clone();
+    (id("open"), id("draft"))
+}
+
+#[tokio::test]
+async fn the_direct_writer_gives_the_answers_and_the_rows_of_the_pool_path() {
+    let (pooled, pool_app) = mixed_batch(Path::SetBased).await;
+    if !pool_app.store().is_sqlite() {
+        assert!(pool_app.store().direct_writer().is_none());
+        return;
+    }
+    let (direct, direct_app) = mixed_batch(Path::Direct).await;
+    assert_eq!(direct, pooled);
+    assert_eq!(stored(&direct_app).await, stored(&pool_app).await);
+
+    let (open, draft) = window_ids(&pool_app).await;
+    let pool_rows = rows_of_mixed_batch(&pool_app, &open, &draft).await;
+    let (open, draft) = window_ids(&direct_app).await;
+    let direct_rows = rows_of_mixed_batch(&direct_app, &open, &draft).await;
+    assert!(pool_rows.len() > 15, "{pool_rows:#?}");
+    assert_eq!(direct_rows, pool_rows);
+    // what the service reads back: the chain verifies, a mail can be claimed
+    let check = direct_app.store().verify_audit_log().await.unwrap();
+    assert!(check.problem.is_none(), "{:?}", check.problem);
+    assert_eq!(check.checked, check.stored_head.count);
+}
+
+#[tokio::test]
+async fn a_failed_batch_of_the_direct_writer_stores_nothing_and_the_next_one_is_stored() {
+    let app = TestApp::spawn().await;
+    let Some(writer) = app.store().direct_writer() else {
+        assert!(!app.store().is_sqlite());
+        return;
+    };
+    let mut writer = writer.unwrap();
+    let window = app.open_window().await;
+    let items: Vec<Item> = (60..64)
+        .map(|n| item(n as usize, &window, &applicant(n), None))
+        .collect();
+    let requests = with_mails_only(&items);
+    // The third mail cannot be stored (as with a full disk), after the entries were.
+    app.fail_inserts(
+        "outbox",
+        &format!("new.recipient = '{}'", items[2].mail.recipient),
+        "no space left",
+    )
+    .await;
+    let rows_before = stored(&app).await;
+    let error = writer.register_batch(&requests).unwrap_err();
+    assert!(error.to_string().contains("no space left"), "{error}");
+    assert_eq!(stored(&app).await, rows_before);
+
+    // The same connection, its failed transaction rolled back, stores the batch.
+    app.heal_inserts("outbox").await;
+    let outcomes = writer.register_batch(&requests).unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .all(|outcome| matches!(outcome, Ok(RegisterOutcome::Created { outbox_id: Some(_) }))),
+        "{outcomes:?}"
+    );
+    assert_eq!(app.count("entries").await, 4);
+    assert_eq!(app.count("outbox").await, rows_before[2].1 + 4);
+    let check = app.store().verify_audit_log().await.unwrap();
+    assert!(check.problem.is_none(), "{:?}", check.problem);
+}
+
 #[tokio::test]
 async fn each_created_registration_gets_the_id_of_its_own_mail() {
     let app = TestApp::spawn().await;
@@ -280,26 +451,7 @@ async fn each_created_registration_gets_the_id_of_its_own_mail() {
     let items: Vec<Item> = (30..40)
         .map(|n| item(n as usize, &window, &applicant(n), None))
         .collect();
-    let requests: Vec<PendingRegistration<'_>> = items
-        .iter()
-        .map(|item| PendingRegistration {
-            entry: NewEntry {
-                id: &item.entry_id,
-                window_id: &item.window_id,
-                channel: Channel::Online,
-                access_code_hash: &item.access_hash,
-                registration: &item.registration,
-                keys: &item.keys,
-                weight: 1,
-                unsuccessful_draws: 0,
-                registered_by: None,
-            },
-            code: None,
-            mail: Some(&item.mail),
-            idempotency: None,
-            now: t0(),
-        })
-        .collect();
+    let requests = with_mails_only(&items);
     let outcomes = app.store().register_batch(&requests).await.unwrap();
     for (item, outcome) in items.iter().zip(outcomes) {
         let Ok(RegisterOutcome::Created {
