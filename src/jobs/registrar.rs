@@ -459,6 +459,8 @@ pub async fn copy_log(store: &Store, restart_pages: i64) -> Result<i64, StoreErr
             break;
         }
     }
+    // What the passes copied reaches the disk now, not in the last pass below.
+    store.sync_database_file().await?;
     let _turn = store.write_turn().await;
     store.checkpoint_wal().await
 }
