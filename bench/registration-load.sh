@@ -11,7 +11,8 @@
 # /healthz, registrations (bench/register.lua: every request a new valid person), and
 # /healthz again; and prints one table row per connection count with the registrations
 # answered 201 per second, their p50 and p99 latency, and the ratio to the mean of the
-# two /healthz rates. Not run in CI: it takes about two minutes and its numbers depend
+# two /healthz rates, and the CPU time the server and the whole machine spent for each
+# good answer of either kind. Not run in CI: it takes about two minutes and its numbers depend
 # on the machine. With REGISTER_KEYS=1, every registration carries its own
 # Idempotency-Key header (as the public registration form sends one).
 set -euo pipefail
