@@ -54,6 +54,30 @@ fn item(n: usize, window_id: &str, body: &Value, idempotency: Option<(&str, &str
     }
 }
 
+impl Item {
+    /// The entry to store: online, weight 1.
+    fn entry(&self) -> NewEntry<'_> {
+        NewEntry {
+            id: &self.entry_id,
+            window_id: &self.window_id,
+            channel: Channel::Online,
+            access_code_hash: &self.access_hash,
+            registration: &self.registration,
+            keys: &self.keys,
+            weight: 1,
+            unsuccessful_draws: 0,
+            registered_by: None,
+        }
+    }
+}
+
+/// Makes the insert of `item`'s mail fail with "no space left", as a full disk would.
+async fn fail_the_mail_of(app: &TestApp, item: &Item) {
+    let condition = format!("new.recipient = '{}'", item.mail.recipient);
+    app.fail_inserts("outbox", &condition, "no space left")
+        .await;
+}
+
 /// Which way a test stores its batch.
 #[derive(Clone, Copy)]
 enum Path {
@@ -99,17 +123,7 @@ async fn try_store_items(
         .iter()
         .zip(&requests)
         .map(|(item, request)| PendingRegistration {
-            entry: NewEntry {
-                id: &item.entry_id,
-                window_id: &item.window_id,
-                channel: Channel::Online,
-                access_code_hash: &item.access_hash,
-                registration: &item.registration,
-                keys: &item.keys,
-                weight: 1,
-                unsuccessful_draws: 0,
-                registered_by: None,
-            },
+            entry: item.entry(),
             code: Some(NewCode {
                 code_hash: &item.code_hash,
                 expires_at: t0() + Duration::minutes(30),
@@ -150,17 +164,7 @@ fn with_mails_only(items: &[Item]) -> Vec<PendingRegistration<'_>> {
     items
         .iter()
         .map(|item| PendingRegistration {
-            entry: NewEntry {
-                id: &item.entry_id,
-                window_id: &item.window_id,
-                channel: Channel::Online,
-                access_code_hash: &item.access_hash,
-                registration: &item.registration,
-                keys: &item.keys,
-                weight: 1,
-                unsuccessful_draws: 0,
-                registered_by: None,
-            },
+            entry: item.entry(),
             code: None,
             mail: Some(&item.mail),
             idempotency: None,
@@ -418,12 +422,7 @@ async fn a_failed_batch_of_the_direct_writer_stores_nothing_and_the_next_one_is_
         .collect();
     let requests = with_mails_only(&items);
     // The third mail cannot be stored (as with a full disk), after the entries were.
-    app.fail_inserts(
-        "outbox",
-        &format!("new.recipient = '{}'", items[2].mail.recipient),
-        "no space left",
-    )
-    .await;
+    fail_the_mail_of(&app, &items[2]).await;
     let rows_before = stored(&app).await;
     let error = writer.register_batch(&requests).unwrap_err();
     assert!(error.to_string().contains("no space left"), "{error}");
@@ -483,12 +482,7 @@ async fn a_batch_that_falls_back_stores_nothing_of_its_first_attempt() {
     // so the batch is stored again with a savepoint each, where only that
     // registration fails.
     let failing = items[2].entry_id.clone();
-    app.fail_inserts(
-        "outbox",
-        &format!("new.recipient = '{}'", items[2].mail.recipient),
-        "no space left",
-    )
-    .await;
+    fail_the_mail_of(&app, &items[2]).await;
     // The set-based path alone fails as a whole and leaves nothing behind.
     let rows_before = stored(&app).await;
     let error = try_store_items(&app, &items, Path::SetBased)
