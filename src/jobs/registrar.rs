@@ -228,19 +228,7 @@ async fn write(
         let (registrations, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         let outcomes = {
             let _turn = store.write_turn().await;
-            match direct.take() {
-                Some(connection) => {
-                    let (connection, outcomes) = store_directly(connection, registrations).await;
-                    direct = connection;
-                    match outcomes {
-                        Ok(outcomes) => outcomes,
-                        Err((error, registrations)) => {
-                            fall_back(&store, &registrations, &error).await
-                        }
-                    }
-                }
-                None => store_batch(&store, &registrations).await,
-            }
+            store_through(&store, &mut direct, registrations).await
         };
         waited = waiting.len();
         store.registrations_stored(
@@ -505,17 +493,20 @@ fn pending<'a>(
         .collect()
 }
 
-/// Stores a batch through the writer's own connection, on a thread where blocking is
-/// allowed ([`DirectWriter::register_batch`]). Gives the connection back, unless its
-/// thread panicked (the connection is then dropped, which rolls its transaction
-/// back), and on failure the registrations, which nothing of the attempt stored.
-async fn store_directly(
-    mut connection: DirectWriter,
+/// Stores a batch: through `store` ([`store_batch`]) if `direct` holds no connection;
+/// otherwise through the writer's own connection, taken from `direct` to a thread
+/// where blocking is allowed ([`DirectWriter::register_batch`]) and put back, unless
+/// its thread panicked (the connection is then dropped, which rolls its transaction
+/// back, and later batches go through `store`). If the batch fails there, nothing of
+/// it was stored, and it is stored one by one through `store`.
+async fn store_through(
+    store: &Store,
+    direct: &mut Option<DirectWriter>,
     registrations: Vec<NewRegistration>,
-) -> (
-    Option<DirectWriter>,
-    Result<Vec<Result<RegisterOutcome, StoreError>>, (StoreError, Vec<NewRegistration>)>,
-) {
+) -> Vec<Result<RegisterOutcome, StoreError>> {
+    let Some(mut connection) = direct.take() else {
+        return store_batch(store, &registrations).await;
+    };
     let shared = Arc::new(registrations);
     let batch = Arc::clone(&shared);
     let stored = tokio::task::spawn_blocking(move || {
@@ -524,16 +515,20 @@ async fn store_directly(
         (connection, outcomes)
     })
     .await;
-    let registrations = || Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
-    match stored {
-        Ok((connection, Ok(outcomes))) => (Some(connection), Ok(outcomes)),
-        Ok((connection, Err(error))) => (Some(connection), Err((error, registrations()))),
+    let error = match stored {
+        Ok((connection, outcomes)) => {
+            *direct = Some(connection);
+            match outcomes {
+                Ok(outcomes) => return outcomes,
+                Err(error) => error,
+            }
+        }
         Err(panicked) => {
             tracing::error!(error = %panicked, "the registrar's own connection was lost; batches go through the pool's");
-            let error = StoreError::Database(sqlx::Error::Protocol(panicked.to_string()));
-            (None, Err((error, registrations())))
+            StoreError::Database(sqlx::Error::Protocol(panicked.to_string()))
         }
-    }
+    };
+    fall_back(store, &shared, &error).await
 }
 
 /// After a batch failed as a whole (nothing of it stored): stores its registrations

@@ -144,28 +144,6 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, rusqlite::Error> {
         })
 }
 
-/// The lookup of one duplicate key in its rule's unique index.
-fn taken_sql(rule: DuplicateRule) -> &'static str {
-    match rule {
-        DuplicateRule::Document => {
-            "select 1 from entries
-             where window_id = ?1 and status <> 'withdrawn' and document_key = ?2"
-        }
-        DuplicateRule::Person => {
-            "select 1 from entries
-             where window_id = ?1 and status <> 'withdrawn' and person_key = ?2"
-        }
-        DuplicateRule::Email => {
-            "select 1 from entries
-             where window_id = ?1 and status <> 'withdrawn' and email_key = ?2"
-        }
-        DuplicateRule::Phone => {
-            "select 1 from entries
-             where window_id = ?1 and status <> 'withdrawn' and phone_key = ?2"
-        }
-    }
-}
-
 impl SetStatements for DirectWriter {
     async fn taken_keys(
         &mut self,
@@ -177,10 +155,13 @@ impl SetStatements for DirectWriter {
             if rule_keys.is_empty() {
                 continue;
             }
-            let mut lookup = self
-                .connection
-                .prepare_cached(taken_sql(rule))
-                .map_err(direct)?;
+            // one key in the rule's unique index
+            let sql = format!(
+                "select 1 from entries
+                 where window_id = ?1 and status <> 'withdrawn' and {} = ?2",
+                rule.key_column()
+            );
+            let mut lookup = self.connection.prepare_cached(&sql).map_err(direct)?;
             for key in rule_keys {
                 if lookup.exists(params![window_id, key]).map_err(direct)? {
                     taken.push((rule.as_str().to_owned(), (*key).to_owned()));
