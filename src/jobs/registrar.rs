@@ -398,13 +398,25 @@ async fn gather(
     }
 }
 
-/// The log's length (in pages, about 800 registrations) beyond which the checkpoints
-/// copy all of it and let the next batch start it again (see [`copy_log`]).
-const RESTART_PAGES: i64 = 8192;
+/// The log's length (in pages, about 3,000 registrations) beyond which the
+/// checkpoints copy all of it and let the next batch start it again (see
+/// [`copy_log`]). At 8,192 pages the log started again about five times a second
+/// under load, each time after syncing the database file and pausing the writer;
+/// four times as long a log meant 8 to 10% more registrations a second and a p99 at
+/// 256 connections of 120 ms instead of 150 (`docs/benchmarks.md`, eleventh round).
+const RESTART_PAGES: i64 = 32_768;
 
-/// What the last checkpoint pass may leave behind for the pass in the writers' turn
+/// The commits' own checkpoint must stay a safety net, well past where the log
+/// starts again (see [`crate::store::AUTOCHECKPOINT_PAGES`]).
+const _: () = assert!(4 * RESTART_PAGES <= crate::store::AUTOCHECKPOINT_PAGES);
+
+/// What may be left unsynced in the database file for the pass in the writers' turn
 /// (see [`copy_log`]).
 const FINAL_PAGES: i64 = 64;
+
+/// The most rounds of syncing the database file and copying what the log gained
+/// meanwhile, before the last pass (see [`copy_log`]).
+const SYNC_ROUNDS: usize = 8;
 
 /// SQLite only: copies the log back into the database after batches, beside the
 /// writer rather than inside its commits (see [`copy_log`]). Stops when the writer
@@ -427,28 +439,37 @@ async fn checkpoint(store: Store, mut asked: mpsc::Receiver<()>) {
 ///
 /// Under a stream of batches a pass never copies the whole log, since batches are
 /// added while it copies, and SQLite starts the log again only once all of it is
-/// copied. So the log used to grow until the committing connection's own checkpoint
-/// (at 16,000 pages) copied the rest inside a commit, which held that batch 35 to
-/// 80 ms about twice a second and made the p99 of registrations. Instead, past
-/// `restart_pages`, passes run one after the other (at most four) until one finds
-/// fewer than [`FINAL_PAGES`] new pages, and a last pass runs in the writers' turn
-/// ([`Store::write_turn`]), where nothing can be added: the batch waiting for the
-/// turn waits for that short pass, then starts the log anew (`docs/benchmarks.md`,
-/// eighth round).
+/// copied. Left alone, the log grows until the committing connection's own
+/// checkpoint copies the rest inside a commit, which holds that batch 35 to 110 ms.
+/// Instead, past `restart_pages`, the last pass runs in the writers' turn
+/// ([`Store::write_turn`]), where nothing can be added, and the batch waiting for the
+/// turn then starts the log anew (`docs/benchmarks.md`, eighth round).
+///
+/// That last pass is the only one that syncs the database file (SQLite syncs it only
+/// in a pass that copies the whole log), and the writer waits for it: it should find
+/// little to copy and little to sync. So before it, rounds alternate: sync the
+/// database file ([`Store::sync_database_file`]), outside the turn, then copy what
+/// the log gained during that sync, until a round leaves fewer than [`FINAL_PAGES`]
+/// copied and unsynced (each round's sync is shorter than the one before, since it
+/// has only the pages of one sync's time to flush) or after [`SYNC_ROUNDS`]. A
+/// single sync before the last pass (tenth round) left the pages copied during it,
+/// thousands under 256 connections, to the pass in the turn (eleventh round).
 pub async fn copy_log(store: &Store, restart_pages: i64) -> Result<i64, StoreError> {
     let mut log = store.checkpoint_wal().await?;
     if log <= restart_pages {
         return Ok(log);
     }
-    for _ in 0..4 {
-        let before = log;
-        log = store.checkpoint_wal().await?;
-        if log - before < FINAL_PAGES {
+    // The log's length whose copy is on the disk. A pass that could not run (another
+    // checkpoint held the lock) answers -1, which ends the rounds.
+    let mut synced = 0;
+    for _ in 0..SYNC_ROUNDS {
+        if log - synced < FINAL_PAGES {
             break;
         }
+        store.sync_database_file().await?;
+        synced = log;
+        log = store.checkpoint_wal().await?;
     }
-    // What the passes copied reaches the disk now, not in the last pass below.
-    store.sync_database_file().await?;
     let _turn = store.write_turn().await;
     store.checkpoint_wal().await
 }

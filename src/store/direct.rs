@@ -76,9 +76,11 @@ impl DirectWriter {
                 "pragma synchronous = normal;
                  pragma foreign_keys = on;
                  pragma temp_store = memory;
-                 pragma cache_size = -16384;
-                 pragma wal_autocheckpoint = 16000;",
+                 pragma cache_size = -16384;",
             )
+            .map_err(direct)?;
+        connection
+            .pragma_update(None, "wal_autocheckpoint", super::AUTOCHECKPOINT_PAGES)
             .map_err(direct)?;
         connection.set_prepared_statement_cache_capacity(STATEMENTS);
         Ok(Self { connection })

@@ -81,6 +81,17 @@ impl Db {
     }
 }
 
+/// The log's length, in pages, past which SQLite copies it back into the database
+/// inside the commit that finds it so long (`wal_autocheckpoint`, on every
+/// connection). The registrar's checkpoints start the log again past a quarter of
+/// this (`jobs::registrar::copy_log`), but under 256 connections the log goes on
+/// growing while they copy and sync it, to 40,000 to 60,000 pages; with the safety
+/// net at 16,000 or 65,536 pages, commits kept reaching it, and such a commit (or an
+/// outbox write) held the writers 50 to 110 ms for the whole copy
+/// (`docs/benchmarks.md`, eleventh round). At 4 KiB a page the log's file can reach
+/// 512 MiB; SQLite reuses it from its beginning rather than shrinking it.
+pub const AUTOCHECKPOINT_PAGES: i64 = 131_072;
+
 /// How the service uses its database; `docs/configuration.md` explains each default.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -265,12 +276,10 @@ impl Store {
             // Copying the log back into the database (a checkpoint) is done between
             // batches by [`Store::checkpoint_wal`] on another connection, and the
             // registrar lets the log start again from its beginning once it is past
-            // 8,192 pages (`jobs::registrar::copy_log`). The committing connection's
-            // own checkpoint, which SQLite runs inside a commit once the log holds
-            // this many pages (64 MiB) and which takes that commit 30 to 80 ms, is
-            // then only a safety net (at 4,000 pages one batch in about thirteen
-            // paid it; `docs/benchmarks.md`, sixth and eighth rounds).
-            .pragma("wal_autocheckpoint", "16000");
+            // 32,768 pages (`jobs::registrar::copy_log`). The committing connection's
+            // own checkpoint, which SQLite runs inside a commit and which held that
+            // commit 50 to 110 ms, is only a safety net (see [`AUTOCHECKPOINT_PAGES`]).
+            .pragma("wal_autocheckpoint", AUTOCHECKPOINT_PAGES.to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)

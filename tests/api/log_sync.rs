@@ -249,3 +249,43 @@ async fn a_long_log_is_copied_whole_and_started_again() {
     );
     assert_eq!(app.count("entries").await, 31);
 }
+
+#[tokio::test]
+async fn the_log_is_copied_and_started_again_while_registrations_keep_coming() {
+    let app = TestApp::spawn().await;
+    if unsynced(&app).is_none() {
+        return;
+    }
+    let window_id = app.open_window().await;
+    let registrations = async {
+        for n in 0..40 {
+            app.register(&window_id, &applicant(n))
+                .await
+                .assert_status(201);
+        }
+    };
+    // Past the limit from its first page: each call syncs and copies in rounds, then
+    // takes the writers' turn, while the registrations keep adding to the log.
+    let copies = async {
+        let mut calls = 0;
+        while app.count("entries").await < 40 {
+            copy_log(app.store(), 0).await.unwrap();
+            calls += 1;
+        }
+        calls
+    };
+    let ((), calls) = tokio::join!(registrations, copies);
+    assert!(calls > 1, "{calls} copies beside 40 registrations");
+
+    // Copied whole: the next registration starts the log again, nothing is lost.
+    let long = copy_log(app.store(), 0).await.unwrap();
+    app.register(&window_id, &applicant(40))
+        .await
+        .assert_status(201);
+    let started_again = app.store().checkpoint_wal().await.unwrap();
+    assert!(
+        started_again < 40,
+        "{started_again} pages after one registration, {long} before"
+    );
+    assert_eq!(app.count("entries").await, 41);
+}
