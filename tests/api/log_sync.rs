@@ -177,19 +177,28 @@ async fn only_the_registrars_connection_commits_without_waiting_for_the_disk() {
     let Some((writer, log)) = unsynced(&app) else {
         return;
     };
-    let synchronous = |store: &Store| {
+    let pragma = |store: &Store, statement: &'static str| {
         let tirage::store::Db::Sqlite(pool) = store.db().clone() else {
             unreachable!("a SQLite store");
         };
         async move {
-            sqlx::query_scalar::<_, i64>("pragma synchronous")
+            sqlx::query_scalar::<_, i64>(statement)
                 .fetch_one(&pool)
                 .await
                 .unwrap()
         }
     };
+    let synchronous = |store| pragma(store, "pragma synchronous");
     assert_eq!(synchronous(app.store()).await, 2, "FULL everywhere else");
     assert_eq!(synchronous(&writer).await, 1, "NORMAL for the registrar");
+    // The commits' own checkpoint is a safety net far past where the registrar's
+    // checkpoints start the log again, on every connection.
+    for store in [app.store(), &writer] {
+        assert_eq!(
+            pragma(store, "pragma wal_autocheckpoint").await,
+            tirage::store::AUTOCHECKPOINT_PAGES
+        );
+    }
 
     // The log is the database's, and the real sync succeeds on it and fails, rather
     // than pretend, when there is no such file.
