@@ -400,10 +400,11 @@ async fn gather(
 
 /// The log's length (in pages, about 3,000 registrations) beyond which the
 /// checkpoints copy all of it and let the next batch start it again (see
-/// [`copy_log`]). At 8,192 pages the log started again about five times a second
-/// under load, each time after syncing the database file and pausing the writer;
-/// four times as long a log meant 8 to 10% more registrations a second and a p99 at
-/// 256 connections of 120 ms instead of 150 (`docs/benchmarks.md`, eleventh round).
+/// [`copy_log`]). At 8,192 pages the log started again two to five times a second
+/// under load, each time after syncing the database file and pausing the writer.
+/// Four times as long a log, with the rounds of [`copy_log`], meant 5 to 12% more
+/// registrations a second, and a p99 at 256 connections of 120 to 136 ms instead of
+/// 149 to 155 (`docs/benchmarks.md`, eleventh round).
 const RESTART_PAGES: i64 = 32_768;
 
 /// The commits' own checkpoint must stay a safety net, well past where the log
@@ -450,10 +451,13 @@ async fn checkpoint(store: Store, mut asked: mpsc::Receiver<()>) {
 /// little to copy and little to sync. So before it, rounds alternate: sync the
 /// database file ([`Store::sync_database_file`]), outside the turn, then copy what
 /// the log gained during that sync, until a round leaves fewer than [`FINAL_PAGES`]
-/// copied and unsynced (each round's sync is shorter than the one before, since it
-/// has only the pages of one sync's time to flush) or after [`SYNC_ROUNDS`]. A
-/// single sync before the last pass (tenth round) left the pages copied during it,
-/// thousands under 256 connections, to the pass in the turn (eleventh round).
+/// copied and unsynced, or after [`SYNC_ROUNDS`]. Each round's sync has only what
+/// came during the one before, but under a stream of registrations the disk barely
+/// keeps up: measured, the eighth round still left 200 to 1,000 pages at 64
+/// connections and 800 to 3,000 at 256, and the last pass took 5 to 40 ms. With a
+/// single sync (tenth round), the pass in the turn also had everything copied during
+/// that sync (50 to 145 ms under 256 connections), and commits met their own
+/// checkpoint first (eleventh round).
 pub async fn copy_log(store: &Store, restart_pages: i64) -> Result<i64, StoreError> {
     let mut log = store.checkpoint_wal().await?;
     if log <= restart_pages {
