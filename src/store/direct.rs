@@ -72,16 +72,13 @@ impl DirectWriter {
             )));
         }
         connection
-            .execute_batch(
-                "pragma synchronous = normal;
-                 pragma foreign_keys = on;
-                 pragma temp_store = memory;
-                 pragma cache_size = -16384;",
-            )
+            .pragma_update(None, "synchronous", "normal")
             .map_err(direct)?;
-        connection
-            .pragma_update(None, "wal_autocheckpoint", super::AUTOCHECKPOINT_PAGES)
-            .map_err(direct)?;
+        for (name, value) in super::sqlite_pragmas() {
+            connection
+                .pragma_update(None, name, value)
+                .map_err(direct)?;
+        }
         connection.set_prepared_statement_cache_capacity(STATEMENTS);
         Ok(Self { connection })
     }

@@ -92,6 +92,33 @@ impl Db {
 /// 512 MiB; SQLite reuses it from its beginning rather than shrinking it.
 pub const AUTOCHECKPOINT_PAGES: i64 = 131_072;
 
+/// The settings of every connection to a SQLite file, beside its journal mode and
+/// `synchronous`: the pool's (through sqlx) and the registrar's own
+/// ([`direct::DirectWriter`]), so that both work alike.
+fn sqlite_pragmas() -> [(&'static str, String); 4] {
+    [
+        ("foreign_keys", "on".to_owned()),
+        // The statement journal, which lets a multi-row insert or a savepoint be
+        // rolled back alone inside its transaction, in memory instead of a temporary
+        // file: it is never needed after a crash (the log is what makes commits
+        // durable), and under load it was a tenth of SQLite's writes.
+        ("temp_store", "memory".to_owned()),
+        // 16 MiB of page cache per connection instead of 2: the duplicate-key indexes
+        // of a large window are read at random by every registration.
+        ("cache_size", "-16384".to_owned()),
+        // No memory map (`mmap_size`): measured, it did not speed registrations up
+        // beyond the noise, and every connection's map counts in the process's
+        // resident memory (a national draw went from 0.65 to 1.1 GiB at its peak).
+        // Copying the log back into the database (a checkpoint) is done between
+        // batches by [`Store::checkpoint_wal`] on another connection, and the
+        // registrar lets the log start again from its beginning once it is past
+        // 32,768 pages (`jobs::registrar::copy_log`). The committing connection's own
+        // checkpoint, which SQLite runs inside a commit and which held that commit 50
+        // to 110 ms, is only a safety net (see [`AUTOCHECKPOINT_PAGES`]).
+        ("wal_autocheckpoint", AUTOCHECKPOINT_PAGES.to_string()),
+    ]
+}
+
 /// How the service uses its database; `docs/configuration.md` explains each default.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -260,26 +287,12 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(options.acquire_timeout)
-            // The statement journal, which lets a multi-row insert or a savepoint be
-            // rolled back alone inside its transaction, in memory instead of a
-            // temporary file: it is never needed after a crash (the log is what makes
-            // commits durable), and under load it was a tenth of SQLite's writes.
-            .pragma("temp_store", "memory")
-            // 16 MiB of page cache per connection instead of 2: the duplicate-key
-            // indexes of a large window are read at random by every registration.
-            .pragma("cache_size", "-16384")
-            // No memory map (`mmap_size`): measured, it did not speed registrations
-            // up beyond the noise, and every connection's map counts in the process's
-            // resident memory (a national draw went from 0.65 to 1.1 GiB at its peak).
-            // Copying the log back into the database (a checkpoint) is done between
-            // batches by [`Store::checkpoint_wal`] on another connection, and the
-            // registrar lets the log start again from its beginning once it is past
-            // 32,768 pages (`jobs::registrar::copy_log`). The committing connection's
-            // own checkpoint, which SQLite runs inside a commit and which held that
-            // commit 50 to 110 ms, is only a safety net (see [`AUTOCHECKPOINT_PAGES`]).
-            .pragma("wal_autocheckpoint", AUTOCHECKPOINT_PAGES.to_string());
+            .busy_timeout(options.acquire_timeout);
+        let connect = sqlite_pragmas()
+            .into_iter()
+            .fold(connect, |connect, (name, value)| {
+                connect.pragma(name, value)
+            });
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)

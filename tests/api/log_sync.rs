@@ -198,6 +198,8 @@ async fn only_the_registrars_connection_commits_without_waiting_for_the_disk() {
             pragma(store, "pragma wal_autocheckpoint").await,
             tirage::store::AUTOCHECKPOINT_PAGES
         );
+        assert_eq!(pragma(store, "pragma foreign_keys").await, 1);
+        assert_eq!(pragma(store, "pragma cache_size").await, -16384);
     }
 
     // The log is the database's, and the real sync succeeds on it and fails, rather
