@@ -395,7 +395,7 @@ impl Store {
     /// syncs the file only when it has copied the whole log, so the pass that finally
     /// does (`jobs::registrar::copy_log`, in the writers' turn) used to flush every
     /// page the passes before it had copied, 8,000 or more. Syncing before that pass
-    /// leaves it only its own pages to flush. Nothing to do elsewhere.
+    /// (in rounds, see `copy_log`) leaves it little to flush. Nothing to do elsewhere.
     pub async fn sync_database_file(&self) -> Result<(), StoreError> {
         let Some(writer) = &self.unsynced else {
             return Ok(());
