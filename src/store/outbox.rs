@@ -51,6 +51,43 @@ pub(crate) use insert_mail;
 
 const CLAIM_COLUMNS: &str = "returning id, kind, recipient, subject, body, attempts";
 
+/// The statement that claims due mails: `$1` now, `$2` the end of the lease, `$3` the
+/// most mails to claim; on PostgreSQL if `postgres`, else on SQLite.
+///
+/// The conditions are repeated outside the subquery: on PostgreSQL, an instance that
+/// waited for another's claim of the same row re-checks them on the claimed row and
+/// skips it, so a mail is never sent twice by two instances.
+///
+/// On PostgreSQL the subquery also skips the rows another transaction holds
+/// (`for update skip locked`): a row being marked sent, or claimed by another sender,
+/// is not due for this claim anyway. Without it, a claim that waited for one such row
+/// while holding rows that the waited-for statement wanted next was a deadlock, which
+/// the server broke only after a second, failing one of the two (three in three runs
+/// of `bench/registration-load.sh`, eighth round; a failed mark sends those mails
+/// again when their lease ends).
+///
+/// On PostgreSQL the claimed ids then reach the update as one array
+/// (`id = any(array(...))`), which it looks up in the primary key. With
+/// `id in (select ...)` the planner joined the subquery's rows against a scan of the
+/// whole outbox, which keeps a row for every mail ever sent: under a burst of
+/// registrations each claim read the whole table, and the claims took most of the
+/// server's time (`docs/benchmarks.md`, twelfth round).
+pub fn claim_due_statement(postgres: bool) -> String {
+    let (open, skip_locked, close) = if postgres {
+        ("= any(array(", "for update skip locked", "))")
+    } else {
+        ("in (", "", ")")
+    };
+    format!(
+        "update outbox set next_attempt_at = $2
+         where id {open}select id from outbox
+                    where sent_at is null and failed_at is null and next_attempt_at <= $1
+                    order by next_attempt_at, id limit $3 {skip_locked}{close}
+           and sent_at is null and failed_at is null and next_attempt_at <= $1
+         {CLAIM_COLUMNS}"
+    )
+}
+
 impl Store {
     /// Claims one due mail until `lease_until`, if it is still unsent.
     pub async fn claim_mail(
@@ -73,19 +110,8 @@ impl Store {
         }))
     }
 
-    /// Claims up to `limit` due mails until `lease_until`.
-    ///
-    /// The conditions are repeated outside the subquery: on PostgreSQL, an instance
-    /// that waited for another's claim of the same row re-checks them on the claimed
-    /// row and skips it, so a mail is never sent twice by two instances.
-    ///
-    /// On PostgreSQL the subquery also skips the rows another transaction holds
-    /// (`for update skip locked`): a row being marked sent, or claimed by another
-    /// sender, is not due for this claim anyway. Without it, a claim that waited for
-    /// one such row while holding rows that the waited-for statement wanted next was a
-    /// deadlock, which the server broke only after a second, failing one of the two
-    /// (three in three runs of `bench/registration-load.sh`, eighth round; a failed
-    /// mark sends those mails again when their lease ends).
+    /// Claims up to `limit` due mails until `lease_until` (the statement is
+    /// [`claim_due_statement`]).
     pub async fn claim_due_mails(
         &self,
         now: DateTime<Utc>,
@@ -93,25 +119,14 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<OutboxMail>, StoreError> {
         let _turn = self.write_turn().await;
-        let skip_locked = if self.is_sqlite() {
-            ""
-        } else {
-            "for update skip locked"
-        };
+        let statement = claim_due_statement(!self.is_sqlite());
         Ok(on_db!(self, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "update outbox set next_attempt_at = $2
-                 where id in (select id from outbox
-                              where sent_at is null and failed_at is null and next_attempt_at <= $1
-                              order by next_attempt_at, id limit $3 {skip_locked})
-                   and sent_at is null and failed_at is null and next_attempt_at <= $1
-                 {CLAIM_COLUMNS}"
-            )))
-            .bind(now)
-            .bind(lease_until)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
+            sqlx::query_as(sqlx::AssertSqlSafe(statement.as_str()))
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
         }))
     }
 

@@ -7,6 +7,8 @@ use serde_json::json;
 use tirage::jobs::clock::Clock;
 use tirage::jobs::mailer::{self, MailTransport};
 use tirage::jobs::outbox::OutboxSender;
+use tirage::store::Db;
+use tirage::store::outbox::claim_due_statement;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -332,4 +334,91 @@ async fn a_claim_passes_over_mails_another_transaction_holds() {
         .await
         .unwrap();
     assert_eq!(next.iter().map(|mail| mail.id).collect::<Vec<_>>(), [held]);
+}
+
+#[tokio::test]
+async fn a_claim_looks_up_the_mails_it_takes_instead_of_reading_the_whole_outbox() {
+    let app = TestApp::spawn().await;
+    // Due a minute from now (as after a relay failure): only this test's claims, made
+    // a minute later, find them due.
+    let now = app.clock.now() + chrono::Duration::minutes(1);
+    let lease_until = now + chrono::Duration::minutes(2);
+    let statement = claim_due_statement(matches!(app.store().db(), Db::Postgres(_)));
+    // The plan of the claim over 20,000 due mails, one line per step.
+    let plan: Vec<String> = match app.store().db() {
+        Db::Postgres(pool) => {
+            sqlx::query(
+                "insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
+                 select 'verification_code', 'a@example.org', 'Code', repeat('x', 300), $1, $1
+                 from generate_series(1, 20000)",
+            )
+            .bind(now)
+            .execute(pool)
+            .await
+            .unwrap();
+            sqlx::query("analyze outbox").execute(pool).await.unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "explain (costs off) {statement}"
+            )))
+            .bind(now)
+            .bind(lease_until)
+            .bind(500_i64)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+        }
+        Db::Sqlite(pool) => {
+            sqlx::query(
+                "with recursive n(i) as (select 1 union all select i + 1 from n where i < 20000)
+                 insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
+                 select 'verification_code', 'a@example.org', 'Code', printf('%300s', ''), $1, $1
+                 from n",
+            )
+            .bind(now)
+            .execute(pool)
+            .await
+            .unwrap();
+            sqlx::query("analyze").execute(pool).await.unwrap();
+            let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "explain query plan {statement}"
+            )))
+            .bind(now)
+            .bind(lease_until)
+            .bind(500_i64)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            rows.into_iter().map(|(_, _, _, detail)| detail).collect()
+        }
+    };
+    let plan = plan.join("\n");
+    assert!(
+        !plan.contains("Seq Scan on outbox") && !plan.contains("SCAN outbox"),
+        "a claim must not read the whole outbox:\n{plan}"
+    );
+    assert!(
+        plan.contains("Index Scan using outbox_pkey on outbox")
+            || plan.contains("SEARCH outbox USING INTEGER PRIMARY KEY"),
+        "the claimed mails are looked up by id:\n{plan}"
+    );
+    assert!(
+        !plan.contains("Sort") && !plan.contains("TEMP B-TREE"),
+        "the due mails are read in the claim's order, not all read and sorted:\n{plan}"
+    );
+
+    // And the claim takes what it should: 500 due mails, then 500 others.
+    let first = app
+        .store()
+        .claim_due_mails(now, lease_until, 500)
+        .await
+        .unwrap();
+    let second = app
+        .store()
+        .claim_due_mails(now, lease_until, 500)
+        .await
+        .unwrap();
+    let mut ids: Vec<i64> = first.iter().chain(&second).map(|mail| mail.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((first.len(), second.len(), ids.len()), (500, 500, 1000));
 }
