@@ -6,6 +6,7 @@ use serde_json::json;
 use tirage::config::ServeArgs;
 
 use crate::helpers::{ADMIN_TOKEN, TestApp, applicant, at, registered_and_verified};
+use tirage::jobs::clock::Clock;
 
 const METRICS_TOKEN: &str = "metrics-token-0123456789abcdef-0123456789";
 
@@ -155,6 +156,151 @@ async fn metrics_count_draws_and_counter_registrations() {
         ),
         Some(1.0)
     );
+}
+
+/// What the database holds, counted row by row: registrations by channel, and the
+/// mails waiting and given up.
+async fn counted_totals(app: &TestApp) -> (Vec<(String, i64)>, i64, i64) {
+    with_pool!(app, |pool| {
+        let channels = sqlx::query_as(
+            "select channel, cast(count(*) as bigint) from entries group by channel order by channel",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let (pending, failed) = sqlx::query_as(
+            "select
+                 cast(coalesce(sum(case when sent_at is null and failed_at is null then 1 else 0 end), 0) as bigint),
+                 cast(coalesce(sum(case when failed_at is not null then 1 else 0 end), 0) as bigint)
+             from outbox",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        (channels, pending, failed)
+    })
+}
+
+#[tokio::test]
+async fn metrics_report_what_a_count_of_the_rows_gives() {
+    let app = TestApp::spawn().await;
+    let window_id = app.open_window().await;
+    app.register_applicants(&window_id, 4).await;
+    app.post(
+        &format!("/api/v1/windows/{window_id}/counter-entries"),
+        Some(ADMIN_TOKEN),
+        &applicant(10),
+    )
+    .await
+    .assert_status(201);
+    // Every mail was queued with its registration; wait until all are sent.
+    app.wait_for_rows("outbox where sent_at is null", 0).await;
+    // The outbox as a relay failure leaves it: two mails waiting (due in a day, so
+    // that the sender leaves them), one given up.
+    let ids: Vec<i64> = with_pool!(app, |pool| sqlx::query_scalar(
+        "select id from outbox order by id"
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    let later = app.clock.now() + chrono::Duration::days(1);
+    for id in &ids[..2] {
+        with_pool!(app, |pool| sqlx::query(
+            "update outbox set sent_at = null, next_attempt_at = $2 where id = $1"
+        )
+        .bind(id)
+        .bind(later)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected())
+        .unwrap());
+    }
+    with_pool!(app, |pool| sqlx::query(
+        "update outbox set sent_at = null, failed_at = $2 where id = $1"
+    )
+    .bind(ids[2])
+    .bind(app.clock.now())
+    .execute(pool)
+    .await
+    .map(|done| done.rows_affected())
+    .unwrap());
+
+    let text = app.get("/metrics", None).await.text;
+
+    let (channels, pending, failed) = counted_totals(&app).await;
+    assert_eq!(
+        channels,
+        [("counter".to_owned(), 1), ("online".to_owned(), 4)]
+    );
+    assert_eq!((pending, failed), (2, 1));
+    for (channel, n) in &channels {
+        let label = format!(r#"channel="{channel}""#);
+        assert_eq!(
+            sample(&text, "tirage_registrations_total", &[label.as_str()]),
+            Some(*n as f64),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        sample(&text, "tirage_outbox_pending", &[]),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "tirage_outbox_failed_total", &[]),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_migration_counts_the_registrations_stored_before_it() {
+    let app = TestApp::spawn().await;
+    let window_id = app.open_window().await;
+    app.register_applicants(&window_id, 3).await;
+    app.post(
+        &format!("/api/v1/windows/{window_id}/counter-entries"),
+        Some(ADMIN_TOKEN),
+        &applicant(10),
+    )
+    .await
+    .assert_status(201);
+
+    // The database as it was before the counts existed: entries, no counts.
+    let undo: &[&str] = match app.store().db() {
+        tirage::store::Db::Sqlite(_) => &[
+            "drop trigger entries_count_channel",
+            "drop table entry_channel_counts",
+            "drop index outbox_failed",
+        ],
+        tirage::store::Db::Postgres(_) => &[
+            "drop table entry_channel_counts",
+            "drop function tirage_count_channels_added() cascade",
+            "drop index outbox_failed",
+        ],
+    };
+    for statement in undo {
+        app.execute(statement).await.unwrap();
+    }
+    let forgotten = app
+        .execute("delete from _sqlx_migrations where description = 'operational counts'")
+        .await
+        .unwrap();
+    assert_eq!(forgotten, 1);
+
+    // Starting again applies the migration, which counts what is there, and the
+    // counts go on from there.
+    let store = tirage::store::Store::connect(&app.url).await.unwrap();
+    store.migrate().await.unwrap();
+    app.register(&window_id, &applicant(4))
+        .await
+        .assert_status(201);
+    let counts = store.operational_counts().await.unwrap();
+    assert_eq!(
+        counts.registrations,
+        [("counter".to_owned(), 1), ("online".to_owned(), 4)]
+    );
+    assert_eq!(counts.registrations, counted_totals(&app).await.0);
 }
 
 #[tokio::test]
