@@ -181,11 +181,10 @@ async fn counted_totals(app: &TestApp) -> (Vec<(String, i64)>, i64, i64) {
     })
 }
 
-#[tokio::test]
-async fn metrics_report_what_a_count_of_the_rows_gives() {
-    let app = TestApp::spawn().await;
+/// A window open with `online` registrations made online and one at the counter.
+async fn registered_through_both_channels(app: &TestApp, online: u32) -> String {
     let window_id = app.open_window().await;
-    app.register_applicants(&window_id, 4).await;
+    app.register_applicants(&window_id, online).await;
     app.post(
         &format!("/api/v1/windows/{window_id}/counter-entries"),
         Some(ADMIN_TOKEN),
@@ -193,6 +192,13 @@ async fn metrics_report_what_a_count_of_the_rows_gives() {
     )
     .await
     .assert_status(201);
+    window_id
+}
+
+#[tokio::test]
+async fn metrics_report_what_a_count_of_the_rows_gives() {
+    let app = TestApp::spawn().await;
+    let window_id = registered_through_both_channels(&app, 4).await;
     // Every mail was queued with its registration; wait until all are sent.
     app.wait_for_rows("outbox where sent_at is null", 0).await;
     // The outbox as a relay failure leaves it: two mails waiting (due in a day, so
@@ -256,15 +262,7 @@ async fn metrics_report_what_a_count_of_the_rows_gives() {
 #[tokio::test]
 async fn the_migration_counts_the_registrations_stored_before_it() {
     let app = TestApp::spawn().await;
-    let window_id = app.open_window().await;
-    app.register_applicants(&window_id, 3).await;
-    app.post(
-        &format!("/api/v1/windows/{window_id}/counter-entries"),
-        Some(ADMIN_TOKEN),
-        &applicant(10),
-    )
-    .await
-    .assert_status(201);
+    let window_id = registered_through_both_channels(&app, 3).await;
 
     // The database as it was before the counts existed: entries, no counts.
     let undo: &[&str] = match app.store().db() {
