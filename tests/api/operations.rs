@@ -198,7 +198,7 @@ async fn registered_through_both_channels(app: &TestApp, online: u32) -> String 
 #[tokio::test]
 async fn metrics_report_what_a_count_of_the_rows_gives() {
     let app = TestApp::spawn().await;
-    let window_id = registered_through_both_channels(&app, 4).await;
+    registered_through_both_channels(&app, 4).await;
     // Every mail was queued with its registration; wait until all are sent.
     app.wait_for_rows("outbox where sent_at is null", 0).await;
     // The outbox as a relay failure leaves it: two mails waiting (due in a day, so
