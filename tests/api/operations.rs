@@ -4,9 +4,9 @@
 use axum::http::Method;
 use serde_json::json;
 use tirage::config::ServeArgs;
+use tirage::jobs::clock::Clock;
 
 use crate::helpers::{ADMIN_TOKEN, TestApp, applicant, at, registered_and_verified};
-use tirage::jobs::clock::Clock;
 
 const METRICS_TOKEN: &str = "metrics-token-0123456789abcdef-0123456789";
 
@@ -209,27 +209,23 @@ async fn metrics_report_what_a_count_of_the_rows_gives() {
     .fetch_all(pool)
     .await
     .unwrap());
-    let later = app.clock.now() + chrono::Duration::days(1);
-    for id in &ids[..2] {
-        with_pool!(app, |pool| sqlx::query(
-            "update outbox set sent_at = null, next_attempt_at = $2 where id = $1"
-        )
-        .bind(id)
-        .bind(later)
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected())
-        .unwrap());
+    let waiting = "update outbox set sent_at = null, next_attempt_at = $2 where id = $1";
+    let given_up = "update outbox set sent_at = null, failed_at = $2 where id = $1";
+    let (now, later) = (app.clock.now(), app.clock.now() + chrono::Duration::days(1));
+    for (id, statement, at) in [
+        (ids[0], waiting, later),
+        (ids[1], waiting, later),
+        (ids[2], given_up, now),
+    ] {
+        let changed = with_pool!(app, |pool| sqlx::query(statement)
+            .bind(id)
+            .bind(at)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+            .unwrap());
+        assert_eq!(changed, 1);
     }
-    with_pool!(app, |pool| sqlx::query(
-        "update outbox set sent_at = null, failed_at = $2 where id = $1"
-    )
-    .bind(ids[2])
-    .bind(app.clock.now())
-    .execute(pool)
-    .await
-    .map(|done| done.rows_affected())
-    .unwrap());
 
     let text = app.get("/metrics", None).await.text;
 
