@@ -230,6 +230,7 @@ impl Application {
         if let Err(error) = scheduler.await {
             tracing::error!(error = %error, "the scheduler failed");
         }
+        self.state.registrar.close().await;
         self.state.store.close().await;
         tracing::info!("stopped");
         served

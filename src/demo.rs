@@ -118,6 +118,7 @@ pub async fn run(args: &DemoArgs) -> Result<DemoOutcome, String> {
     let bundle_bytes = client
         .raw(Method::GET, &format!("/api/v1/windows/{window_id}/bundle"))
         .await?;
+    app.state().registrar.close().await;
     app.state().store.close().await;
 
     let bundle: Bundle = serde_json::from_slice(&bundle_bytes)

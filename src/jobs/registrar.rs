@@ -136,10 +136,15 @@ impl NewRegistration {
 type Reply = oneshot::Sender<Result<RegisterOutcome, StoreError>>;
 
 /// Hands registrations to the writer task. Cheap to clone; the task stops when the
-/// last clone is dropped, after storing what it was given.
+/// last clone is dropped, or at [`Registrar::close`], after storing what it was given.
 #[derive(Clone, Debug)]
 pub struct Registrar {
     queue: mpsc::Sender<(NewRegistration, Reply)>,
+    /// Set by [`Registrar::close`]; the writer then takes no new registration.
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Set by the writer once it has stored what it was given and let go of its
+    /// connections.
+    done: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Registrar {
@@ -187,8 +192,37 @@ impl Registrar {
             tokio::spawn(checkpoint(store.clone(), asked));
             ask
         });
-        tokio::spawn(write(writer, direct, waiting, checkpoints, synced));
-        Self { queue }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (finished, done) = tokio::sync::watch::channel(false);
+        let writes = async move {
+            let writer = match writer.writer_pool().await {
+                Some(Ok(own)) => own,
+                Some(Err(error)) => {
+                    tracing::warn!(error = %error, "could not open the registrar's own connections; batches go through the pool's");
+                    writer
+                }
+                None => writer,
+            };
+            write(writer, direct, waiting, stopped, checkpoints, synced).await;
+            finished.send_replace(true);
+        };
+        run_on_own_thread(writes);
+        Self {
+            queue,
+            stop: Arc::new(stop),
+            done,
+        }
+    }
+
+    /// Stops taking registrations (a request handing one over from now on gets an
+    /// error), stores those already handed over, and returns once the writer has let
+    /// go of its connections: before the store is closed, and before anything replaces
+    /// the database's files.
+    pub async fn close(&self) {
+        self.stop.send_replace(true);
+        let mut done = self.done.clone();
+        // An error means the writer is gone already.
+        let _ = done.wait_for(|done| *done).await;
     }
 
     /// Stores a registration and answers once it is committed (or refused).
@@ -207,12 +241,45 @@ impl Registrar {
     }
 }
 
+/// Runs the writer on a thread of its own, with a runtime of its own.
+///
+/// Among the request tasks, each statement of a batch on PostgreSQL (a dozen a batch)
+/// woke the writer only once a runtime worker, busy with requests, next looked at the
+/// sockets and then reached the writer in its queue: with 256 connections a batch took
+/// about 27 ms, 200 µs a registration, most of it waiting. On its own thread, with its
+/// own connections ([`Store::writer_pool`]), the writer is woken by the system as soon
+/// as the server answers (`docs/benchmarks.md`, thirteenth round). SQLite's batches
+/// already run on a thread outside the workers; for them this changes nothing
+/// measurable. If the runtime cannot be built, the writer runs among the requests.
+fn run_on_own_thread(writes: impl Future<Output = ()> + Send + 'static) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::warn!(error = %error, "could not build the registrar's runtime; it runs among the requests");
+            tokio::spawn(writes);
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("tirage-registrar".to_owned())
+        .spawn(move || runtime.block_on(writes));
+    if let Err(error) = spawned {
+        // The writer is gone with its queue: every registration is answered with an
+        // error rather than left waiting.
+        tracing::error!(error = %error, "could not start the registrar's thread");
+    }
+}
+
 /// The writer task: takes what is waiting, stores it, answers (or hands the answers
 /// to [`sync_then_answer`]), again.
 async fn write(
     store: Store,
     mut direct: Option<DirectWriter>,
     mut waiting: mpsc::Receiver<(NewRegistration, Reply)>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
     checkpoints: Option<mpsc::Sender<()>>,
     synced: Option<mpsc::Sender<Committed>>,
 ) {
@@ -220,7 +287,18 @@ async fn write(
     // The registrations of the last batch, and those already waiting when it was
     // committed: about how many requests are in flight.
     let (mut stored, mut waited) = (0, 0);
-    while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        let received = tokio::select! {
+            received = waiting.recv_many(&mut batch, MAX_BATCH) => received,
+            // Closed, what is queued is still received, then nothing.
+            Ok(_) = stop.wait_for(|stop| *stop), if !waiting.is_closed() => {
+                waiting.close();
+                continue;
+            }
+        };
+        if received == 0 {
+            break;
+        }
         if synced.is_none() {
             gather(&mut waiting, &mut batch, (stored + waited).min(MAX_BATCH)).await;
         }

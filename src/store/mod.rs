@@ -251,6 +251,11 @@ impl WritePool for PgPool {
 /// batch size up to [`crate::jobs::registrar::MAX_BATCH`] (see [`Store::connect_with`]).
 const WRITER_STATEMENTS: usize = 8 * crate::jobs::registrar::MAX_BATCH;
 
+/// PostgreSQL: the connections of the registrar's own pool ([`Store::writer_pool`]),
+/// beside the instance's pool: one for its batches, one for the statistics it
+/// refreshes now and then.
+pub const WRITER_CONNECTIONS: u32 = 2;
+
 /// The numbers of registrations stored by an instance after which it refreshes the
 /// statistics of `entries` on PostgreSQL ([`Store::registrations_stored`]).
 const ANALYZE_ENTRIES_AT: [u64; 2] = [1_000, 20_000];
@@ -356,6 +361,30 @@ impl Store {
             ..self.clone()
         };
         Some((store, &writer.log))
+    }
+
+    /// PostgreSQL: the same store with a pool of its own, of
+    /// [`WRITER_CONNECTIONS`], for the registrar's writer. Its connections belong to
+    /// the runtime that calls this: the writer's own, on a thread of its own, where
+    /// the answer to each statement wakes the writer at once instead of waiting for a
+    /// worker busy with requests to look at the sockets (`jobs::registrar`). `None`
+    /// on SQLite.
+    pub async fn writer_pool(&self) -> Option<Result<Store, StoreError>> {
+        let Db::Postgres(pool) = &self.db else {
+            return None;
+        };
+        let connected = PgPoolOptions::new()
+            .max_connections(WRITER_CONNECTIONS)
+            .acquire_timeout(pool.options().get_acquire_timeout())
+            .connect_with((*pool.connect_options()).clone())
+            .await;
+        Some(match connected {
+            Ok(pool) => Ok(Self {
+                db: Db::Postgres(pool),
+                ..self.clone()
+            }),
+            Err(error) => Err(error.into()),
+        })
     }
 
     /// SQLite, a database file: a new connection of the registrar's own that stores a

@@ -300,3 +300,71 @@ async fn the_log_is_copied_and_started_again_while_registrations_keep_coming() {
     );
     assert_eq!(app.count("entries").await, 41);
 }
+
+/// Holds the database's writers until dropped: SQLite's write turn of this process,
+/// PostgreSQL's write lock in a transaction of its own.
+enum HeldWriters {
+    Sqlite(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>),
+    Postgres(#[allow(dead_code)] sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+async fn hold_writers(store: &Store) -> HeldWriters {
+    match store.db() {
+        Db::Sqlite(_) => HeldWriters::Sqlite(store.write_turn().await.unwrap()),
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("select pg_advisory_xact_lock($1)")
+                .bind(tirage::store::WRITE_LOCK)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            HeldWriters::Postgres(tx)
+        }
+    }
+}
+
+#[tokio::test]
+async fn closing_the_registrar_stores_what_it_was_handed_then_refuses_more() {
+    let app = TestApp::spawn().await;
+    let window_id = app.open_window().await;
+    let registrar = Registrar::start(app.store().clone());
+    let register = |n| {
+        let registrar = registrar.clone();
+        let registration = registration(n, &window_id);
+        tokio::spawn(async move { registrar.register(registration).await })
+    };
+
+    // The writer takes the first registrations and waits for the writers' turn; the
+    // others queue behind it.
+    let held = hold_writers(app.store()).await;
+    let mut answers: Vec<_> = (1..=20).map(register).collect();
+    tokio::time::sleep(StdDuration::from_millis(100)).await;
+    answers.extend((21..=40).map(register));
+    tokio::time::sleep(StdDuration::from_millis(100)).await;
+    let closed = tokio::spawn({
+        let registrar = registrar.clone();
+        async move { registrar.close().await }
+    });
+    tokio::time::sleep(StdDuration::from_millis(100)).await;
+    assert!(!closed.is_finished(), "close waits for the writer");
+    drop(held);
+
+    tokio::time::timeout(StdDuration::from_secs(10), closed)
+        .await
+        .expect("closed once the queue is stored")
+        .unwrap();
+    // Everything handed over is stored by the time `close` returns.
+    assert_eq!(app.count("entries").await, 40);
+    for answer in answers {
+        let outcome = answer.await.unwrap();
+        assert!(
+            matches!(outcome, Ok(RegisterOutcome::Created { .. })),
+            "{outcome:?}"
+        );
+    }
+
+    let late = registrar.register(registration(41, &window_id)).await;
+    assert!(late.is_err(), "a closed registrar takes nothing: {late:?}");
+    assert_eq!(app.count("entries").await, 40);
+    assert!(app.store().entry(&format!("{:032x}", 41)).await.is_err());
+}
