@@ -47,7 +47,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state, with the registrar's writer task started on the current runtime.
+    /// The state, with the registrar's writer started (on a thread of its own).
     pub fn new(store: Store, mailer: Arc<dyn Mailer>, clock: Arc<dyn Clock>) -> Self {
         // On a SQLite file the outbox writes through the registrar's connection, which
         // does not wait for the disk at each commit: nothing is acknowledged on the

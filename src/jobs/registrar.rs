@@ -148,7 +148,8 @@ pub struct Registrar {
 }
 
 impl Registrar {
-    /// Starts the writer task on the current tokio runtime. On a SQLite file it
+    /// Starts the writer task on a thread of its own (see [`run_on_own_thread`]); its
+    /// companions run on the current tokio runtime. On a SQLite file it
     /// writes through the store's [`Store::unsynced_writer`] and answers each batch
     /// once the log is synced (see [`LogFile`]).
     pub fn start(store: Store) -> Self {
