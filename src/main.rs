@@ -7,6 +7,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The service makes many small, short-lived allocations on each request, from the
+/// runtime's threads and the registrar's; mimalloc serves them with less work than
+/// the system's allocator (measured in `docs/benchmarks.md`, fourteenth round).
+#[cfg(feature = "server")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tirage",

@@ -390,6 +390,7 @@ impl From<StoreError> for ApiError {
             StoreError::EntryState(status) => Self::EntryState(status),
             other @ (StoreError::UnsupportedUrl(_)
             | StoreError::Corrupt(_)
+            | StoreError::Unplanned(_)
             | StoreError::Database(_)
             | StoreError::Migrate(_)) => Self::internal(other),
         }

@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -86,7 +87,7 @@ async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError> {
     let raw: Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    let fingerprint = hex::encode(crate::draw::sha256(canonical(&raw).as_bytes()));
+    let fingerprint = fingerprint(&raw);
     let value = serde_path_to_error::deserialize(raw).map_err(|error| {
         let path = error.path().to_string();
         let field = if path == "." { String::new() } else { path };
@@ -101,24 +102,28 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError
     Ok(JsonBody { value, fingerprint })
 }
 
-/// JSON with object keys sorted at every level and no white space, so that two bodies
-/// that mean the same give the same digest.
-fn canonical(value: &Value) -> String {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let members: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k])))
-                .collect();
-            format!("{{{}}}", members.join(","))
-        }
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(canonical).collect::<Vec<_>>().join(",")
-        ),
-        other => other.to_string(),
+/// The SHA-256, in hex, of `value` as canonical JSON: object keys sorted at every
+/// level and no white space, so that two bodies that mean the same give the same
+/// digest. serde_json keeps an object's members in a map sorted by key (its
+/// `preserve_order` feature is off) and writes no white space, so its own output is
+/// the canonical form (a test holds it to that); it is written straight into the hash.
+fn fingerprint(value: &Value) -> String {
+    let mut hash = HashWriter(Sha256::new());
+    serde_json::to_writer(&mut hash, value).expect("a JSON value writes to a hash");
+    hex::encode(hash.0.finalize())
+}
+
+/// Bytes written into a SHA-256.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -271,8 +276,22 @@ mod tests {
         let a: Value =
             serde_json::from_str(r#"{"b": [1, {"y": 2, "x": "é"}], "a": null}"#).unwrap();
         let b: Value = serde_json::from_str(r#"{"a":null,"b":[1,{"x":"é","y":2}]}"#).unwrap();
-        assert_eq!(canonical(&a), canonical(&b));
-        assert_eq!(canonical(&a), r#"{"a":null,"b":[1,{"x":"é","y":2}]}"#);
+        let canonical = r#"{"a":null,"b":[1,{"x":"é","y":2}]}"#;
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_eq!(
+            fingerprint(&a),
+            hex::encode(crate::draw::sha256(canonical.as_bytes()))
+        );
+        // keys in byte order at every level, strings escaped, numbers as parsed
+        let c: Value = serde_json::from_str(
+            r#"{"é": 1.5, "Z": "a\"b\u0001", "a": {"b": [], "A": true}, "n": 1e3}"#,
+        )
+        .unwrap();
+        let canonical = r#"{"Z":"a\"b\u0001","a":{"A":true,"b":[]},"n":1000.0,"é":1.5}"#;
+        assert_eq!(
+            fingerprint(&c),
+            hex::encode(crate::draw::sha256(canonical.as_bytes()))
+        );
     }
 
     #[test]

@@ -273,6 +273,28 @@ pub(super) const INSERT_ENTRIES: &str = "insert into entries (id, window_id, sta
     registered_by, created_at, verified_at, code_hash, code_expires_at, code_sends,
     code_sent_at) ";
 
+/// The savepoint a batch's transaction sets before its first write (see
+/// [`decide_and_write`]), and the way back to it.
+pub(super) const PLANNED: &str = "savepoint planned";
+pub(super) const ROLLBACK_TO_PLANNED: &str = "rollback to savepoint planned";
+
+/// Ends [`INSERT_ENTRIES`]: an entry whose key a live entry of its window already
+/// holds (one of the partial unique indexes) is skipped instead of failing the
+/// statement, and the ids of the stored ones come back.
+pub(super) const ON_TAKEN_KEY: &str = "on conflict do nothing returning id";
+
+/// Whether each of `accepted` is among the `stored` ids.
+fn stored_flags(accepted: &[&PendingRegistration<'_>], stored: Vec<String>) -> Vec<bool> {
+    if stored.len() == accepted.len() {
+        return vec![true; accepted.len()];
+    }
+    let stored: HashSet<String> = stored.into_iter().collect();
+    accepted
+        .iter()
+        .map(|item| stored.contains(item.entry.id))
+        .collect()
+}
+
 /// One column of `rows` as an array, for the PostgreSQL statements that insert a
 /// batch as one array per column (`unnest`).
 fn column<'a, T, U>(rows: &'a [T], value: impl Fn(&'a T) -> U) -> Vec<U> {
@@ -314,10 +336,15 @@ pub(super) trait SetStatements {
         window_id: &str,
         keys: &[Vec<&str>; 4],
     ) -> Result<Vec<(String, String)>, sqlx::Error>;
+    /// Inserts the entries, skipping any whose key a live entry of its window already
+    /// holds (`on conflict do nothing`), and says of each whether it was stored.
     async fn insert_entries(
         &mut self,
         accepted: &[&PendingRegistration<'_>],
-    ) -> Result<(), sqlx::Error>;
+    ) -> Result<Vec<bool>, sqlx::Error>;
+    /// Undoes the batch's writes: back to [`PLANNED`], which the caller set when it
+    /// began the transaction.
+    async fn rollback_to_plan(&mut self) -> Result<(), sqlx::Error>;
     /// Returns the new rows, in no promised order.
     async fn insert_mails(
         &mut self,
@@ -351,10 +378,15 @@ pub(super) trait SetStatements {
     ) -> Result<(), sqlx::Error>;
 }
 
-/// [`SetStatements::audit_head`] and [`SetStatements::set_audit_head`] through sqlx,
-/// whose text both engines take.
+/// [`SetStatements::audit_head`], [`SetStatements::set_audit_head`] and
+/// [`SetStatements::rollback_to_plan`] through sqlx, whose text both engines take.
 macro_rules! sqlx_audit_head {
     () => {
+        async fn rollback_to_plan(&mut self) -> Result<(), sqlx::Error> {
+            sqlx::query(ROLLBACK_TO_PLANNED).execute(self).await?;
+            Ok(())
+        }
+
         async fn audit_head(&mut self) -> Result<(i64, String), sqlx::Error> {
             // The no-op update takes the head's row lock on PostgreSQL.
             sqlx::query_as("update audit_head set count = count where id = 1 returning count, hash")
@@ -407,12 +439,12 @@ impl SetStatements for sqlx::SqliteConnection {
     async fn insert_entries(
         &mut self,
         accepted: &[&PendingRegistration<'_>],
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<Vec<bool>, sqlx::Error> {
         let sql = format!(
-            "{INSERT_ENTRIES} values {}",
+            "{INSERT_ENTRIES} values {} {ON_TAKEN_KEY}",
             placeholders(accepted.len(), ENTRY_COLUMNS, 1, true)
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
         for item in accepted {
             let entry = &item.entry;
             let identity = &entry.registration.identity;
@@ -449,8 +481,8 @@ impl SetStatements for sqlx::SqliteConnection {
                 .bind(code.sends)
                 .bind(code.sent_at);
         }
-        query.execute(self).await?;
-        Ok(())
+        let stored: Vec<String> = query.fetch_all(self).await?;
+        Ok(stored_flags(accepted, stored))
     }
 
     async fn insert_mails(
@@ -604,7 +636,7 @@ impl SetStatements for sqlx::PgConnection {
     async fn insert_entries(
         &mut self,
         accepted: &[&PendingRegistration<'_>],
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<Vec<bool>, sqlx::Error> {
         fn identity<'a>(item: &'a PendingRegistration<'_>) -> &'a Identity {
             &item.entry.registration.identity
         }
@@ -612,13 +644,14 @@ impl SetStatements for sqlx::PgConnection {
             .iter()
             .map(|i| CodeColumns::of(i.code.as_ref(), i.now))
             .collect();
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "{INSERT_ENTRIES} select * from unnest($1::text[], $2::text[], $3::text[],
                  $4::text[], $5::bytea[], $6::text[], $7::text[], $8::date[], $9::text[],
                  $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::date[],
                  $16::text[], $17::int8[], $18::int8[], $19::text[], $20::text[], $21::text[],
                  $22::text[], $23::text[], $24::timestamptz[], $25::timestamptz[],
-                 $26::bytea[], $27::timestamptz[], $28::int8[], $29::timestamptz[])"
+                 $26::bytea[], $27::timestamptz[], $28::int8[], $29::timestamptz[])
+             {ON_TAKEN_KEY}"
         )));
         query = query
             .bind(column(accepted, |i| Some(i.entry.id.to_owned())))
@@ -674,8 +707,8 @@ impl SetStatements for sqlx::PgConnection {
             .bind(column(&codes, |c| c.expires_at))
             .bind(column(&codes, |c| c.sends))
             .bind(column(&codes, |c| c.sent_at));
-        query.execute(self).await?;
-        Ok(())
+        let stored: Vec<String> = query.fetch_all(self).await?;
+        Ok(stored_flags(accepted, stored))
     }
 
     async fn insert_mails(
@@ -794,12 +827,118 @@ impl Store {
         batch: &[PendingRegistration<'_>],
     ) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
         on_db!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = pool.begin_write_planned().await?;
             let outcomes = decide_and_write(&mut *tx, batch).await?;
             tx.commit().await?;
             Ok(outcomes)
         })
     }
+}
+
+/// The positions of the registrations decided to be stored.
+fn accepted_positions(decisions: &[Decision]) -> Vec<usize> {
+    decisions
+        .iter()
+        .enumerate()
+        .filter(|(_, decision)| matches!(decision, Decision::Accept { .. }))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Whether `later`'s decision could have depended on `earlier` being stored: they share
+/// a duplicate key in one window, or an idempotency key.
+fn depends_on(later: &PendingRegistration<'_>, earlier: &PendingRegistration<'_>) -> bool {
+    let same_key = later.entry.window_id == earlier.entry.window_id
+        && DuplicateRule::ALL.into_iter().any(|rule| {
+            key_of(later.entry.keys, rule)
+                .is_some_and(|key| key_of(earlier.entry.keys, rule) == Some(key))
+        });
+    let same_request = match (later.idempotency, earlier.idempotency) {
+        (Some(a), Some(b)) => a.scope == b.scope && a.key == b.key,
+        _ => false,
+    };
+    same_key || same_request
+}
+
+/// The duplicate keys of `items` that live entries of their windows hold, by window
+/// and rule: one lookup per window.
+async fn taken_keys_of<C: SetStatements>(
+    tx: &mut C,
+    items: &[&PendingRegistration<'_>],
+) -> Result<HashMap<String, Taken>, StoreError> {
+    let mut window_ids: Vec<&str> = items.iter().map(|item| item.entry.window_id).collect();
+    window_ids.sort_unstable();
+    window_ids.dedup();
+    let mut taken: HashMap<String, Taken> = HashMap::new();
+    for window_id in window_ids {
+        let keys: [Vec<&str>; 4] = DuplicateRule::ALL.map(|rule| {
+            items
+                .iter()
+                .filter(|item| item.entry.window_id == window_id)
+                .filter_map(|item| key_of(item.entry.keys, rule))
+                .collect()
+        });
+        let window_taken = taken.entry(window_id.to_owned()).or_default();
+        for (rule, key) in tx.taken_keys(window_id, &keys).await? {
+            if let Some(rule) = DuplicateRule::ALL.into_iter().find(|r| r.as_str() == rule) {
+                window_taken[rule_index(rule)].insert(key);
+            }
+        }
+    }
+    Ok(taken)
+}
+
+/// Refuses the registrations at `skipped`, which the entries' insert skipped because
+/// a live entry stored before the batch holds one of their keys, as storing them one
+/// by one would: a duplicate by the first rule, in the documented order, whose key is
+/// taken. The registrations the batch stored share no key with them (the plan refuses
+/// a registration whose key an earlier one of the batch took), so what the lookup
+/// finds was stored before the batch.
+async fn refuse_taken<C: SetStatements>(
+    tx: &mut C,
+    batch: &[PendingRegistration<'_>],
+    decisions: &mut [Decision],
+    skipped: &[usize],
+) -> Result<(), StoreError> {
+    let items: Vec<&PendingRegistration<'_>> = skipped.iter().map(|&i| &batch[i]).collect();
+    let taken = taken_keys_of(tx, &items).await?;
+    for &i in skipped {
+        let keys = batch[i].entry.keys;
+        let rule = taken
+            .get(batch[i].entry.window_id)
+            .and_then(|window_taken| {
+                DuplicateRule::ALL.into_iter().find(|rule| {
+                    key_of(keys, *rule)
+                        .is_some_and(|key| window_taken[rule_index(*rule)].contains(key))
+                })
+            })
+            .ok_or(StoreError::Unplanned(
+                "the database skipped a registration none of whose keys is taken",
+            ))?;
+        decisions[i] = Decision::Answer(Err(StoreError::Duplicate(rule)));
+    }
+    Ok(())
+}
+
+/// Inserts the entries `decisions` accept and returns the positions of those the
+/// insert skipped (a stored entry holds one of their keys).
+async fn insert_planned<C: SetStatements>(
+    tx: &mut C,
+    batch: &[PendingRegistration<'_>],
+    decisions: &[Decision],
+) -> Result<Vec<usize>, StoreError> {
+    let planned = accepted_positions(decisions);
+    if planned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let entries: Vec<&PendingRegistration<'_>> = planned.iter().map(|&i| &batch[i]).collect();
+    let stored = tx.insert_entries(&entries).await?;
+    Ok(planned
+        .into_iter()
+        .zip(stored)
+        .filter(|(_, stored)| !stored)
+        .map(|(i, _)| i)
+        .collect())
 }
 
 /// Decides and writes a batch (steps 1 to 3 of the module's documentation) inside a
@@ -837,42 +976,41 @@ pub(super) async fn decide_and_write<C: SetStatements>(
         }
     }
 
-    let mut taken: HashMap<String, Taken> = HashMap::new();
-    for window_id in &window_ids {
-        if !windows.contains_key(*window_id) {
-            continue;
-        }
-        let mut keys: [Vec<&str>; 4] = Default::default();
-        for item in batch
+    // 2. The decisions, in arrival order, against each other; the entries stored
+    // before the batch are left to the database's unique indexes (step 3).
+    let stored_claims = claims.clone();
+    let mut decisions = plan(batch, &windows, &mut claims, &mut HashMap::new());
+
+    // 3. The writes, one statement per table, the entries first: the insert skips an
+    // entry whose key a stored entry holds, and that registration is refused.
+    let skipped = insert_planned(tx, batch, &decisions).await?;
+    let depended_on = skipped.iter().any(|&i| {
+        batch[i + 1..]
             .iter()
-            .filter(|item| item.entry.window_id == *window_id)
-        {
-            for rule in DuplicateRule::ALL {
-                if let Some(key) = key_of(item.entry.keys, rule) {
-                    keys[rule_index(rule)].push(key);
-                }
-            }
+            .any(|later| depends_on(later, &batch[i]))
+    });
+    if depended_on {
+        // A later registration was decided as if a skipped one were stored (it shares
+        // a key with it): back to the plan's savepoint, and the decisions again, this
+        // time knowing every key the stored entries hold.
+        tx.rollback_to_plan().await?;
+        let items: Vec<&PendingRegistration<'_>> = batch.iter().collect();
+        let mut taken = taken_keys_of(tx, &items).await?;
+        claims = stored_claims;
+        decisions = plan(batch, &windows, &mut claims, &mut taken);
+        if !insert_planned(tx, batch, &decisions).await?.is_empty() {
+            return Err(StoreError::Unplanned(
+                "the database skipped a registration whose keys were free a moment before",
+            ));
         }
-        let rows = tx.taken_keys(window_id, &keys).await?;
-        let window_taken = taken.entry((*window_id).to_owned()).or_default();
-        for (rule, key) in rows {
-            if let Some(rule) = DuplicateRule::ALL.into_iter().find(|r| r.as_str() == rule) {
-                window_taken[rule_index(rule)].insert(key);
-            }
-        }
+    } else if !skipped.is_empty() {
+        refuse_taken(tx, batch, &mut decisions, &skipped).await?;
     }
-
-    // 2. The decisions, in arrival order.
-    let decisions = plan(batch, &windows, &mut claims, &mut taken);
-    let accepted: Vec<&PendingRegistration<'_>> = batch
-        .iter()
-        .zip(&decisions)
-        .filter(|(_, decision)| matches!(decision, Decision::Accept { .. }))
-        .map(|(item, _)| item)
-        .collect();
-
-    // 3. The writes, one statement per table.
     let mut outbox_ids: HashMap<(String, String, String, String), Vec<i64>> = HashMap::new();
+    let accepted: Vec<&PendingRegistration<'_>> = accepted_positions(&decisions)
+        .into_iter()
+        .map(|i| &batch[i])
+        .collect();
     if !accepted.is_empty() {
         let purged: Vec<_> = batch
             .iter()
@@ -883,8 +1021,6 @@ pub(super) async fn decide_and_write<C: SetStatements>(
         if !purged.is_empty() {
             tx.purge_claims(&purged).await?;
         }
-
-        tx.insert_entries(&accepted).await?;
 
         let mails: Vec<_> = accepted
             .iter()

@@ -25,8 +25,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::StoreError;
 use super::batch::{
-    ClaimRow, ENTRY_COLUMNS, INSERT_ENTRIES, MailRow, SetStatements, WindowRow, decide_and_write,
-    placeholders,
+    ClaimRow, ENTRY_COLUMNS, INSERT_ENTRIES, MailRow, PLANNED, ROLLBACK_TO_PLANNED, SetStatements,
+    WindowRow, decide_and_write, placeholders,
 };
 use super::entries::{CodeColumns, PendingRegistration, RegisterOutcome};
 use super::idempotency::IdempotencyRequest;
@@ -92,7 +92,7 @@ impl DirectWriter {
         batch: &[PendingRegistration<'_>],
     ) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
         self.connection
-            .execute_batch("begin immediate")
+            .execute_batch(&format!("begin immediate; {PLANNED}"))
             .map_err(direct)?;
         let stored = ready(decide_and_write(self, batch)).and_then(|outcomes| {
             self.connection.execute_batch("commit").map_err(direct)?;
@@ -144,6 +144,12 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, rusqlite::Error> {
 }
 
 impl SetStatements for DirectWriter {
+    async fn rollback_to_plan(&mut self) -> Result<(), sqlx::Error> {
+        self.connection
+            .execute_batch(ROLLBACK_TO_PLANNED)
+            .map_err(direct)
+    }
+
     async fn taken_keys(
         &mut self,
         window_id: &str,
@@ -173,18 +179,20 @@ impl SetStatements for DirectWriter {
     async fn insert_entries(
         &mut self,
         accepted: &[&PendingRegistration<'_>],
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<Vec<bool>, sqlx::Error> {
+        // the row count says whether the entry was stored: `returning` is not needed
         let sql = format!(
-            "{INSERT_ENTRIES} values {}",
+            "{INSERT_ENTRIES} values {} on conflict do nothing",
             placeholders(1, ENTRY_COLUMNS, 1, true)
         );
         let mut insert = self.connection.prepare_cached(&sql).map_err(direct)?;
+        let mut stored = Vec::with_capacity(accepted.len());
         for item in accepted {
             let entry = &item.entry;
             let identity = &entry.registration.identity;
             let (status, verified_at) = super::batch::initial_status(item);
             let code = CodeColumns::of(item.code.as_ref(), item.now);
-            insert
+            let rows = insert
                 .execute(params![
                     entry.id,
                     entry.window_id,
@@ -217,8 +225,9 @@ impl SetStatements for DirectWriter {
                     code.sent_at.map(time_text),
                 ])
                 .map_err(direct)?;
+            stored.push(rows == 1);
         }
-        Ok(())
+        Ok(stored)
     }
 
     async fn insert_mails(

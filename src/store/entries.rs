@@ -430,6 +430,14 @@ impl Store {
     ) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
         match self.register_set(batch).await {
             Ok(outcomes) => Ok(outcomes),
+            Err(StoreError::Unplanned(why)) => {
+                tracing::debug!(
+                    batch.size = batch.len(),
+                    why,
+                    "storing a batch of registrations with a savepoint each"
+                );
+                self.register_batch_by_savepoints(batch).await
+            }
             Err(error) => {
                 tracing::warn!(batch.size = batch.len(), error = %error, "the set-based path failed for a batch of registrations; storing it with a savepoint each");
                 self.register_batch_by_savepoints(batch).await

@@ -194,6 +194,10 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+    /// The set-based path of group commit cannot give a batch its exact answers (see
+    /// `store::batch`); the batch is then stored one by one.
+    #[error("{0}")]
+    Unplanned(&'static str),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration error: {0}")]
@@ -222,6 +226,11 @@ pub(crate) trait WritePool {
     fn begin_write(
         &self,
     ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+    /// [`WritePool::begin_write`], then the savepoint a registration batch goes back
+    /// to if it has to decide again (see [`batch::PLANNED`]).
+    fn begin_write_planned(
+        &self,
+    ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send;
 }
 
 /// The key of the PostgreSQL advisory lock that serialises write transactions (an
@@ -233,19 +242,34 @@ impl WritePool for SqlitePool {
     async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.begin_with("BEGIN IMMEDIATE").await
     }
+
+    async fn begin_write_planned(&self) -> Result<Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(batch::PLANNED).execute(&mut *tx).await?;
+        Ok(tx)
+    }
 }
 
 impl WritePool for PgPool {
     type Db = sqlx::Postgres;
     async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        let mut tx = self.begin().await?;
-        sqlx::query("select pg_advisory_xact_lock($1)")
-            .bind(WRITE_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        self.begin_with(BEGIN_WRITE).await
+    }
+
+    async fn begin_write_planned(
+        &self,
+    ) -> Result<Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin_with(BEGIN_WRITE_PLANNED).await
     }
 }
+
+/// PostgreSQL: begins a write transaction and takes [`WRITE_LOCK`], in one round trip
+/// (the server runs the two statements of one simple query one after the other; a
+/// test checks the number is [`WRITE_LOCK`]).
+const BEGIN_WRITE: &str = "begin; select pg_advisory_xact_lock(32767037279790369)";
+/// [`BEGIN_WRITE`] and [`batch::PLANNED`], in one round trip.
+const BEGIN_WRITE_PLANNED: &str =
+    "begin; select pg_advisory_xact_lock(32767037279790369); savepoint planned";
 
 /// The prepared statements the SQLite writer's connection keeps: eight texts for each
 /// batch size up to [`crate::jobs::registrar::MAX_BATCH`] (see [`Store::connect_with`]).
@@ -644,4 +668,16 @@ fn parse_column<T>(
     parse: impl FnOnce(&str) -> Option<T>,
 ) -> Result<T, StoreError> {
     parse(value).ok_or_else(|| StoreError::Corrupt(format!("{column} = {value:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgresql_write_transactions_begin_with_the_write_lock() {
+        let lock = format!("begin; select pg_advisory_xact_lock({WRITE_LOCK})");
+        assert_eq!(BEGIN_WRITE, lock);
+        assert_eq!(BEGIN_WRITE_PLANNED, format!("{lock}; {}", batch::PLANNED));
+    }
 }

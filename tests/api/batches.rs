@@ -538,3 +538,95 @@ async fn the_audit_head_moves_over_recorded_events_only() {
         .unwrap_err();
     assert!(error.to_string().contains("audit_head"), "{error}");
 }
+
+/// The answers and the rows of `batch`, stored after applicants 1 and 2, with `path`.
+async fn after_two_stored(path: Path, batch: &[(usize, Value)]) -> (Vec<String>, TestApp) {
+    let app = TestApp::spawn().await;
+    let window = app.open_window().await;
+    let before = [
+        item(1, &window, &applicant(1), None),
+        item(2, &window, &applicant(2), None),
+    ];
+    store_items(&app, &before, Path::Savepoints).await;
+    let items: Vec<Item> = batch
+        .iter()
+        .map(|(n, body)| item(*n, &window, body, None))
+        .collect();
+    let answers = store_items(&app, &items, path).await;
+    (answers, app)
+}
+
+/// The paths that store a batch with the set-based decisions on this database.
+fn set_paths(app: &TestApp) -> Vec<Path> {
+    let mut paths = vec![Path::SetBased, Path::Batch];
+    if app.store().direct_writer().is_some() {
+        paths.push(Path::Direct);
+    }
+    paths
+}
+
+#[tokio::test]
+async fn duplicates_of_stored_entries_are_refused_by_the_entries_insert() {
+    // Arrange: a batch whose duplicates of stored entries share no key with the rest
+    let batch = [
+        (30, applicant(30)),
+        (31, sharing(31, 1, "person")),
+        // the e-mail address and the phone of entry 2: e-mail comes first
+        (32, sharing_two(32, 2)),
+        (33, applicant(33)),
+    ];
+    let (one_by_one, one_app) = after_two_stored(Path::Savepoints, &batch).await;
+    assert_eq!(
+        one_by_one,
+        [
+            "created, mail true",
+            "duplicate person",
+            "duplicate email",
+            "created, mail true"
+        ]
+    );
+    for path in set_paths(&one_app) {
+        // Act
+        let (answers, app) = after_two_stored(path, &batch).await;
+        // Assert: the answers and the rows of the one-by-one path, a chain that verifies
+        assert_eq!(answers, one_by_one);
+        assert_eq!(stored(&app).await, stored(&one_app).await);
+        assert_eq!(app.count("entries").await, 4);
+        let check = app.store().verify_audit_log().await.unwrap();
+        assert!(check.problem.is_none(), "{:?}", check.problem);
+        assert_eq!(check.checked, check.stored_head.count);
+    }
+}
+
+#[tokio::test]
+async fn a_registration_after_a_refused_duplicate_that_shares_its_key_is_decided_again() {
+    // Arrange: 40 holds the document of stored entry 1 and is refused; 41 has the
+    // e-mail address of 40, which no stored entry holds, so 41 is stored. Decided
+    // against each other only, 41 looked like a duplicate of 40.
+    let mut shares_with_40 = applicant(41);
+    shares_with_40["email"] = applicant(40)["email"].clone();
+    let batch = [
+        (40, sharing(40, 1, "document")),
+        (41, shares_with_40),
+        (42, applicant(42)),
+    ];
+    let (one_by_one, one_app) = after_two_stored(Path::Savepoints, &batch).await;
+    assert_eq!(
+        one_by_one,
+        [
+            "duplicate document",
+            "created, mail true",
+            "created, mail true"
+        ]
+    );
+    for path in set_paths(&one_app) {
+        // Act
+        let (answers, app) = after_two_stored(path, &batch).await;
+        // Assert
+        assert_eq!(answers, one_by_one);
+        assert_eq!(stored(&app).await, stored(&one_app).await);
+        assert_eq!(app.count("entries").await, 4);
+        let check = app.store().verify_audit_log().await.unwrap();
+        assert!(check.problem.is_none(), "{:?}", check.problem);
+    }
+}
