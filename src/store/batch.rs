@@ -276,7 +276,7 @@ pub(super) const INSERT_ENTRIES: &str = "insert into entries (id, window_id, sta
 /// The savepoint a batch's transaction sets before its first write (see
 /// [`decide_and_write`]), and the way back to it.
 pub(super) const PLANNED: &str = "savepoint planned";
-pub(super) const ROLLBACK_TO_PLANNED: &str = "rollback to savepoint planned";
+const ROLLBACK_TO_PLANNED: &str = "rollback to savepoint planned";
 
 /// Ends [`INSERT_ENTRIES`]: an entry whose key a live entry of its window already
 /// holds (one of the partial unique indexes) is skipped instead of failing the
@@ -342,9 +342,10 @@ pub(super) trait SetStatements {
         &mut self,
         accepted: &[&PendingRegistration<'_>],
     ) -> Result<Vec<bool>, sqlx::Error>;
-    /// Undoes the batch's writes: back to [`PLANNED`], which the caller set when it
-    /// began the transaction.
-    async fn rollback_to_plan(&mut self) -> Result<(), sqlx::Error>;
+    /// Undoes what the batch wrote: back to the savepoint [`PLANNED`], which the
+    /// caller set when it began the transaction, or the transaction begun again. What
+    /// was read before is read again after it.
+    async fn undo_writes(&mut self) -> Result<(), sqlx::Error>;
     /// Returns the new rows, in no promised order.
     async fn insert_mails(
         &mut self,
@@ -379,10 +380,10 @@ pub(super) trait SetStatements {
 }
 
 /// [`SetStatements::audit_head`], [`SetStatements::set_audit_head`] and
-/// [`SetStatements::rollback_to_plan`] through sqlx, whose text both engines take.
+/// [`SetStatements::undo_writes`] through sqlx, whose text both engines take.
 macro_rules! sqlx_audit_head {
     () => {
-        async fn rollback_to_plan(&mut self) -> Result<(), sqlx::Error> {
+        async fn undo_writes(&mut self) -> Result<(), sqlx::Error> {
             sqlx::query(ROLLBACK_TO_PLANNED).execute(self).await?;
             Ok(())
         }
@@ -941,13 +942,14 @@ async fn insert_planned<C: SetStatements>(
         .collect())
 }
 
-/// Decides and writes a batch (steps 1 to 3 of the module's documentation) inside a
-/// write transaction that the caller has begun on `tx` and then commits, or rolls
-/// back on `Err`: one outcome per registration, in order, true once committed.
-pub(super) async fn decide_and_write<C: SetStatements>(
+/// Steps 1 and 2 of [`decide_and_write`]: reads what the decisions depend on and
+/// decides, in arrival order. The keys that entries stored before the batch hold are
+/// read only `with_stored_keys`; otherwise they are left to the entries' insert.
+async fn decide<C: SetStatements>(
     tx: &mut C,
     batch: &[PendingRegistration<'_>],
-) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
+    with_stored_keys: bool,
+) -> Result<Vec<Decision>, StoreError> {
     // 1. What the decisions depend on.
     let mut window_ids: Vec<&str> = Vec::new();
     for item in batch {
@@ -976,10 +978,26 @@ pub(super) async fn decide_and_write<C: SetStatements>(
         }
     }
 
-    // 2. The decisions, in arrival order, against each other; the entries stored
-    // before the batch are left to the database's unique indexes (step 3).
-    let stored_claims = claims.clone();
-    let mut decisions = plan(batch, &windows, &mut claims, &mut HashMap::new());
+    let mut taken = HashMap::new();
+    if with_stored_keys {
+        let items: Vec<&PendingRegistration<'_>> = batch.iter().collect();
+        taken = taken_keys_of(tx, &items).await?;
+    }
+
+    // 2. The decisions, in arrival order.
+    Ok(plan(batch, &windows, &mut claims, &mut taken))
+}
+
+/// Decides and writes a batch (steps 1 to 3 of the module's documentation) inside a
+/// write transaction that the caller has begun on `tx` and then commits, or rolls
+/// back on `Err`: one outcome per registration, in order, true once committed.
+pub(super) async fn decide_and_write<C: SetStatements>(
+    tx: &mut C,
+    batch: &[PendingRegistration<'_>],
+) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
+    // 1 and 2. The decisions, against each other only: the keys that entries
+    // stored before the batch hold are left to the entries' insert.
+    let mut decisions = decide(tx, batch, false).await?;
 
     // 3. The writes, one statement per table, the entries first: the insert skips an
     // entry whose key a stored entry holds, and that registration is refused.
@@ -991,13 +1009,10 @@ pub(super) async fn decide_and_write<C: SetStatements>(
     });
     if depended_on {
         // A later registration was decided as if a skipped one were stored (it shares
-        // a key with it): back to the plan's savepoint, and the decisions again, this
-        // time knowing every key the stored entries hold.
-        tx.rollback_to_plan().await?;
-        let items: Vec<&PendingRegistration<'_>> = batch.iter().collect();
-        let mut taken = taken_keys_of(tx, &items).await?;
-        claims = stored_claims;
-        decisions = plan(batch, &windows, &mut claims, &mut taken);
+        // a key with it): the writes undone, the decisions again, this time knowing
+        // every key the stored entries hold.
+        tx.undo_writes().await?;
+        decisions = decide(tx, batch, true).await?;
         if !insert_planned(tx, batch, &decisions).await?.is_empty() {
             return Err(StoreError::Unplanned(
                 "the database skipped a registration whose keys were free a moment before",

@@ -25,8 +25,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::StoreError;
 use super::batch::{
-    ClaimRow, ENTRY_COLUMNS, INSERT_ENTRIES, MailRow, PLANNED, ROLLBACK_TO_PLANNED, SetStatements,
-    WindowRow, decide_and_write, placeholders,
+    ClaimRow, ENTRY_COLUMNS, INSERT_ENTRIES, MailRow, SetStatements, WindowRow, decide_and_write,
+    placeholders,
 };
 use super::entries::{CodeColumns, PendingRegistration, RegisterOutcome};
 use super::idempotency::IdempotencyRequest;
@@ -92,7 +92,7 @@ impl DirectWriter {
         batch: &[PendingRegistration<'_>],
     ) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
         self.connection
-            .execute_batch(&format!("begin immediate; {PLANNED}"))
+            .execute_batch("begin immediate")
             .map_err(direct)?;
         let stored = ready(decide_and_write(self, batch)).and_then(|outcomes| {
             self.connection.execute_batch("commit").map_err(direct)?;
@@ -144,9 +144,13 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, rusqlite::Error> {
 }
 
 impl SetStatements for DirectWriter {
-    async fn rollback_to_plan(&mut self) -> Result<(), sqlx::Error> {
+    /// The transaction begun again rather than a savepoint: while a savepoint is
+    /// open, SQLite copies each page the batch changes to a journal of its own
+    /// first, which cost about a quarter of the registrations a second (docs/benchmarks.md,
+    /// fourteenth round), for a rollback that few batches need.
+    async fn undo_writes(&mut self) -> Result<(), sqlx::Error> {
         self.connection
-            .execute_batch(ROLLBACK_TO_PLANNED)
+            .execute_batch("rollback; begin immediate")
             .map_err(direct)
     }
 
