@@ -7,19 +7,26 @@
 //! SQLite connection, or over the network to PostgreSQL while the write lock is held.
 //! Here a batch instead:
 //!
-//! 1. reads what the decisions depend on, once for the whole batch: the windows, the
-//!    idempotency records of the batch's keys, and the stored entries that hold any of
-//!    the batch's duplicate keys (one `union all` of index lookups per window);
+//! 1. reads what the decisions depend on, once for the whole batch: the windows and
+//!    the idempotency records of the batch's keys;
 //! 2. decides in memory, in arrival order, exactly as storing them one by one would
 //!    ([`plan`]): a repeated idempotency key replays the answer of the first request
 //!    that claimed it, a registration whose key an earlier one of the batch took is a
 //!    duplicate, and a refused registration leaves no trace for the ones after it;
 //! 3. writes the accepted ones with one multi-row insert per table, and chains their
-//!    audit events in memory from the head read once. On PostgreSQL every statement
-//!    of the batch (the window, idempotency and duplicate-key reads, the inserts and
-//!    the purge of expired idempotency records) passes each column as one array
-//!    (`unnest`, `= any`), so its text does not depend on the batch's size and each is
-//!    prepared once per connection (see [`SetStatements`]).
+//!    audit events in memory from the head read once. The entries' insert goes first
+//!    and skips an entry whose key a live stored entry holds (`on conflict do
+//!    nothing`, the partial unique indexes deciding): such a registration is then
+//!    looked up and refused by the first rule whose key is taken, as the one-by-one
+//!    path would. The stored entries' keys are thus read only for the few
+//!    registrations they refuse, not for every one before the insert (which cost a
+//!    lookup per key and registration). If a later registration of the batch shares
+//!    a key with a refused one, it was decided as if that one were stored: the writes
+//!    are undone ([`SetStatements::undo_writes`]) and the batch is decided again,
+//!    this time after reading every key of the batch that stored entries hold. On
+//!    PostgreSQL every statement of the batch passes each column as one array
+//!    (`unnest`, `= any`), so its text does not depend on the batch's size and each
+//!    is prepared once per connection (see [`SetStatements`]).
 //!
 //! Everything runs in one write transaction. If anything in it fails (a unique
 //! violation the reads did not foresee, say, because a row was written by something
