@@ -88,6 +88,13 @@ fn key_of(keys: &DuplicateKeys, rule: DuplicateRule) -> Option<&str> {
     }
 }
 
+/// The first rule, in the documented order, whose key of `keys` is among `taken`.
+fn first_taken_rule(keys: &DuplicateKeys, taken: &Taken) -> Option<DuplicateRule> {
+    DuplicateRule::ALL
+        .into_iter()
+        .find(|rule| key_of(keys, *rule).is_some_and(|key| taken[rule_index(*rule)].contains(key)))
+}
+
 fn rule_index(rule: DuplicateRule) -> usize {
     DuplicateRule::ALL
         .iter()
@@ -142,10 +149,7 @@ pub(crate) fn plan(
                 return Decision::Answer(Err(refusal));
             }
             let window_taken = taken.entry(entry.window_id.to_owned()).or_default();
-            if let Some(rule) = DuplicateRule::ALL.into_iter().find(|rule| {
-                key_of(entry.keys, *rule)
-                    .is_some_and(|key| window_taken[rule_index(*rule)].contains(key))
-            }) {
+            if let Some(rule) = first_taken_rule(entry.keys, window_taken) {
                 return Decision::Answer(Err(StoreError::Duplicate(rule)));
             }
             for rule in DuplicateRule::ALL {
@@ -911,15 +915,9 @@ async fn refuse_taken<C: SetStatements>(
     let items: Vec<&PendingRegistration<'_>> = skipped.iter().map(|&i| &batch[i]).collect();
     let taken = taken_keys_of(tx, &items).await?;
     for &i in skipped {
-        let keys = batch[i].entry.keys;
         let rule = taken
             .get(batch[i].entry.window_id)
-            .and_then(|window_taken| {
-                DuplicateRule::ALL.into_iter().find(|rule| {
-                    key_of(keys, *rule)
-                        .is_some_and(|key| window_taken[rule_index(*rule)].contains(key))
-                })
-            })
+            .and_then(|window_taken| first_taken_rule(batch[i].entry.keys, window_taken))
             .ok_or(StoreError::Unplanned(
                 "the database skipped a registration none of whose keys is taken",
             ))?;
@@ -987,7 +985,11 @@ async fn decide<C: SetStatements>(
 
     let mut taken = HashMap::new();
     if with_stored_keys {
-        let items: Vec<&PendingRegistration<'_>> = batch.iter().collect();
+        // a window that does not exist refuses its registrations anyway
+        let items: Vec<&PendingRegistration<'_>> = batch
+            .iter()
+            .filter(|item| windows.contains_key(item.entry.window_id))
+            .collect();
         taken = taken_keys_of(tx, &items).await?;
     }
 
