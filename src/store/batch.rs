@@ -388,6 +388,47 @@ pub(super) trait SetStatements {
         hash: &str,
         at: DateTime<Utc>,
     ) -> Result<(), sqlx::Error>;
+
+    /// [`SetStatements::windows`], then [`SetStatements::audit_head`]. The write lock
+    /// is held, so the head read first is still the head when the events are chained.
+    async fn windows_and_audit_head(
+        &mut self,
+        ids: &[&str],
+    ) -> Result<(Vec<WindowRow>, (i64, String)), sqlx::Error> {
+        let windows = self.windows(ids).await?;
+        Ok((windows, self.audit_head().await?))
+    }
+
+    /// [`SetStatements::insert_entries`], then [`SetStatements::insert_mails`] for the
+    /// entries stored: whether each was stored, and the mail rows.
+    async fn insert_entries_and_mails(
+        &mut self,
+        accepted: &[&PendingRegistration<'_>],
+    ) -> Result<(Vec<bool>, Vec<MailRow>), sqlx::Error> {
+        let stored = self.insert_entries(accepted).await?;
+        let mails: Vec<_> = accepted
+            .iter()
+            .zip(&stored)
+            .filter(|(_, stored)| **stored)
+            .filter_map(|(item, _)| item.mail.map(|mail| (*item, mail)))
+            .collect();
+        let rows = if mails.is_empty() {
+            Vec::new()
+        } else {
+            self.insert_mails(&mails).await?
+        };
+        Ok((stored, rows))
+    }
+
+    /// [`SetStatements::insert_events`], then the head moved to the last of them
+    /// ([`SetStatements::set_audit_head`]).
+    async fn append_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error> {
+        let Some((count, last)) = events.last() else {
+            return Ok(());
+        };
+        self.insert_events(events).await?;
+        self.set_audit_head(*count, &last.hash, last.at).await
+    }
 }
 
 /// [`SetStatements::audit_head`], [`SetStatements::set_audit_head`] and
@@ -649,78 +690,16 @@ impl SetStatements for sqlx::PgConnection {
         &mut self,
         accepted: &[&PendingRegistration<'_>],
     ) -> Result<Vec<bool>, sqlx::Error> {
-        fn identity<'a>(item: &'a PendingRegistration<'_>) -> &'a Identity {
-            &item.entry.registration.identity
-        }
-        let codes: Vec<CodeColumns<'_>> = accepted
-            .iter()
-            .map(|i| CodeColumns::of(i.code.as_ref(), i.now))
-            .collect();
-        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "{INSERT_ENTRIES} select * from unnest($1::text[], $2::text[], $3::text[],
-                 $4::text[], $5::bytea[], $6::text[], $7::text[], $8::date[], $9::text[],
-                 $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::date[],
-                 $16::text[], $17::int8[], $18::int8[], $19::text[], $20::text[], $21::text[],
-                 $22::text[], $23::text[], $24::timestamptz[], $25::timestamptz[],
-                 $26::bytea[], $27::timestamptz[], $28::int8[], $29::timestamptz[])
-             {ON_TAKEN_KEY}"
-        )));
-        query = query
-            .bind(column(accepted, |i| Some(i.entry.id.to_owned())))
-            .bind(column(accepted, |i| Some(i.entry.window_id.to_owned())))
-            .bind(column(accepted, |i| {
-                Some(initial_status(i).0.as_str().to_owned())
-            }))
-            .bind(column(accepted, |i| {
-                Some(i.entry.channel.as_str().to_owned())
-            }))
-            .bind(column(accepted, |i| i.entry.access_code_hash.to_vec()))
-            .bind(column(accepted, |i| {
-                Some(identity(i).family_name.as_str().to_owned())
-            }))
-            .bind(column(accepted, |i| {
-                Some(identity(i).given_names.as_str().to_owned())
-            }))
-            .bind(column(accepted, |i| identity(i).birth_date))
-            .bind(column(accepted, |i| {
-                Some(identity(i).nationality.as_str().to_owned())
-            }))
-            .bind(column(accepted, |i| {
-                Some(identity(i).document.kind.as_str().to_owned())
-            }))
-            .bind(column(accepted, |i| {
-                Some(identity(i).document.number.as_str().to_owned())
-            }))
-            .bind(column(accepted, |i| {
-                Some(identity(i).document.country.as_str().to_owned())
-            }))
-            .bind(column(accepted, |i| {
-                identity(i).email.as_ref().map(|e| e.as_str().to_owned())
-            }))
-            .bind(column(accepted, |i| {
-                identity(i).phone.as_ref().map(|p| p.as_str().to_owned())
-            }))
-            .bind(column(accepted, |i| i.entry.registration.permit_expires_on))
-            .bind(column(accepted, |i| {
-                Some(i.entry.registration.language.as_str().to_owned())
-            }))
-            .bind(column(accepted, |i| i64::from(i.entry.unsuccessful_draws)))
-            .bind(column(accepted, |i| i64::from(i.entry.weight)))
-            .bind(column(accepted, |i| Some(i.entry.keys.document.clone())))
-            .bind(column(accepted, |i| Some(i.entry.keys.person.clone())))
-            .bind(column(accepted, |i| i.entry.keys.email.clone()))
-            .bind(column(accepted, |i| i.entry.keys.phone.clone()))
-            .bind(column(accepted, |i| {
-                i.entry.registered_by.map(str::to_owned)
-            }))
-            .bind(column(accepted, |i| i.now))
-            .bind(column(accepted, |i| initial_status(i).1))
-            .bind(column(&codes, |c| c.hash.map(<[u8]>::to_vec)))
-            .bind(column(&codes, |c| c.expires_at))
-            .bind(column(&codes, |c| c.sends))
-            .bind(column(&codes, |c| c.sent_at));
-        let stored: Vec<String> = query.fetch_all(self).await?;
-        Ok(stored_flags(accepted, stored))
+        Ok(pg_insert_entries(self, accepted, false).await?.0)
+    }
+
+    /// One statement: the mails' insert takes the entries' insert's ids (a `with`
+    /// query), so a mail is queued only if its entry was stored.
+    async fn insert_entries_and_mails(
+        &mut self,
+        accepted: &[&PendingRegistration<'_>],
+    ) -> Result<(Vec<bool>, Vec<MailRow>), sqlx::Error> {
+        pg_insert_entries(self, accepted, true).await
     }
 
     async fn insert_mails(
@@ -744,23 +723,15 @@ impl SetStatements for sqlx::PgConnection {
     }
 
     async fn insert_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "insert into audit_events
-                 (seq, at, actor, action, window_id, entry_id, detail, prev_hash, hash)
-             select * from unnest($1::int8[], $2::timestamptz[], $3::text[], $4::text[],
-                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])",
+        bind_events(
+            sqlx::query(
+                "insert into audit_events
+                     (seq, at, actor, action, window_id, entry_id, detail, prev_hash, hash)
+                 select * from unnest($1::int8[], $2::timestamptz[], $3::text[], $4::text[],
+                     $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])",
+            ),
+            events,
         )
-        .bind(column(events, |(seq, _)| *seq))
-        .bind(column(events, |(_, e)| e.at))
-        .bind(column(events, |(_, e)| e.actor.as_str()))
-        .bind(column(events, |(_, e)| e.action.as_str()))
-        .bind(column(events, |(_, e)| e.window_id.clone()))
-        .bind(column(events, |(_, e)| e.entry_id.clone()))
-        .bind(column(events, |(_, e)| {
-            crate::attest::canonical_json(&e.detail)
-        }))
-        .bind(column(events, |(_, e)| e.prev_hash.as_str()))
-        .bind(column(events, |(_, e)| e.hash.as_str()))
         .execute(self)
         .await?;
         Ok(())
@@ -774,6 +745,76 @@ impl SetStatements for sqlx::PgConnection {
         .bind(ids)
         .fetch_all(self)
         .await
+    }
+
+    /// One statement: the head's no-op update (its row lock, as in
+    /// [`SetStatements::audit_head`]) joined to the windows, so there is always a row.
+    async fn windows_and_audit_head(
+        &mut self,
+        ids: &[&str],
+    ) -> Result<(Vec<WindowRow>, (i64, String)), sqlx::Error> {
+        type Row = (
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "with head as (update audit_head set count = count where id = 1 returning count, hash)
+             select head.count, head.hash, w.id, w.state, w.registration_opens_at,
+                 w.registration_closes_at
+             from head left join windows w on w.id = any($1)",
+        )
+        .bind(ids)
+        .fetch_all(self)
+        .await?;
+        let head = match rows.first() {
+            Some((count, hash, ..)) => (*count, hash.clone()),
+            None => return Err(sqlx::Error::RowNotFound),
+        };
+        let windows = rows
+            .into_iter()
+            .filter_map(|(_, _, id, state, opens_at, closes_at)| {
+                Some((id?, state?, opens_at?, closes_at?))
+            })
+            .collect();
+        Ok((windows, head))
+    }
+
+    /// One statement: the head's update reads the count from the events' insert (a
+    /// `with` query), so it runs once they are all inserted, and the head's trigger,
+    /// which counts the events it moves over, sees them.
+    async fn append_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error> {
+        let Some((count, last)) = events.last() else {
+            return Ok(());
+        };
+        let moved = bind_events(
+            sqlx::query(
+                "with added as (
+                 insert into audit_events
+                     (seq, at, actor, action, window_id, entry_id, detail, prev_hash, hash)
+                 select * from unnest($1::int8[], $2::timestamptz[], $3::text[], $4::text[],
+                     $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+                 returning seq)
+             update audit_head set count = (select max(seq) from added), hash = $10, at = $11
+             where id = 1 and (select max(seq) from added) = $12",
+            ),
+            events,
+        )
+        .bind(last.hash.as_str())
+        .bind(last.at)
+        .bind(*count)
+        .execute(self)
+        .await?;
+        if moved.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(sqlx::Error::Protocol(
+                "the audit head did not move to the last event appended".into(),
+            ))
+        }
     }
 
     async fn claims(
@@ -828,6 +869,157 @@ impl SetStatements for sqlx::PgConnection {
         Ok(())
     }
 }
+
+/// Binds the columns of [`SetStatements::insert_events`]'s statement on PostgreSQL
+/// (`$1` to `$9`, one array each).
+fn bind_events<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    events: &'q [(i64, ChainEvent)],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(column(events, |(seq, _)| *seq))
+        .bind(column(events, |(_, e)| e.at))
+        .bind(column(events, |(_, e)| e.actor.as_str()))
+        .bind(column(events, |(_, e)| e.action.as_str()))
+        .bind(column(events, |(_, e)| e.window_id.clone()))
+        .bind(column(events, |(_, e)| e.entry_id.clone()))
+        .bind(column(events, |(_, e)| {
+            crate::attest::canonical_json(&e.detail)
+        }))
+        .bind(column(events, |(_, e)| e.prev_hash.as_str()))
+        .bind(column(events, |(_, e)| e.hash.as_str()))
+}
+
+/// PostgreSQL: inserts the entries (see [`SetStatements::insert_entries`]) and, if
+/// `with_mails`, the mails of those stored in the same statement.
+async fn pg_insert_entries(
+    connection: &mut sqlx::PgConnection,
+    accepted: &[&PendingRegistration<'_>],
+    with_mails: bool,
+) -> Result<(Vec<bool>, Vec<MailRow>), sqlx::Error> {
+    fn identity<'a>(item: &'a PendingRegistration<'_>) -> &'a Identity {
+        &item.entry.registration.identity
+    }
+    let codes: Vec<CodeColumns<'_>> = accepted
+        .iter()
+        .map(|i| CodeColumns::of(i.code.as_ref(), i.now))
+        .collect();
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "with e as ({INSERT_ENTRIES} select * from unnest($1::text[], $2::text[], $3::text[],
+             $4::text[], $5::bytea[], $6::text[], $7::text[], $8::date[], $9::text[],
+             $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::date[],
+             $16::text[], $17::int8[], $18::int8[], $19::text[], $20::text[], $21::text[],
+             $22::text[], $23::text[], $24::timestamptz[], $25::timestamptz[],
+             $26::bytea[], $27::timestamptz[], $28::int8[], $29::timestamptz[])
+         {ON_TAKEN_KEY}),
+         m as (insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
+               select m.kind, m.recipient, m.subject, m.body, m.at, m.at
+               from unnest($30::text[], $31::text[], $32::text[], $33::text[],
+                   $34::text[], $35::timestamptz[])
+                   as m (entry_id, kind, recipient, subject, body, at)
+               join e on e.id = m.entry_id
+               returning id, kind, recipient, subject, body)
+         select e.id, null::int8, null, null, null, null from e
+         union all select null, id, kind, recipient, subject, body from m"
+    )));
+    query = query
+        .bind(column(accepted, |i| Some(i.entry.id.to_owned())))
+        .bind(column(accepted, |i| Some(i.entry.window_id.to_owned())))
+        .bind(column(accepted, |i| {
+            Some(initial_status(i).0.as_str().to_owned())
+        }))
+        .bind(column(accepted, |i| {
+            Some(i.entry.channel.as_str().to_owned())
+        }))
+        .bind(column(accepted, |i| i.entry.access_code_hash.to_vec()))
+        .bind(column(accepted, |i| {
+            Some(identity(i).family_name.as_str().to_owned())
+        }))
+        .bind(column(accepted, |i| {
+            Some(identity(i).given_names.as_str().to_owned())
+        }))
+        .bind(column(accepted, |i| identity(i).birth_date))
+        .bind(column(accepted, |i| {
+            Some(identity(i).nationality.as_str().to_owned())
+        }))
+        .bind(column(accepted, |i| {
+            Some(identity(i).document.kind.as_str().to_owned())
+        }))
+        .bind(column(accepted, |i| {
+            Some(identity(i).document.number.as_str().to_owned())
+        }))
+        .bind(column(accepted, |i| {
+            Some(identity(i).document.country.as_str().to_owned())
+        }))
+        .bind(column(accepted, |i| {
+            identity(i).email.as_ref().map(|e| e.as_str().to_owned())
+        }))
+        .bind(column(accepted, |i| {
+            identity(i).phone.as_ref().map(|p| p.as_str().to_owned())
+        }))
+        .bind(column(accepted, |i| i.entry.registration.permit_expires_on))
+        .bind(column(accepted, |i| {
+            Some(i.entry.registration.language.as_str().to_owned())
+        }))
+        .bind(column(accepted, |i| i64::from(i.entry.unsuccessful_draws)))
+        .bind(column(accepted, |i| i64::from(i.entry.weight)))
+        .bind(column(accepted, |i| Some(i.entry.keys.document.clone())))
+        .bind(column(accepted, |i| Some(i.entry.keys.person.clone())))
+        .bind(column(accepted, |i| i.entry.keys.email.clone()))
+        .bind(column(accepted, |i| i.entry.keys.phone.clone()))
+        .bind(column(accepted, |i| {
+            i.entry.registered_by.map(str::to_owned)
+        }))
+        .bind(column(accepted, |i| i.now))
+        .bind(column(accepted, |i| initial_status(i).1))
+        .bind(column(&codes, |c| c.hash.map(<[u8]>::to_vec)))
+        .bind(column(&codes, |c| c.expires_at))
+        .bind(column(&codes, |c| c.sends))
+        .bind(column(&codes, |c| c.sent_at));
+    let mails: Vec<(&PendingRegistration<'_>, &NewMail)> = if with_mails {
+        accepted
+            .iter()
+            .filter_map(|item| item.mail.map(|mail| (*item, mail)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let rows: Vec<EntryOrMailRow> = query
+        .bind(column(&mails, |(i, _)| i.entry.id))
+        .bind(column(&mails, |(_, m)| m.kind.as_str()))
+        .bind(column(&mails, |(_, m)| m.recipient.as_str()))
+        .bind(column(&mails, |(_, m)| m.subject.as_str()))
+        .bind(column(&mails, |(_, m)| m.body.as_str()))
+        .bind(column(&mails, |(i, _)| i.now))
+        .fetch_all(connection)
+        .await?;
+    let mut stored = Vec::with_capacity(accepted.len());
+    let mut mail_rows = Vec::with_capacity(mails.len());
+    for row in rows {
+        match row {
+            (Some(entry_id), ..) => stored.push(entry_id),
+            (None, Some(id), Some(kind), Some(recipient), Some(subject), Some(body)) => {
+                mail_rows.push((id, kind, recipient, subject, body))
+            }
+            _ => {
+                return Err(sqlx::Error::Protocol(
+                    "a row neither an entry nor a mail".into(),
+                ));
+            }
+        }
+    }
+    Ok((stored_flags(accepted, stored), mail_rows))
+}
+
+/// A row of [`pg_insert_entries`]: a stored entry's id, or a queued mail.
+type EntryOrMailRow = (
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 impl Store {
     /// Stores a batch with the set-based path (see the module's documentation): one
@@ -926,25 +1118,27 @@ async fn refuse_taken<C: SetStatements>(
     Ok(())
 }
 
-/// Inserts the entries `decisions` accept and returns the positions of those the
-/// insert skipped (a stored entry holds one of their keys).
+/// Inserts the entries `decisions` accept, and the mails of those stored; returns the
+/// positions of those the insert skipped (a stored entry holds one of their keys) and
+/// the mail rows.
 async fn insert_planned<C: SetStatements>(
     tx: &mut C,
     batch: &[PendingRegistration<'_>],
     decisions: &[Decision],
-) -> Result<Vec<usize>, StoreError> {
+) -> Result<(Vec<usize>, Vec<MailRow>), StoreError> {
     let planned = accepted_positions(decisions);
     if planned.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let entries: Vec<&PendingRegistration<'_>> = planned.iter().map(|&i| &batch[i]).collect();
-    let stored = tx.insert_entries(&entries).await?;
-    Ok(planned
+    let (stored, mails) = tx.insert_entries_and_mails(&entries).await?;
+    let skipped = planned
         .into_iter()
         .zip(stored)
         .filter(|(_, stored)| !stored)
         .map(|(i, _)| i)
-        .collect())
+        .collect();
+    Ok((skipped, mails))
 }
 
 /// Steps 1 and 2 of [`decide_and_write`]: reads what the decisions depend on and
@@ -954,7 +1148,7 @@ async fn decide<C: SetStatements>(
     tx: &mut C,
     batch: &[PendingRegistration<'_>],
     with_stored_keys: bool,
-) -> Result<Vec<Decision>, StoreError> {
+) -> Result<(Vec<Decision>, (i64, String)), StoreError> {
     // 1. What the decisions depend on.
     let mut window_ids: Vec<&str> = Vec::new();
     for item in batch {
@@ -962,7 +1156,7 @@ async fn decide<C: SetStatements>(
             window_ids.push(item.entry.window_id);
         }
     }
-    let rows = tx.windows(&window_ids).await?;
+    let (rows, head) = tx.windows_and_audit_head(&window_ids).await?;
     let windows: HashMap<String, WindowPeriod> = rows
         .into_iter()
         .map(|(id, state, opens_at, closes_at)| (id, (state, opens_at, closes_at)))
@@ -994,7 +1188,7 @@ async fn decide<C: SetStatements>(
     }
 
     // 2. The decisions, in arrival order.
-    Ok(plan(batch, &windows, &mut claims, &mut taken))
+    Ok((plan(batch, &windows, &mut claims, &mut taken), head))
 }
 
 /// Decides and writes a batch (steps 1 to 3 of the module's documentation) inside a
@@ -1006,11 +1200,12 @@ pub(super) async fn decide_and_write<C: SetStatements>(
 ) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
     // 1 and 2. The decisions, against each other only: the keys that entries
     // stored before the batch hold are left to the entries' insert.
-    let mut decisions = decide(tx, batch, false).await?;
+    let (mut decisions, head) = decide(tx, batch, false).await?;
 
     // 3. The writes, one statement per table, the entries first: the insert skips an
-    // entry whose key a stored entry holds, and that registration is refused.
-    let skipped = insert_planned(tx, batch, &decisions).await?;
+    // entry whose key a stored entry holds, and that registration is refused (its
+    // mail is not queued).
+    let (skipped, mut mails) = insert_planned(tx, batch, &decisions).await?;
     let depended_on = skipped.iter().any(|&i| {
         batch[i + 1..]
             .iter()
@@ -1021,8 +1216,10 @@ pub(super) async fn decide_and_write<C: SetStatements>(
         // a key with it): the writes undone, the decisions again, this time knowing
         // every key the stored entries hold.
         tx.undo_writes().await?;
-        decisions = decide(tx, batch, true).await?;
-        if !insert_planned(tx, batch, &decisions).await?.is_empty() {
+        decisions = decide(tx, batch, true).await?.0;
+        let skipped;
+        (skipped, mails) = insert_planned(tx, batch, &decisions).await?;
+        if !skipped.is_empty() {
             return Err(StoreError::Unplanned(
                 "the database skipped a registration whose keys were free a moment before",
             ));
@@ -1046,23 +1243,16 @@ pub(super) async fn decide_and_write<C: SetStatements>(
             tx.purge_claims(&purged).await?;
         }
 
-        let mails: Vec<_> = accepted
-            .iter()
-            .filter_map(|item| item.mail.map(|mail| (*item, mail)))
-            .collect();
-        if !mails.is_empty() {
-            let rows = tx.insert_mails(&mails).await?;
-            // The rows come back in no promised order: each mail gets the id
-            // of the row with its content (identical mails are interchangeable).
-            for (id, kind, recipient, subject, body) in rows {
-                outbox_ids
-                    .entry((kind, recipient, subject, body))
-                    .or_default()
-                    .push(id);
-            }
-            for ids in outbox_ids.values_mut() {
-                ids.sort_unstable_by(|a, b| b.cmp(a));
-            }
+        // The mail rows come back in no promised order: each mail gets the id of the
+        // row with its content (identical mails are interchangeable).
+        for (id, kind, recipient, subject, body) in mails {
+            outbox_ids
+                .entry((kind, recipient, subject, body))
+                .or_default()
+                .push(id);
+        }
+        for ids in outbox_ids.values_mut() {
+            ids.sort_unstable_by(|a, b| b.cmp(a));
         }
 
         let claimed: Vec<_> = accepted
@@ -1073,8 +1263,8 @@ pub(super) async fn decide_and_write<C: SetStatements>(
             tx.insert_claims(&claimed).await?;
         }
 
-        // The audit events, chained from the head read once.
-        let (mut seq, mut prev_hash) = tx.audit_head().await?;
+        // The audit events, chained from the head read with the windows.
+        let (mut seq, mut prev_hash) = head;
         let mut events = Vec::with_capacity(accepted.len());
         for item in &accepted {
             let entry = &item.entry;
@@ -1096,10 +1286,7 @@ pub(super) async fn decide_and_write<C: SetStatements>(
             prev_hash = event.hash.clone();
             events.push((seq, event));
         }
-        tx.insert_events(&events).await?;
-        if let Some((seq, last)) = events.last() {
-            tx.set_audit_head(*seq, &last.hash, last.at).await?;
-        }
+        tx.append_events(&events).await?;
     }
 
     // The answers, valid once the accepted registrations are committed.

@@ -576,6 +576,8 @@ async fn assert_set_paths_answer_as_one_by_one(batch: &[(usize, Value)], expecte
         assert_eq!(answers, one_by_one);
         assert_eq!(stored(&app).await, stored(&one_app).await);
         assert_eq!(app.count("entries").await, 4);
+        // a refused registration's mail is not queued
+        assert_eq!(app.count("outbox").await, one_app.count("outbox").await);
         let check = app.store().verify_audit_log().await.unwrap();
         assert!(check.problem.is_none(), "{:?}", check.problem);
         assert_eq!(check.checked, check.stored_head.count);
