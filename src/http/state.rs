@@ -12,7 +12,7 @@ use crate::jobs::mailer::Mailer;
 use crate::jobs::outbox::OutboxSender;
 use crate::jobs::registrar::Registrar;
 use crate::lifecycle::ProofCache;
-use crate::store::Store;
+use crate::store::{OutboxMail, Store};
 
 /// The shared state of the HTTP service. Cheap to clone.
 #[derive(Clone)]
@@ -131,6 +131,12 @@ impl AppState {
     /// requests at once go out in batches); the outbox retries failures.
     pub fn send_soon(&self) {
         self.outbox.deliver_soon();
+    }
+
+    /// Sends a mail that was queued already claimed (a registration's), from memory,
+    /// soon and with the others queued meanwhile.
+    pub fn send_claimed(&self, mail: OutboxMail) {
+        self.outbox.send_claimed(mail);
     }
 }
 

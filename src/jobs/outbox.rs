@@ -6,6 +6,12 @@
 //! restart) and to purge expired idempotency records. A failed mail is retried with a
 //! growing delay, up to [`MAX_ATTEMPTS`] times.
 //!
+//! A registration's mail is queued already claimed ([`MAIL_LEASE`]) by the instance
+//! that stores it, and that instance sends it from memory
+//! ([`OutboxSender::send_claimed`]): no statement claims it, only the one that records
+//! it sent. If the instance stops first, the mail is due once the lease ends, and the
+//! background loop of any instance sends it then.
+//!
 //! Under load, mails are claimed and marked sent in batches: one task at a time drains
 //! the outbox, and requests that queue a mail while it runs only ask it to look again.
 //! That next look waits [`GATHER`] first, so that a burst of registrations is sent
@@ -14,8 +20,9 @@
 //! `docs/benchmarks.md`). A mail sent but not yet recorded as sent when the service
 //! stops is sent again after its lease: a crash may repeat a mail, never lose one.
 
-use std::sync::Arc;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
@@ -23,12 +30,18 @@ use tokio::sync::watch;
 
 use super::clock::Clock;
 use super::mailer::Mailer;
-use crate::store::{OutboxMail, Store};
+use crate::store::{MAIL_LEASE, OutboxMail, Store};
 
 /// Attempts before a mail is given up.
 pub const MAX_ATTEMPTS: i64 = 8;
 /// How long a claimed mail is reserved for its sender.
-const LEASE: Duration = Duration::minutes(2);
+const LEASE: Duration = MAIL_LEASE;
+/// The most mails queued claimed that wait in memory for their pass; beyond, a mail
+/// waits for its lease to end, and the background loop sends it.
+const MAX_HELD: usize = 50_000;
+/// A claimed mail is sent from memory only this long before its lease ends; later, it
+/// is left to whichever sender claims it next, so that it is not sent twice.
+const LEASE_MARGIN: Duration = Duration::seconds(30);
 /// How often the background loop looks for due mails.
 const POLL: StdDuration = StdDuration::from_secs(5);
 /// How many due mails are claimed (and then marked sent) in one statement each.
@@ -46,6 +59,9 @@ pub struct OutboxSender {
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
     drain: Arc<Drain>,
+    /// Mails queued claimed by this instance, with the end of their lease.
+    held: Arc<Mutex<Vec<(chrono::DateTime<chrono::Utc>, OutboxMail)>>>,
+    held_drain: Arc<Drain>,
 }
 
 /// Whether a task is draining the outbox, and whether it should look once more.
@@ -62,6 +78,8 @@ impl OutboxSender {
             mailer,
             clock,
             drain: Arc::default(),
+            held: Arc::default(),
+            held_drain: Arc::default(),
         }
     }
 
@@ -69,29 +87,61 @@ impl OutboxSender {
     /// outbox, unless one is running, in which case that task looks once more before
     /// it stops.
     pub fn deliver_soon(&self) {
-        self.drain.again.store(true, Ordering::SeqCst);
-        if self.drain.running.swap(true, Ordering::SeqCst) {
-            return;
-        }
         let this = self.clone();
-        tokio::spawn(async move {
-            let mut first = true;
-            loop {
-                if !first {
-                    tokio::time::sleep(GATHER).await;
-                }
-                first = false;
-                this.drain.again.store(false, Ordering::SeqCst);
+        soon(&self.drain, move || {
+            let this = this.clone();
+            async move {
                 this.deliver_due().await;
-                this.drain.running.store(false, Ordering::SeqCst);
-                // Asked again while draining, and no other task took over: once more.
-                if !this.drain.again.load(Ordering::SeqCst)
-                    || this.drain.running.swap(true, Ordering::SeqCst)
-                {
-                    break;
-                }
             }
         });
+    }
+
+    /// Sends, soon and in the background, a mail that was queued already claimed by
+    /// this instance (a registration's, see the module's documentation): with the
+    /// others queued meanwhile, then recorded sent with one statement.
+    pub fn send_claimed(&self, mail: OutboxMail) {
+        let lease_until = self.clock.now() + LEASE;
+        {
+            let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+            if held.len() >= MAX_HELD {
+                tracing::warn!(
+                    mail.id = mail.id,
+                    "too many mails waiting; this one is sent when its lease ends"
+                );
+                return;
+            }
+            held.push((lease_until, mail));
+        }
+        let this = self.clone();
+        soon(&self.held_drain, move || {
+            let this = this.clone();
+            async move {
+                this.send_held().await;
+            }
+        });
+    }
+
+    /// Sends the mails [`OutboxSender::send_claimed`] holds, until none is left.
+    async fn send_held(&self) {
+        loop {
+            let held =
+                std::mem::take(&mut *self.held.lock().unwrap_or_else(PoisonError::into_inner));
+            if held.is_empty() {
+                return;
+            }
+            let latest = self.clock.now() + LEASE_MARGIN;
+            let (batch, late): (Vec<_>, Vec<_>) = held
+                .into_iter()
+                .partition(|(lease_until, _)| *lease_until > latest);
+            if !late.is_empty() {
+                tracing::warn!(
+                    mails = late.len(),
+                    "mails left for the background loop: their lease ends soon"
+                );
+            }
+            self.send_batch(batch.into_iter().map(|(_, mail)| mail).collect())
+                .await;
+        }
     }
 
     /// Sends one queued mail now, if it is still due. Failures are recorded for a retry.
@@ -120,20 +170,25 @@ impl OutboxSender {
                 return attempted;
             }
             attempted += batch.len();
-            let mut sent = Vec::with_capacity(batch.len());
-            for mail in batch {
-                match self.mailer.send(&mail).await {
-                    Ok(()) => {
-                        tracing::debug!(mail.id = mail.id, mail.kind = %mail.kind, "mail sent");
-                        sent.push(mail.id);
-                    }
-                    Err(error) => self.failed(&mail, &error.to_string()).await,
+            self.send_batch(batch).await;
+        }
+    }
+
+    /// Sends claimed mails, records the failures one by one and the sends together.
+    async fn send_batch(&self, batch: Vec<OutboxMail>) {
+        let mut sent = Vec::with_capacity(batch.len());
+        for mail in batch {
+            match self.mailer.send(&mail).await {
+                Ok(()) => {
+                    tracing::debug!(mail.id = mail.id, mail.kind = %mail.kind, "mail sent");
+                    sent.push(mail.id);
                 }
+                Err(error) => self.failed(&mail, &error.to_string()).await,
             }
-            if let Err(error) = self.store.mails_sent(&sent, self.clock.now()).await {
-                // They were sent; unrecorded, they are sent again when their lease ends.
-                tracing::error!(mails = sent.len(), error = %error, "could not record sent mails");
-            }
+        }
+        if let Err(error) = self.store.mails_sent(&sent, self.clock.now()).await {
+            // They were sent; unrecorded, they are sent again when their lease ends.
+            tracing::error!(mails = sent.len(), error = %error, "could not record sent mails");
         }
     }
 
@@ -185,6 +240,38 @@ impl OutboxSender {
             }
         }
         // One last pass, so that a mail queued just before stopping is not kept waiting.
+        self.send_held().await;
         self.deliver_due().await;
     }
+}
+
+/// Runs `pass` in a task of its own, soon, unless `drain`'s task is running, in which
+/// case that task runs it once more before it stops. A pass after the first waits
+/// [`GATHER`], so that a burst is handled in few passes.
+fn soon<F, Fut>(drain: &Arc<Drain>, pass: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    drain.again.store(true, Ordering::SeqCst);
+    if drain.running.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let drain = Arc::clone(drain);
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            if !first {
+                tokio::time::sleep(GATHER).await;
+            }
+            first = false;
+            drain.again.store(false, Ordering::SeqCst);
+            pass().await;
+            drain.running.store(false, Ordering::SeqCst);
+            // Asked again while draining, and no other task took over: once more.
+            if !drain.again.load(Ordering::SeqCst) || drain.running.swap(true, Ordering::SeqCst) {
+                break;
+            }
+        }
+    });
 }

@@ -43,7 +43,7 @@ use serde_json::json;
 use super::audit::{Actor, next_event};
 use super::entries::{CodeColumns, EntryStatus, PendingRegistration, RegisterOutcome};
 use super::idempotency::IdempotencyRequest;
-use super::outbox::NewMail;
+use super::outbox::{MAIL_LEASE, NewMail};
 use super::{Store, StoreError, WritePool, on_db, parse_column};
 use crate::attest::chain::ChainEvent;
 use crate::domain::identity::{DuplicateKeys, DuplicateRule, Identity};
@@ -555,7 +555,7 @@ impl SetStatements for sqlx::SqliteConnection {
                 .bind(&mail.subject)
                 .bind(&mail.body)
                 .bind(item.now)
-                .bind(item.now);
+                .bind(item.now + MAIL_LEASE);
         }
         query.fetch_all(self).await
     }
@@ -708,9 +708,10 @@ impl SetStatements for sqlx::PgConnection {
     ) -> Result<Vec<MailRow>, sqlx::Error> {
         sqlx::query_as(
             "insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
-             select kind, recipient, subject, body, at, at
-             from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
-                 as m (kind, recipient, subject, body, at)
+             select kind, recipient, subject, body, at, due
+             from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                 $6::timestamptz[])
+                 as m (kind, recipient, subject, body, at, due)
              returning id, kind, recipient, subject, body",
         )
         .bind(column(mails, |(_, m)| m.kind.as_str()))
@@ -718,6 +719,7 @@ impl SetStatements for sqlx::PgConnection {
         .bind(column(mails, |(_, m)| m.subject.as_str()))
         .bind(column(mails, |(_, m)| m.body.as_str()))
         .bind(column(mails, |(i, _)| i.now))
+        .bind(column(mails, |(i, _)| i.now + MAIL_LEASE))
         .fetch_all(self)
         .await
     }
@@ -913,10 +915,10 @@ async fn pg_insert_entries(
              $26::bytea[], $27::timestamptz[], $28::int8[], $29::timestamptz[])
          {ON_TAKEN_KEY}),
          m as (insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
-               select m.kind, m.recipient, m.subject, m.body, m.at, m.at
+               select m.kind, m.recipient, m.subject, m.body, m.at, m.due
                from unnest($30::text[], $31::text[], $32::text[], $33::text[],
-                   $34::text[], $35::timestamptz[])
-                   as m (entry_id, kind, recipient, subject, body, at)
+                   $34::text[], $35::timestamptz[], $36::timestamptz[])
+                   as m (entry_id, kind, recipient, subject, body, at, due)
                join e on e.id = m.entry_id
                returning id, kind, recipient, subject, body)
          select e.id, null::int8, null, null, null, null from e
@@ -991,6 +993,7 @@ async fn pg_insert_entries(
         .bind(column(&mails, |(_, m)| m.subject.as_str()))
         .bind(column(&mails, |(_, m)| m.body.as_str()))
         .bind(column(&mails, |(i, _)| i.now))
+        .bind(column(&mails, |(i, _)| i.now + MAIL_LEASE))
         .fetch_all(connection)
         .await?;
     let mut stored = Vec::with_capacity(accepted.len());

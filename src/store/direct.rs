@@ -30,7 +30,7 @@ use super::batch::{
 };
 use super::entries::{CodeColumns, PendingRegistration, RegisterOutcome};
 use super::idempotency::IdempotencyRequest;
-use super::outbox::NewMail;
+use super::outbox::{MAIL_LEASE, NewMail};
 use crate::attest::chain::ChainEvent;
 use crate::domain::identity::DuplicateRule;
 
@@ -242,7 +242,7 @@ impl SetStatements for DirectWriter {
             .connection
             .prepare_cached(
                 "insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
-                 values (?1, ?2, ?3, ?4, ?5, ?5) returning id",
+                 values (?1, ?2, ?3, ?4, ?5, ?6) returning id",
             )
             .map_err(direct)?;
         let mut rows = Vec::with_capacity(mails.len());
@@ -254,7 +254,8 @@ impl SetStatements for DirectWriter {
                         mail.recipient,
                         mail.subject,
                         mail.body,
-                        time_text(item.now)
+                        time_text(item.now),
+                        time_text(item.now + MAIL_LEASE)
                     ],
                     |row| row.get(0),
                 )

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::audit::{Actor, record_event};
 use super::idempotency::{IdempotencyRequest, check_idempotency, store_idempotency};
-use super::outbox::{NewMail, insert_mail};
+use super::outbox::{MAIL_LEASE, NewMail, insert_mail};
 use super::{Store, StoreError, WritePool, duplicate_rule, on_db, parse_column};
 use crate::domain::codes::{MAX_CODE_ATTEMPTS, MAX_CODE_SENDS, verification_code_matches};
 use crate::domain::identity::{DuplicateKeys, DuplicateRule};
@@ -354,7 +354,8 @@ macro_rules! register_in {
                 });
             }
             let outbox_id = match mail {
-                Some(mail) => Some(insert_mail!($tx, mail, now)),
+                // queued claimed: the request's instance sends it from memory
+                Some(mail) => Some(insert_mail!($tx, mail, now, now + MAIL_LEASE)),
                 None => None,
             };
             if let Some(request) = idempotency {

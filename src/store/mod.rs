@@ -49,7 +49,7 @@ pub use entries::{
 };
 pub use idempotency::IdempotencyRequest;
 pub use keys::SigningKeyError;
-pub use outbox::{NewMail, OutboxMail};
+pub use outbox::{MAIL_LEASE, NewMail, OutboxMail};
 pub use staff::{Role, StaffToken};
 pub use windows::{WindowFilter, WindowRecord};
 

@@ -30,18 +30,29 @@ pub struct OutboxMail {
     pub attempts: i64,
 }
 
-/// Inside a write transaction: queues a mail and evaluates to its id.
+/// How long a claimed mail is reserved for the sender that claimed it. A
+/// registration's mail is queued already claimed for this long by the instance that
+/// stores it, which sends it from memory ([`MAIL_LEASE`] is then the delay after
+/// which another sender may take it, if this one stopped first).
+pub const MAIL_LEASE: chrono::Duration = chrono::Duration::minutes(2);
+
+/// Inside a write transaction: queues a mail and evaluates to its id. The mail is due
+/// at once, or at `due` (a mail queued already claimed: `now` + [`MAIL_LEASE`]).
 macro_rules! insert_mail {
-    ($tx:expr, $mail:expr, $now:expr) => {{
+    ($tx:expr, $mail:expr, $now:expr) => {
+        insert_mail!($tx, $mail, $now, $now)
+    };
+    ($tx:expr, $mail:expr, $now:expr, $due:expr) => {{
         let id: i64 = sqlx::query_scalar(
             "insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
-             values ($1, $2, $3, $4, $5, $5) returning id",
+             values ($1, $2, $3, $4, $5, $6) returning id",
         )
         .bind(&$mail.kind)
         .bind(&$mail.recipient)
         .bind(&$mail.subject)
         .bind(&$mail.body)
         .bind($now)
+        .bind($due)
         .fetch_one(&mut *$tx)
         .await?;
         id

@@ -3,14 +3,18 @@
 //! same rows behind, keeps the audit chain valid, and stores nothing of itself when it
 //! has to fall back.
 
+use std::sync::Arc;
+
 use chrono::Duration;
 use serde_json::Value;
 use tirage::domain::codes::hash_access_code;
 use tirage::domain::identity::DuplicateKeys;
 use tirage::domain::registration::{Channel, Registration, RegistrationForm};
+use tirage::jobs::mailer::{self, MailTransport};
+use tirage::jobs::outbox::OutboxSender;
 use tirage::store::entries::PendingRegistration;
 use tirage::store::{
-    Db, IdempotencyRequest, NewCode, NewEntry, NewMail, RegisterOutcome, StoreError,
+    Db, IdempotencyRequest, MAIL_LEASE, NewCode, NewEntry, NewMail, RegisterOutcome, StoreError,
 };
 
 use crate::helpers::{TestApp, applicant, t0};
@@ -79,7 +83,7 @@ async fn fail_the_mail_of(app: &TestApp, item: &Item) {
 }
 
 /// Which way a test stores its batch.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Path {
     /// `register_set` alone: fails rather than falling back.
     SetBased,
@@ -459,9 +463,13 @@ async fn each_created_registration_gets_the_id_of_its_own_mail() {
         else {
             panic!("{outcome:?}");
         };
+        // queued claimed for the instance that stored it, for the lease
+        let claim = app.store().claim_mail(id, t0(), t0()).await.unwrap();
+        assert!(claim.is_none(), "{claim:?}");
+        let lease_ends = t0() + tirage::store::MAIL_LEASE;
         let mail = app
             .store()
-            .claim_mail(id, t0(), t0())
+            .claim_mail(id, lease_ends, lease_ends)
             .await
             .unwrap()
             .unwrap();
@@ -621,4 +629,35 @@ async fn a_registration_after_a_refused_duplicate_that_shares_its_key_is_decided
         "created, mail true",
     ];
     assert_set_paths_answer_as_one_by_one(&batch, &expected).await;
+}
+
+#[tokio::test]
+async fn a_registration_mail_is_queued_claimed_for_its_lease_on_every_path() {
+    let probe = TestApp::spawn().await;
+    let mut paths = vec![Path::Savepoints];
+    paths.extend(set_paths(&probe));
+    for path in paths {
+        let name = format!("{path:?}");
+        let batch = [(30, applicant(30)), (31, applicant(31))];
+        let (answers, app) = after_two_stored(path, &batch).await;
+        assert_eq!(answers, ["created, mail true", "created, mail true"]);
+        // Stored without a request, so no instance holds them to send from memory:
+        // another sender leaves them alone for the lease, then sends each once.
+        let dir = tempfile::tempdir().unwrap();
+        let files = mailer::build(
+            &MailTransport::File(dir.path().to_owned()),
+            "tirage <no-reply@example.org>",
+        )
+        .unwrap();
+        let sender = OutboxSender::new(app.store().clone(), files, Arc::new(app.clock.clone()));
+        assert_eq!(
+            sender.deliver_due().await,
+            0,
+            "{name}: claimed for the lease"
+        );
+        app.clock.advance(MAIL_LEASE);
+        assert_eq!(sender.deliver_due().await, 4, "{name}");
+        assert_eq!(sender.deliver_due().await, 0, "{name}: nothing sent twice");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4, "{name}");
+    }
 }

@@ -32,8 +32,8 @@ use crate::jobs::messages;
 use crate::jobs::registrar::{Idempotency, NewRegistration};
 use crate::lifecycle::{EntryStanding, standing};
 use crate::store::{
-    EntryRecord, EntryStatus, NewCode, NewMail, RegisterOutcome, ResendOutcome, Role, StoreError,
-    VerifyOutcome, WindowRecord,
+    EntryRecord, EntryStatus, NewCode, NewMail, OutboxMail, RegisterOutcome, ResendOutcome, Role,
+    StoreError, VerifyOutcome, WindowRecord,
 };
 
 /// How long a stored receipt answers retries.
@@ -366,15 +366,23 @@ async fn register(
             unsuccessful_draws: 0,
             registered_by: staff.map(|s| s.0.id.clone()),
             code: code_hash.map(|hash| (hash, code_expires_at)),
-            mail,
+            // queued claimed by this instance, which sends it from memory
+            mail: mail.clone(),
             idempotency,
             now,
         })
         .await?;
     let (status, body, replayed) = match outcome {
         RegisterOutcome::Created { outbox_id } => {
-            if outbox_id.is_some() {
-                state.send_soon();
+            if let (Some(id), Some(mail)) = (outbox_id, mail) {
+                state.send_claimed(OutboxMail {
+                    id,
+                    kind: mail.kind,
+                    recipient: mail.recipient,
+                    subject: mail.subject,
+                    body: mail.body,
+                    attempts: 0,
+                });
             }
             tracing::info!(window.id = %window.id, entry.id = %entry_id, entry.channel = channel.as_str(), entry.weight = weight.value, "entry registered");
             (StatusCode::CREATED, receipt_json, false)
