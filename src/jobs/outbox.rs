@@ -52,6 +52,9 @@ const BATCH: i64 = 500;
 /// writes per few hundred mails instead of two per few.
 const GATHER: StdDuration = StdDuration::from_millis(200);
 
+/// A mail queued claimed by this instance, with the end of its lease.
+type Held = (chrono::DateTime<chrono::Utc>, OutboxMail);
+
 /// Sends mails from the outbox. Cheap to clone.
 #[derive(Clone)]
 pub struct OutboxSender {
@@ -60,7 +63,7 @@ pub struct OutboxSender {
     clock: Arc<dyn Clock>,
     drain: Arc<Drain>,
     /// Mails queued claimed by this instance, with the end of their lease.
-    held: Arc<Mutex<Vec<(chrono::DateTime<chrono::Utc>, OutboxMail)>>>,
+    held: Arc<Mutex<Vec<Held>>>,
     held_drain: Arc<Drain>,
 }
 

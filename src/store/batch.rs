@@ -26,7 +26,11 @@
 //!    this time after reading every key of the batch that stored entries hold. On
 //!    PostgreSQL every statement of the batch passes each column as one array
 //!    (`unnest`, `= any`), so its text does not depend on the batch's size and each
-//!    is prepared once per connection (see [`SetStatements`]).
+//!    is prepared once per connection (see [`SetStatements`]). PostgreSQL, where each
+//!    statement is a round trip over the network under the write lock, merges them
+//!    further: the windows are read with the audit head, the mails inserted with the
+//!    entries (only those of the entries stored), and the events with the head's
+//!    update, so that a batch takes five round trips including `begin` and `commit`.
 //!
 //! Everything runs in one write transaction. If anything in it fails (a unique
 //! violation the reads did not foresee, say, because a row was written by something
