@@ -351,24 +351,28 @@ pub(super) trait SetStatements {
         window_id: &str,
         keys: &[Vec<&str>; 4],
     ) -> Result<Vec<(String, String)>, sqlx::Error>;
-    /// Inserts the entries, skipping any whose key a live entry of its window already
-    /// holds (`on conflict do nothing`), and says of each whether it was stored.
-    async fn insert_entries(
-        &mut self,
-        accepted: &[&PendingRegistration<'_>],
-    ) -> Result<Vec<bool>, sqlx::Error>;
     /// Undoes what the batch wrote: back to the savepoint [`PLANNED`], which the
     /// caller set when it began the transaction, or the transaction begun again. What
     /// was read before is read again after it.
     async fn undo_writes(&mut self) -> Result<(), sqlx::Error>;
-    /// Returns the new rows, in no promised order.
-    async fn insert_mails(
+    /// The state and registration period of each of these windows that exists, and
+    /// the audit chain's head (count and hash of the last event), taking its row lock
+    /// on PostgreSQL as every append does. The write lock is held, so the head read
+    /// here is still the head when the batch's events are chained.
+    async fn windows_and_audit_head(
         &mut self,
-        mails: &[(&PendingRegistration<'_>, &NewMail)],
-    ) -> Result<Vec<MailRow>, sqlx::Error>;
-    async fn insert_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error>;
-    /// The state and registration period of each of these windows that exists.
-    async fn windows(&mut self, ids: &[&str]) -> Result<Vec<WindowRow>, sqlx::Error>;
+        ids: &[&str],
+    ) -> Result<(Vec<WindowRow>, (i64, String)), sqlx::Error>;
+    /// Inserts the entries, skipping any whose key a live entry of its window already
+    /// holds (`on conflict do nothing`), and the mails of those stored (a refused
+    /// registration's mail is never queued): whether each entry was stored, and the
+    /// new mail rows, in no promised order.
+    async fn insert_entries_and_mails(
+        &mut self,
+        accepted: &[&PendingRegistration<'_>],
+    ) -> Result<(Vec<bool>, Vec<MailRow>), sqlx::Error>;
+    /// Inserts the events, already chained, and moves the head to the last of them.
+    async fn append_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error>;
     /// The stored idempotency records of these requests' `(scope, key)`.
     async fn claims(
         &mut self,
@@ -383,8 +387,17 @@ pub(super) trait SetStatements {
         &mut self,
         claimed: &[(&PendingRegistration<'_>, &IdempotencyRequest<'_>)],
     ) -> Result<(), sqlx::Error>;
-    /// The audit chain's head (count and hash of the last event), taking its row lock
-    /// on PostgreSQL as every append does.
+}
+
+/// The writes of [`SetStatements`] one table at a time, as the two SQLite connections
+/// (sqlx's and the [direct writer](super::direct)) make them: a statement there is a
+/// call into the library on the same thread, not a round trip, so there is nothing to
+/// gain by merging them as PostgreSQL does. [`set_statements_from_separate`] builds
+/// the merged operations from these.
+pub(super) trait SeparateStatements {
+    /// The state and registration period of each of these windows that exists.
+    async fn windows(&mut self, ids: &[&str]) -> Result<Vec<WindowRow>, sqlx::Error>;
+    /// The audit chain's head: count and hash of the last event.
     async fn audit_head(&mut self) -> Result<(i64, String), sqlx::Error>;
     async fn set_audit_head(
         &mut self,
@@ -392,90 +405,83 @@ pub(super) trait SetStatements {
         hash: &str,
         at: DateTime<Utc>,
     ) -> Result<(), sqlx::Error>;
-
-    /// [`SetStatements::windows`], then [`SetStatements::audit_head`]. The write lock
-    /// is held, so the head read first is still the head when the events are chained.
-    async fn windows_and_audit_head(
-        &mut self,
-        ids: &[&str],
-    ) -> Result<(Vec<WindowRow>, (i64, String)), sqlx::Error> {
-        let windows = self.windows(ids).await?;
-        Ok((windows, self.audit_head().await?))
-    }
-
-    /// [`SetStatements::insert_entries`], then [`SetStatements::insert_mails`] for the
-    /// entries stored: whether each was stored, and the mail rows.
-    async fn insert_entries_and_mails(
+    /// Inserts the entries, skipping any whose key a live entry of its window already
+    /// holds (`on conflict do nothing`), and says of each whether it was stored.
+    async fn insert_entries(
         &mut self,
         accepted: &[&PendingRegistration<'_>],
-    ) -> Result<(Vec<bool>, Vec<MailRow>), sqlx::Error> {
-        let stored = self.insert_entries(accepted).await?;
-        let mails: Vec<_> = accepted
-            .iter()
-            .zip(&stored)
-            .filter(|(_, stored)| **stored)
-            .filter_map(|(item, _)| item.mail.map(|mail| (*item, mail)))
-            .collect();
-        let rows = if mails.is_empty() {
-            Vec::new()
-        } else {
-            self.insert_mails(&mails).await?
-        };
-        Ok((stored, rows))
-    }
-
-    /// [`SetStatements::insert_events`], then the head moved to the last of them
-    /// ([`SetStatements::set_audit_head`]).
-    async fn append_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error> {
-        let Some((count, last)) = events.last() else {
-            return Ok(());
-        };
-        self.insert_events(events).await?;
-        self.set_audit_head(*count, &last.hash, last.at).await
-    }
+    ) -> Result<Vec<bool>, sqlx::Error>;
+    /// Returns the new rows, in no promised order.
+    async fn insert_mails(
+        &mut self,
+        mails: &[(&PendingRegistration<'_>, &NewMail)],
+    ) -> Result<Vec<MailRow>, sqlx::Error>;
+    async fn insert_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error>;
 }
 
-/// [`SetStatements::audit_head`], [`SetStatements::set_audit_head`] and
+/// [`SetStatements::windows_and_audit_head`],
+/// [`SetStatements::insert_entries_and_mails`] and [`SetStatements::append_events`]
+/// made of [`SeparateStatements`], which must be in scope.
+macro_rules! set_statements_from_separate {
+    () => {
+        async fn windows_and_audit_head(
+            &mut self,
+            ids: &[&str],
+        ) -> Result<(Vec<WindowRow>, (i64, String)), sqlx::Error> {
+            let windows = self.windows(ids).await?;
+            Ok((windows, self.audit_head().await?))
+        }
+
+        async fn insert_entries_and_mails(
+            &mut self,
+            accepted: &[&PendingRegistration<'_>],
+        ) -> Result<(Vec<bool>, Vec<MailRow>), sqlx::Error> {
+            let stored = self.insert_entries(accepted).await?;
+            let mails: Vec<_> = accepted
+                .iter()
+                .zip(&stored)
+                .filter(|(_, stored)| **stored)
+                .filter_map(|(item, _)| item.mail.map(|mail| (*item, mail)))
+                .collect();
+            let rows = if mails.is_empty() {
+                Vec::new()
+            } else {
+                self.insert_mails(&mails).await?
+            };
+            Ok((stored, rows))
+        }
+
+        async fn append_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error> {
+            let Some((count, last)) = events.last() else {
+                return Ok(());
+            };
+            self.insert_events(events).await?;
+            self.set_audit_head(*count, &last.hash, last.at).await
+        }
+    };
+}
+pub(super) use set_statements_from_separate;
+
 /// [`SetStatements::undo_writes`] through sqlx, whose text both engines take.
-macro_rules! sqlx_audit_head {
+macro_rules! sqlx_undo_writes {
     () => {
         async fn undo_writes(&mut self) -> Result<(), sqlx::Error> {
             sqlx::query(ROLLBACK_TO_PLANNED).execute(self).await?;
             Ok(())
         }
-
-        async fn audit_head(&mut self) -> Result<(i64, String), sqlx::Error> {
-            // The no-op update takes the head's row lock on PostgreSQL.
-            sqlx::query_as("update audit_head set count = count where id = 1 returning count, hash")
-                .fetch_one(self)
-                .await
-        }
-
-        async fn set_audit_head(
-            &mut self,
-            count: i64,
-            hash: &str,
-            at: DateTime<Utc>,
-        ) -> Result<(), sqlx::Error> {
-            sqlx::query("update audit_head set count = $1, hash = $2, at = $3 where id = 1")
-                .bind(count)
-                .bind(hash)
-                .bind(at)
-                .execute(self)
-                .await?;
-            Ok(())
-        }
     };
 }
 
-/// A window as [`SetStatements::windows`] reads it: id, state, registration period.
+/// A window as [`SeparateStatements::windows`] reads it: id, state, registration
+/// period.
 pub(super) type WindowRow = (String, String, DateTime<Utc>, DateTime<Utc>);
 /// An idempotency record as [`SetStatements::claims`] reads it: scope, key,
 /// fingerprint, status, response, expiry.
 pub(super) type ClaimRow = (String, String, String, i64, String, DateTime<Utc>);
 
 impl SetStatements for sqlx::SqliteConnection {
-    sqlx_audit_head!();
+    sqlx_undo_writes!();
+    set_statements_from_separate!();
 
     async fn taken_keys(
         &mut self,
@@ -489,6 +495,99 @@ impl SetStatements for sqlx::SqliteConnection {
             for key in rule_keys {
                 query = query.bind(*key);
             }
+        }
+        query.fetch_all(self).await
+    }
+
+    async fn claims(
+        &mut self,
+        requests: &[&IdempotencyRequest<'_>],
+    ) -> Result<Vec<ClaimRow>, sqlx::Error> {
+        let sql = format!(
+            "select scope, key, fingerprint, status, response, expires_at
+             from idempotency_keys where {}",
+            pairs_condition("scope", "key", requests.len(), 1, true)
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for request in requests {
+            query = query.bind(&request.scope).bind(request.key);
+        }
+        query.fetch_all(self).await
+    }
+
+    async fn purge_claims(
+        &mut self,
+        requests: &[&IdempotencyRequest<'_>],
+    ) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "delete from idempotency_keys where {}",
+            pairs_condition("scope", "key", requests.len(), 1, true)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for request in requests {
+            query = query.bind(&request.scope).bind(request.key);
+        }
+        query.execute(self).await?;
+        Ok(())
+    }
+
+    async fn insert_claims(
+        &mut self,
+        claimed: &[(&PendingRegistration<'_>, &IdempotencyRequest<'_>)],
+    ) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "insert into idempotency_keys
+                 (scope, key, fingerprint, status, response, created_at, expires_at)
+             values {}",
+            placeholders(claimed.len(), 7, 1, true)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (item, request) in claimed {
+            query = query
+                .bind(&request.scope)
+                .bind(request.key)
+                .bind(&request.fingerprint)
+                .bind(i64::from(request.status))
+                .bind(&request.body)
+                .bind(item.now)
+                .bind(request.expires_at);
+        }
+        query.execute(self).await?;
+        Ok(())
+    }
+}
+
+impl SeparateStatements for sqlx::SqliteConnection {
+    async fn audit_head(&mut self) -> Result<(i64, String), sqlx::Error> {
+        sqlx::query_as("select count, hash from audit_head where id = 1")
+            .fetch_one(self)
+            .await
+    }
+
+    async fn set_audit_head(
+        &mut self,
+        count: i64,
+        hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("update audit_head set count = $1, hash = $2, at = $3 where id = 1")
+            .bind(count)
+            .bind(hash)
+            .bind(at)
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+
+    async fn windows(&mut self, ids: &[&str]) -> Result<Vec<WindowRow>, sqlx::Error> {
+        let sql = format!(
+            "select id, state, registration_opens_at, registration_closes_at from windows
+             where id in ({})",
+            vec!["?"; ids.len()].join(", ")
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(*id);
         }
         query.fetch_all(self).await
     }
@@ -587,80 +686,10 @@ impl SetStatements for sqlx::SqliteConnection {
         query.execute(self).await?;
         Ok(())
     }
-
-    async fn windows(&mut self, ids: &[&str]) -> Result<Vec<WindowRow>, sqlx::Error> {
-        let sql = format!(
-            "select id, state, registration_opens_at, registration_closes_at from windows
-             where id in ({})",
-            vec!["?"; ids.len()].join(", ")
-        );
-        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-        for id in ids {
-            query = query.bind(*id);
-        }
-        query.fetch_all(self).await
-    }
-
-    async fn claims(
-        &mut self,
-        requests: &[&IdempotencyRequest<'_>],
-    ) -> Result<Vec<ClaimRow>, sqlx::Error> {
-        let sql = format!(
-            "select scope, key, fingerprint, status, response, expires_at
-             from idempotency_keys where {}",
-            pairs_condition("scope", "key", requests.len(), 1, true)
-        );
-        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-        for request in requests {
-            query = query.bind(&request.scope).bind(request.key);
-        }
-        query.fetch_all(self).await
-    }
-
-    async fn purge_claims(
-        &mut self,
-        requests: &[&IdempotencyRequest<'_>],
-    ) -> Result<(), sqlx::Error> {
-        let sql = format!(
-            "delete from idempotency_keys where {}",
-            pairs_condition("scope", "key", requests.len(), 1, true)
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for request in requests {
-            query = query.bind(&request.scope).bind(request.key);
-        }
-        query.execute(self).await?;
-        Ok(())
-    }
-
-    async fn insert_claims(
-        &mut self,
-        claimed: &[(&PendingRegistration<'_>, &IdempotencyRequest<'_>)],
-    ) -> Result<(), sqlx::Error> {
-        let sql = format!(
-            "insert into idempotency_keys
-                 (scope, key, fingerprint, status, response, created_at, expires_at)
-             values {}",
-            placeholders(claimed.len(), 7, 1, true)
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (item, request) in claimed {
-            query = query
-                .bind(&request.scope)
-                .bind(request.key)
-                .bind(&request.fingerprint)
-                .bind(i64::from(request.status))
-                .bind(&request.body)
-                .bind(item.now)
-                .bind(request.expires_at);
-        }
-        query.execute(self).await?;
-        Ok(())
-    }
 }
 
 impl SetStatements for sqlx::PgConnection {
-    sqlx_audit_head!();
+    sqlx_undo_writes!();
 
     async fn taken_keys(
         &mut self,
@@ -690,71 +719,17 @@ impl SetStatements for sqlx::PgConnection {
         query.fetch_all(self).await
     }
 
-    async fn insert_entries(
-        &mut self,
-        accepted: &[&PendingRegistration<'_>],
-    ) -> Result<Vec<bool>, sqlx::Error> {
-        Ok(pg_insert_entries(self, accepted, false).await?.0)
-    }
-
     /// One statement: the mails' insert takes the entries' insert's ids (a `with`
     /// query), so a mail is queued only if its entry was stored.
     async fn insert_entries_and_mails(
         &mut self,
         accepted: &[&PendingRegistration<'_>],
     ) -> Result<(Vec<bool>, Vec<MailRow>), sqlx::Error> {
-        pg_insert_entries(self, accepted, true).await
+        pg_insert_entries_and_mails(self, accepted).await
     }
 
-    async fn insert_mails(
-        &mut self,
-        mails: &[(&PendingRegistration<'_>, &NewMail)],
-    ) -> Result<Vec<MailRow>, sqlx::Error> {
-        sqlx::query_as(
-            "insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
-             select kind, recipient, subject, body, at, due
-             from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-                 $6::timestamptz[])
-                 as m (kind, recipient, subject, body, at, due)
-             returning id, kind, recipient, subject, body",
-        )
-        .bind(column(mails, |(_, m)| m.kind.as_str()))
-        .bind(column(mails, |(_, m)| m.recipient.as_str()))
-        .bind(column(mails, |(_, m)| m.subject.as_str()))
-        .bind(column(mails, |(_, m)| m.body.as_str()))
-        .bind(column(mails, |(i, _)| i.now))
-        .bind(column(mails, |(i, _)| i.now + MAIL_LEASE))
-        .fetch_all(self)
-        .await
-    }
-
-    async fn insert_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error> {
-        bind_events(
-            sqlx::query(
-                "insert into audit_events
-                     (seq, at, actor, action, window_id, entry_id, detail, prev_hash, hash)
-                 select * from unnest($1::int8[], $2::timestamptz[], $3::text[], $4::text[],
-                     $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])",
-            ),
-            events,
-        )
-        .execute(self)
-        .await?;
-        Ok(())
-    }
-
-    async fn windows(&mut self, ids: &[&str]) -> Result<Vec<WindowRow>, sqlx::Error> {
-        sqlx::query_as(
-            "select id, state, registration_opens_at, registration_closes_at from windows
-             where id = any($1)",
-        )
-        .bind(ids)
-        .fetch_all(self)
-        .await
-    }
-
-    /// One statement: the head's no-op update (its row lock, as in
-    /// [`SetStatements::audit_head`]) joined to the windows, so there is always a row.
+    /// One statement: the head's no-op update, which takes its row lock, joined to the
+    /// windows, so there is always a row.
     async fn windows_and_audit_head(
         &mut self,
         ids: &[&str],
@@ -876,7 +851,7 @@ impl SetStatements for sqlx::PgConnection {
     }
 }
 
-/// Binds the columns of [`SetStatements::insert_events`]'s statement on PostgreSQL
+/// Binds the events' columns of [`SetStatements::append_events`]'s statement on PostgreSQL
 /// (`$1` to `$9`, one array each).
 fn bind_events<'q>(
     query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
@@ -896,12 +871,11 @@ fn bind_events<'q>(
         .bind(column(events, |(_, e)| e.hash.as_str()))
 }
 
-/// PostgreSQL: inserts the entries (see [`SetStatements::insert_entries`]) and, if
-/// `with_mails`, the mails of those stored in the same statement.
-async fn pg_insert_entries(
+/// PostgreSQL: inserts the entries and the mails of those stored in the same statement
+/// (see [`SetStatements::insert_entries_and_mails`]).
+async fn pg_insert_entries_and_mails(
     connection: &mut sqlx::PgConnection,
     accepted: &[&PendingRegistration<'_>],
-    with_mails: bool,
 ) -> Result<(Vec<bool>, Vec<MailRow>), sqlx::Error> {
     fn identity<'a>(item: &'a PendingRegistration<'_>) -> &'a Identity {
         &item.entry.registration.identity
@@ -982,14 +956,10 @@ async fn pg_insert_entries(
         .bind(column(&codes, |c| c.expires_at))
         .bind(column(&codes, |c| c.sends))
         .bind(column(&codes, |c| c.sent_at));
-    let mails: Vec<(&PendingRegistration<'_>, &NewMail)> = if with_mails {
-        accepted
-            .iter()
-            .filter_map(|item| item.mail.map(|mail| (*item, mail)))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let mails: Vec<(&PendingRegistration<'_>, &NewMail)> = accepted
+        .iter()
+        .filter_map(|item| item.mail.map(|mail| (*item, mail)))
+        .collect();
     let rows: Vec<EntryOrMailRow> = query
         .bind(column(&mails, |(i, _)| i.entry.id))
         .bind(column(&mails, |(_, m)| m.kind.as_str()))
@@ -1018,7 +988,7 @@ async fn pg_insert_entries(
     Ok((stored_flags(accepted, stored), mail_rows))
 }
 
-/// A row of [`pg_insert_entries`]: a stored entry's id, or a queued mail.
+/// A row of [`pg_insert_entries_and_mails`]: a stored entry's id, or a queued mail.
 type EntryOrMailRow = (
     Option<String>,
     Option<i64>,

@@ -8,7 +8,8 @@
 //! connection of its own to the same file and runs a whole batch on the calling
 //! thread (the registrar calls it on a blocking thread, once a batch), one prepared
 //! statement per row, with the same decisions and the same rows as the sqlx path: it
-//! implements [`SetStatements`], and [`decide_and_write`] drives it.
+//! implements [`SetStatements`] (made of [`SeparateStatements`]), and
+//! [`decide_and_write`] drives it.
 //!
 //! Values are written as sqlx writes them on SQLite (times as RFC 3339 text with
 //! `+00:00`, dates as `YYYY-MM-DD`), so that every other query reads these rows as
@@ -25,8 +26,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::StoreError;
 use super::batch::{
-    ClaimRow, ENTRY_COLUMNS, INSERT_ENTRIES, MailRow, SetStatements, WindowRow, decide_and_write,
-    placeholders,
+    ClaimRow, ENTRY_COLUMNS, INSERT_ENTRIES, MailRow, SeparateStatements, SetStatements, WindowRow,
+    decide_and_write, placeholders, set_statements_from_separate,
 };
 use super::entries::{CodeColumns, PendingRegistration, RegisterOutcome};
 use super::idempotency::IdempotencyRequest;
@@ -144,6 +145,8 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, rusqlite::Error> {
 }
 
 impl SetStatements for DirectWriter {
+    set_statements_from_separate!();
+
     /// The transaction begun again rather than a savepoint: while a savepoint is
     /// open, SQLite copies each page the batch changes to a journal of its own
     /// first, which cost about a quarter of the registrations a second (docs/benchmarks.md,
@@ -180,6 +183,83 @@ impl SetStatements for DirectWriter {
         Ok(taken)
     }
 
+    async fn claims(
+        &mut self,
+        requests: &[&IdempotencyRequest<'_>],
+    ) -> Result<Vec<ClaimRow>, sqlx::Error> {
+        let mut select = self
+            .connection
+            .prepare_cached(
+                "select scope, key, fingerprint, status, response, expires_at
+                 from idempotency_keys where scope = ? and key = ?",
+            )
+            .map_err(direct)?;
+        let mut rows = Vec::new();
+        for request in requests {
+            let row = select
+                .query_row(params![request.scope, request.key], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        parse_time(&row.get::<_, String>(5)?)?,
+                    ))
+                })
+                .optional()
+                .map_err(direct)?;
+            rows.extend(row);
+        }
+        Ok(rows)
+    }
+
+    async fn purge_claims(
+        &mut self,
+        requests: &[&IdempotencyRequest<'_>],
+    ) -> Result<(), sqlx::Error> {
+        let mut delete = self
+            .connection
+            .prepare_cached("delete from idempotency_keys where scope = ? and key = ?")
+            .map_err(direct)?;
+        for request in requests {
+            delete
+                .execute(params![request.scope, request.key])
+                .map_err(direct)?;
+        }
+        Ok(())
+    }
+
+    async fn insert_claims(
+        &mut self,
+        claimed: &[(&PendingRegistration<'_>, &IdempotencyRequest<'_>)],
+    ) -> Result<(), sqlx::Error> {
+        let mut insert = self
+            .connection
+            .prepare_cached(
+                "insert into idempotency_keys
+                     (scope, key, fingerprint, status, response, created_at, expires_at)
+                 values (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .map_err(direct)?;
+        for (item, request) in claimed {
+            insert
+                .execute(params![
+                    request.scope,
+                    request.key,
+                    request.fingerprint,
+                    i64::from(request.status),
+                    request.body,
+                    time_text(item.now),
+                    time_text(request.expires_at),
+                ])
+                .map_err(direct)?;
+        }
+        Ok(())
+    }
+}
+
+impl SeparateStatements for DirectWriter {
     async fn insert_entries(
         &mut self,
         accepted: &[&PendingRegistration<'_>],
@@ -322,81 +402,6 @@ impl SetStatements for DirectWriter {
             rows.extend(row);
         }
         Ok(rows)
-    }
-
-    async fn claims(
-        &mut self,
-        requests: &[&IdempotencyRequest<'_>],
-    ) -> Result<Vec<ClaimRow>, sqlx::Error> {
-        let mut select = self
-            .connection
-            .prepare_cached(
-                "select scope, key, fingerprint, status, response, expires_at
-                 from idempotency_keys where scope = ? and key = ?",
-            )
-            .map_err(direct)?;
-        let mut rows = Vec::new();
-        for request in requests {
-            let row = select
-                .query_row(params![request.scope, request.key], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                        parse_time(&row.get::<_, String>(5)?)?,
-                    ))
-                })
-                .optional()
-                .map_err(direct)?;
-            rows.extend(row);
-        }
-        Ok(rows)
-    }
-
-    async fn purge_claims(
-        &mut self,
-        requests: &[&IdempotencyRequest<'_>],
-    ) -> Result<(), sqlx::Error> {
-        let mut delete = self
-            .connection
-            .prepare_cached("delete from idempotency_keys where scope = ? and key = ?")
-            .map_err(direct)?;
-        for request in requests {
-            delete
-                .execute(params![request.scope, request.key])
-                .map_err(direct)?;
-        }
-        Ok(())
-    }
-
-    async fn insert_claims(
-        &mut self,
-        claimed: &[(&PendingRegistration<'_>, &IdempotencyRequest<'_>)],
-    ) -> Result<(), sqlx::Error> {
-        let mut insert = self
-            .connection
-            .prepare_cached(
-                "insert into idempotency_keys
-                     (scope, key, fingerprint, status, response, created_at, expires_at)
-                 values (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .map_err(direct)?;
-        for (item, request) in claimed {
-            insert
-                .execute(params![
-                    request.scope,
-                    request.key,
-                    request.fingerprint,
-                    i64::from(request.status),
-                    request.body,
-                    time_text(item.now),
-                    time_text(request.expires_at),
-                ])
-                .map_err(direct)?;
-        }
-        Ok(())
     }
 
     async fn audit_head(&mut self) -> Result<(i64, String), sqlx::Error> {
