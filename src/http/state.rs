@@ -14,9 +14,24 @@ use crate::jobs::registrar::Registrar;
 use crate::lifecycle::ProofCache;
 use crate::store::{OutboxMail, Store};
 
-/// The shared state of the HTTP service. Cheap to clone.
+/// The shared state of the HTTP service: one reference-counted [`Shared`], so that a
+/// clone (every middleware and handler that takes the state makes one, several a
+/// request) is one atomic increment rather than one per field (docs/benchmarks.md,
+/// sixteenth round).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every handler can reach, through [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub outbox: OutboxSender,
@@ -61,7 +76,7 @@ impl AppState {
             .map_or_else(|| store.clone(), |(writer, _)| writer);
         let outbox = OutboxSender::new(outbox_store, mailer, Arc::clone(&clock));
         let registrar = Registrar::start(store.clone());
-        Self {
+        Self(Arc::new(Shared {
             store,
             clock,
             outbox,
@@ -77,7 +92,13 @@ impl AppState {
             metrics: Metrics::new(),
             metrics_token_hash: None,
             request_timeout: super::DEFAULT_REQUEST_TIMEOUT,
-        }
+        }))
+    }
+
+    /// The fields to change, in a builder: this state's own, or a copy of them if the
+    /// state was cloned already.
+    fn shared_mut(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.0)
     }
 
     /// Signs staff sessions with `key`. The application derives it from the server key
@@ -85,45 +106,46 @@ impl AppState {
     /// and a restart does not sign everyone out; without it, a random key of this
     /// process is used.
     pub fn with_session_key(mut self, key: [u8; 32]) -> Self {
-        self.session_key = Arc::new(key);
+        self.shared_mut().session_key = Arc::new(key);
         self
     }
 
     /// Answers 503 to requests taking longer than `timeout`.
     pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.request_timeout = timeout;
+        self.shared_mut().request_timeout = timeout;
         self
     }
 
     /// Limits requests per client with these budgets, the client's address read as
     /// `client_address` says.
     pub fn with_rate_limits(mut self, limits: RateLimits, client_address: ClientAddress) -> Self {
-        self.limiter = Arc::new(RateLimiter::new(limits));
-        self.client_address = client_address;
+        self.shared_mut().limiter = Arc::new(RateLimiter::new(limits));
+        self.shared_mut().client_address = client_address;
         self
     }
 
     /// Makes `/metrics` require this bearer token.
     pub fn with_metrics_token(mut self, token: Option<&str>) -> Self {
-        self.metrics_token_hash = token.map(|t| Arc::new(crate::draw::sha256(t.trim().as_bytes())));
+        self.shared_mut().metrics_token_hash =
+            token.map(|t| Arc::new(crate::draw::sha256(t.trim().as_bytes())));
         self
     }
 
     /// Times offers of freed slots with `policy` instead of the default.
     pub fn with_offer_policy(mut self, policy: OfferPolicy) -> Self {
-        self.offer_policy = policy;
+        self.shared_mut().offer_policy = policy;
         self
     }
 
     /// Marks the pages' cookies `Secure`, for a service reached over HTTPS.
     pub fn with_secure_cookies(mut self, secure: bool) -> Self {
-        self.secure_cookies = secure;
+        self.shared_mut().secure_cookies = secure;
         self
     }
 
     /// Signs attestations with `key` (the application loads it at start).
     pub fn with_signing_key(mut self, key: Arc<ServiceKey>) -> Self {
-        self.signing_key = Some(key);
+        self.shared_mut().signing_key = Some(key);
         self
     }
 

@@ -1,7 +1,7 @@
 //! Windows and their slots.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -162,26 +162,26 @@ pub const OPEN_WINDOW_TTL: std::time::Duration = std::time::Duration::from_secs(
 
 /// Recent copies of open windows' settings, by id (see [`Store::open_window_settings`]).
 #[derive(Debug, Default)]
-pub(crate) struct OpenWindows(Mutex<HashMap<String, (Instant, WindowRecord)>>);
+pub(crate) struct OpenWindows(Mutex<HashMap<String, (Instant, Arc<WindowRecord>)>>);
 
 /// More open windows than this at once is not expected; past it the copies are dropped.
 const OPEN_WINDOWS_KEPT: usize = 256;
 
 impl OpenWindows {
-    fn get(&self, id: &str, ttl: std::time::Duration) -> Option<WindowRecord> {
+    fn get(&self, id: &str, ttl: std::time::Duration) -> Option<Arc<WindowRecord>> {
         let copies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         copies
             .get(id)
             .filter(|(read_at, _)| read_at.elapsed() < ttl)
-            .map(|(_, window)| window.clone())
+            .map(|(_, window)| Arc::clone(window))
     }
 
-    fn put(&self, id: &str, window: &WindowRecord) {
+    fn put(&self, id: &str, window: &Arc<WindowRecord>) {
         let mut copies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if copies.len() >= OPEN_WINDOWS_KEPT {
             copies.clear();
         }
-        copies.insert(id.to_owned(), (Instant::now(), window.clone()));
+        copies.insert(id.to_owned(), (Instant::now(), Arc::clone(window)));
     }
 
     fn forget(&self, id: &str) {
@@ -442,11 +442,11 @@ impl Store {
     /// checks again in its write transaction: a stale copy can only let a request go
     /// on to be refused by the store with the same answer. A close or a cancel made by
     /// this instance forgets the copy at once.
-    pub async fn open_window_settings(&self, id: &str) -> Result<WindowRecord, StoreError> {
+    pub async fn open_window_settings(&self, id: &str) -> Result<Arc<WindowRecord>, StoreError> {
         if let Some(window) = self.open_windows.get(id, OPEN_WINDOW_TTL) {
             return Ok(window);
         }
-        let window = self.window_settings(id).await?;
+        let window = Arc::new(self.window_settings(id).await?);
         if window.state == WindowState::Open {
             self.open_windows.put(id, &window);
         }

@@ -4,6 +4,8 @@
 //! credential. An unknown entry id and a wrong access code get the very same answer,
 //! so the API cannot be used to learn which ids exist.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -263,7 +265,7 @@ fn verification_mail(
 async fn window_for_registration(
     state: &AppState,
     window_id: &str,
-) -> Result<WindowRecord, ApiError> {
+) -> Result<Arc<WindowRecord>, ApiError> {
     state
         .store
         .open_window_settings(window_id)
