@@ -32,6 +32,15 @@
 //!    entries (only those of the entries stored), and the events with the head's
 //!    update, so that a batch takes five round trips including `begin` and `commit`.
 //!
+//! On PostgreSQL a batch is first tried **at once**, in two round trips and without a
+//! transaction block ([`Store::register_set_at_once`]): the reads above without a
+//! lock, the decisions, then a single statement, committed on its own, that takes the
+//! write lock and writes everything, its audit events in the places after the head
+//! read. Every change a decision depends on appends an audit event, so if anything
+//! changed since the reads, an event already holds one of those places and the
+//! statement fails whole; it fails too when a stored entry holds a key of the batch.
+//! Nothing of it is then stored, and the batch goes through the write transaction.
+//!
 //! Everything runs in one write transaction. If anything in it fails (a unique
 //! violation the reads did not foresee, say, because a row was written by something
 //! that does not take the write lock), the transaction is dropped, so nothing of it is
@@ -48,7 +57,7 @@ use super::audit::{Actor, next_event};
 use super::entries::{CodeColumns, EntryStatus, PendingRegistration, RegisterOutcome};
 use super::idempotency::IdempotencyRequest;
 use super::outbox::{MAIL_LEASE, NewMail};
-use super::{Store, StoreError, WritePool, on_db, parse_column};
+use super::{Db, Store, StoreError, WRITE_LOCK, WritePool, on_db, parse_column};
 use crate::attest::chain::ChainEvent;
 use crate::domain::identity::{DuplicateKeys, DuplicateRule, Identity};
 use crate::domain::registration::Channel;
@@ -472,6 +481,25 @@ macro_rules! sqlx_undo_writes {
     };
 }
 
+/// Binds the events' columns, one array each (nine parameters), on PostgreSQL.
+macro_rules! bind_events {
+    ($query:expr, $events:expr) => {{
+        let events: &[(i64, ChainEvent)] = $events;
+        $query
+            .bind(column(events, |(seq, _)| *seq))
+            .bind(column(events, |(_, e)| e.at))
+            .bind(column(events, |(_, e)| e.actor.as_str()))
+            .bind(column(events, |(_, e)| e.action.as_str()))
+            .bind(column(events, |(_, e)| e.window_id.clone()))
+            .bind(column(events, |(_, e)| e.entry_id.clone()))
+            .bind(column(events, |(_, e)| {
+                crate::attest::canonical_json(&e.detail)
+            }))
+            .bind(column(events, |(_, e)| e.prev_hash.as_str()))
+            .bind(column(events, |(_, e)| e.hash.as_str()))
+    }};
+}
+
 /// A window as [`SeparateStatements::windows`] reads it: id, state, registration
 /// period.
 pub(super) type WindowRow = (String, String, DateTime<Utc>, DateTime<Utc>);
@@ -729,39 +757,12 @@ impl SetStatements for sqlx::PgConnection {
     }
 
     /// One statement: the head's no-op update, which takes its row lock, joined to the
-    /// windows, so there is always a row.
+    /// windows.
     async fn windows_and_audit_head(
         &mut self,
         ids: &[&str],
     ) -> Result<(Vec<WindowRow>, (i64, String)), sqlx::Error> {
-        type Row = (
-            i64,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
-            "with head as (update audit_head set count = count where id = 1 returning count, hash)
-             select head.count, head.hash, w.id, w.state, w.registration_opens_at,
-                 w.registration_closes_at
-             from head left join windows w on w.id = any($1)",
-        )
-        .bind(ids)
-        .fetch_all(self)
-        .await?;
-        let head = match rows.first() {
-            Some((count, hash, ..)) => (*count, hash.clone()),
-            None => return Err(sqlx::Error::RowNotFound),
-        };
-        let windows = rows
-            .into_iter()
-            .filter_map(|(_, _, id, state, opens_at, closes_at)| {
-                Some((id?, state?, opens_at?, closes_at?))
-            })
-            .collect();
-        Ok((windows, head))
+        pg_windows_and_head(self, HEAD_LOCKED, ids).await
     }
 
     /// One statement: the head's update reads the count from the events' insert (a
@@ -771,24 +772,18 @@ impl SetStatements for sqlx::PgConnection {
         let Some((count, last)) = events.last() else {
             return Ok(());
         };
-        let moved = bind_events(
-            sqlx::query(
-                "with added as (
-                 insert into audit_events
-                     (seq, at, actor, action, window_id, entry_id, detail, prev_hash, hash)
-                 select * from unnest($1::int8[], $2::timestamptz[], $3::text[], $4::text[],
-                     $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-                 returning seq)
+        let sql = format!(
+            "with added as ({} returning seq)
              update audit_head set count = (select max(seq) from added), hash = $10, at = $11
              where id = 1 and (select max(seq) from added) = $12",
-            ),
-            events,
-        )
-        .bind(last.hash.as_str())
-        .bind(last.at)
-        .bind(*count)
-        .execute(self)
-        .await?;
+            insert_events_sql(1)
+        );
+        let moved = bind_events!(sqlx::query(sqlx::AssertSqlSafe(sql)), events)
+            .bind(last.hash.as_str())
+            .bind(last.at)
+            .bind(*count)
+            .execute(self)
+            .await?;
         if moved.rows_affected() == 1 {
             Ok(())
         } else {
@@ -851,24 +846,174 @@ impl SetStatements for sqlx::PgConnection {
     }
 }
 
-/// Binds the events' columns of [`SetStatements::append_events`]'s statement on PostgreSQL
-/// (`$1` to `$9`, one array each).
-fn bind_events<'q>(
-    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    events: &'q [(i64, ChainEvent)],
-) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    query
-        .bind(column(events, |(seq, _)| *seq))
-        .bind(column(events, |(_, e)| e.at))
-        .bind(column(events, |(_, e)| e.actor.as_str()))
-        .bind(column(events, |(_, e)| e.action.as_str()))
-        .bind(column(events, |(_, e)| e.window_id.clone()))
-        .bind(column(events, |(_, e)| e.entry_id.clone()))
-        .bind(column(events, |(_, e)| {
-            crate::attest::canonical_json(&e.detail)
+/// The audit events' insert on PostgreSQL, its columns `$1` to `$9` counted from
+/// `first` (see [`bind_events`]).
+fn insert_events_sql(first: usize) -> String {
+    format!(
+        "insert into audit_events
+             (seq, at, actor, action, window_id, entry_id, detail, prev_hash, hash)
+         select u.* from {} as u",
+        unnest_arrays(
+            first,
+            &[
+                "int8",
+                "timestamptz",
+                "text",
+                "text",
+                "text",
+                "text",
+                "text",
+                "text",
+                "text"
+            ]
+        )
+    )
+}
+
+/// `unnest($first::type[], ...)`: one array parameter of each type, numbered from
+/// `first`.
+fn unnest_arrays(first: usize, types: &[&str]) -> String {
+    let arrays: Vec<String> = types
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| format!("${}::{kind}[]", first + i))
+        .collect();
+    format!("unnest({})", arrays.join(", "))
+}
+
+/// The types of the entries' columns, in the order of [`INSERT_ENTRIES`].
+const ENTRY_TYPES: [&str; ENTRY_COLUMNS] = [
+    "text",
+    "text",
+    "text",
+    "text",
+    "bytea",
+    "text",
+    "text",
+    "date",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "date",
+    "text",
+    "int8",
+    "int8",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+    "timestamptz",
+    "bytea",
+    "timestamptz",
+    "int8",
+    "timestamptz",
+];
+
+/// The mails' insert on PostgreSQL, its columns `$30` to `$36` (see
+/// [`entries_and_mails_query`]), joined to the entries the query `e` inserted.
+const INSERT_MAILS_OF_E: &str =
+    "insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
+     select m.kind, m.recipient, m.subject, m.body, m.at, m.due
+     from unnest($30::text[], $31::text[], $32::text[], $33::text[], $34::text[],
+         $35::timestamptz[], $36::timestamptz[])
+         as m (entry_id, kind, recipient, subject, body, at, due)
+     join e on e.id = m.entry_id
+     returning id, kind, recipient, subject, body";
+
+/// A statement returning [`EntryOrMailRow`]s, its entries' columns bound as
+/// `$1` to `$29` and the mails' as `$30` to `$36`.
+fn entries_and_mails_query<'q>(
+    sql: String,
+    accepted: &'q [&'q PendingRegistration<'q>],
+    mails: &'q [(&'q PendingRegistration<'q>, &'q NewMail)],
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, EntryOrMailRow, sqlx::postgres::PgArguments> {
+    fn identity<'a>(item: &'a PendingRegistration<'_>) -> &'a Identity {
+        &item.entry.registration.identity
+    }
+    let codes: Vec<CodeColumns<'_>> = accepted
+        .iter()
+        .map(|i| CodeColumns::of(i.code.as_ref(), i.now))
+        .collect();
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(column(accepted, |i| i.entry.id))
+        .bind(column(accepted, |i| i.entry.window_id))
+        .bind(column(accepted, |i| initial_status(i).0.as_str()))
+        .bind(column(accepted, |i| i.entry.channel.as_str()))
+        .bind(column(accepted, |i| i.entry.access_code_hash.to_vec()))
+        .bind(column(accepted, |i| identity(i).family_name.as_str()))
+        .bind(column(accepted, |i| identity(i).given_names.as_str()))
+        .bind(column(accepted, |i| identity(i).birth_date))
+        .bind(column(accepted, |i| identity(i).nationality.as_str()))
+        .bind(column(accepted, |i| identity(i).document.kind.as_str()))
+        .bind(column(accepted, |i| identity(i).document.number.as_str()))
+        .bind(column(accepted, |i| identity(i).document.country.as_str()))
+        .bind(column(accepted, |i| {
+            identity(i).email.as_ref().map(|e| e.as_str())
         }))
-        .bind(column(events, |(_, e)| e.prev_hash.as_str()))
-        .bind(column(events, |(_, e)| e.hash.as_str()))
+        .bind(column(accepted, |i| {
+            identity(i).phone.as_ref().map(|p| p.as_str())
+        }))
+        .bind(column(accepted, |i| i.entry.registration.permit_expires_on))
+        .bind(column(accepted, |i| i.entry.registration.language.as_str()))
+        .bind(column(accepted, |i| i64::from(i.entry.unsuccessful_draws)))
+        .bind(column(accepted, |i| i64::from(i.entry.weight)))
+        .bind(column(accepted, |i| i.entry.keys.document.as_str()))
+        .bind(column(accepted, |i| i.entry.keys.person.as_str()))
+        .bind(column(accepted, |i| i.entry.keys.email.as_deref()))
+        .bind(column(accepted, |i| i.entry.keys.phone.as_deref()))
+        .bind(column(accepted, |i| i.entry.registered_by))
+        .bind(column(accepted, |i| i.now))
+        .bind(column(accepted, |i| initial_status(i).1))
+        .bind(column(&codes, |c| c.hash.map(<[u8]>::to_vec)))
+        .bind(column(&codes, |c| c.expires_at))
+        .bind(column(&codes, |c| c.sends))
+        .bind(column(&codes, |c| c.sent_at))
+        .bind(column(mails, |(i, _)| i.entry.id))
+        .bind(column(mails, |(_, m)| m.kind.as_str()))
+        .bind(column(mails, |(_, m)| m.recipient.as_str()))
+        .bind(column(mails, |(_, m)| m.subject.as_str()))
+        .bind(column(mails, |(_, m)| m.body.as_str()))
+        .bind(column(mails, |(i, _)| i.now))
+        .bind(column(mails, |(i, _)| i.now + MAIL_LEASE))
+}
+
+/// The mails of the registrations that have one.
+fn mails_of<'a>(
+    accepted: &[&'a PendingRegistration<'a>],
+) -> Vec<(&'a PendingRegistration<'a>, &'a NewMail)> {
+    accepted
+        .iter()
+        .filter_map(|item| item.mail.map(|mail| (*item, mail)))
+        .collect()
+}
+
+/// What the statements of [`entries_and_mails_query`] return, sorted out: the ids of
+/// the entries stored, the mail rows, and the audit head's new count if a row gave it.
+type SplitRows = (Vec<String>, Vec<MailRow>, Option<i64>);
+
+/// Sorts out [`EntryOrMailRow`]s (see [`SplitRows`]).
+fn split_rows(rows: Vec<EntryOrMailRow>) -> Result<SplitRows, sqlx::Error> {
+    let (mut stored, mut mails, mut head) = (Vec::new(), Vec::new(), None);
+    for row in rows {
+        match row {
+            (Some(entry_id), ..) => stored.push(entry_id),
+            (None, Some(id), Some(kind), Some(recipient), Some(subject), Some(body)) => {
+                mails.push((id, kind, recipient, subject, body))
+            }
+            (None, Some(count), None, None, None, None) => head = Some(count),
+            _ => {
+                return Err(sqlx::Error::Protocol(
+                    "a row neither an entry, a mail nor the audit head".into(),
+                ));
+            }
+        }
+    }
+    Ok((stored, mails, head))
 }
 
 /// PostgreSQL: inserts the entries and the mails of those stored in the same statement
@@ -877,118 +1022,23 @@ async fn pg_insert_entries_and_mails(
     connection: &mut sqlx::PgConnection,
     accepted: &[&PendingRegistration<'_>],
 ) -> Result<(Vec<bool>, Vec<MailRow>), sqlx::Error> {
-    fn identity<'a>(item: &'a PendingRegistration<'_>) -> &'a Identity {
-        &item.entry.registration.identity
-    }
-    let codes: Vec<CodeColumns<'_>> = accepted
-        .iter()
-        .map(|i| CodeColumns::of(i.code.as_ref(), i.now))
-        .collect();
-    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "with e as ({INSERT_ENTRIES} select * from unnest($1::text[], $2::text[], $3::text[],
-             $4::text[], $5::bytea[], $6::text[], $7::text[], $8::date[], $9::text[],
-             $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::date[],
-             $16::text[], $17::int8[], $18::int8[], $19::text[], $20::text[], $21::text[],
-             $22::text[], $23::text[], $24::timestamptz[], $25::timestamptz[],
-             $26::bytea[], $27::timestamptz[], $28::int8[], $29::timestamptz[])
-         {ON_TAKEN_KEY}),
-         m as (insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
-               select m.kind, m.recipient, m.subject, m.body, m.at, m.due
-               from unnest($30::text[], $31::text[], $32::text[], $33::text[],
-                   $34::text[], $35::timestamptz[], $36::timestamptz[])
-                   as m (entry_id, kind, recipient, subject, body, at, due)
-               join e on e.id = m.entry_id
-               returning id, kind, recipient, subject, body)
+    let sql = format!(
+        "with e as ({INSERT_ENTRIES} select * from {} {ON_TAKEN_KEY}),
+         m as ({INSERT_MAILS_OF_E})
          select e.id, null::int8, null, null, null, null from e
-         union all select null, id, kind, recipient, subject, body from m"
-    )));
-    query = query
-        .bind(column(accepted, |i| Some(i.entry.id.to_owned())))
-        .bind(column(accepted, |i| Some(i.entry.window_id.to_owned())))
-        .bind(column(accepted, |i| {
-            Some(initial_status(i).0.as_str().to_owned())
-        }))
-        .bind(column(accepted, |i| {
-            Some(i.entry.channel.as_str().to_owned())
-        }))
-        .bind(column(accepted, |i| i.entry.access_code_hash.to_vec()))
-        .bind(column(accepted, |i| {
-            Some(identity(i).family_name.as_str().to_owned())
-        }))
-        .bind(column(accepted, |i| {
-            Some(identity(i).given_names.as_str().to_owned())
-        }))
-        .bind(column(accepted, |i| identity(i).birth_date))
-        .bind(column(accepted, |i| {
-            Some(identity(i).nationality.as_str().to_owned())
-        }))
-        .bind(column(accepted, |i| {
-            Some(identity(i).document.kind.as_str().to_owned())
-        }))
-        .bind(column(accepted, |i| {
-            Some(identity(i).document.number.as_str().to_owned())
-        }))
-        .bind(column(accepted, |i| {
-            Some(identity(i).document.country.as_str().to_owned())
-        }))
-        .bind(column(accepted, |i| {
-            identity(i).email.as_ref().map(|e| e.as_str().to_owned())
-        }))
-        .bind(column(accepted, |i| {
-            identity(i).phone.as_ref().map(|p| p.as_str().to_owned())
-        }))
-        .bind(column(accepted, |i| i.entry.registration.permit_expires_on))
-        .bind(column(accepted, |i| {
-            Some(i.entry.registration.language.as_str().to_owned())
-        }))
-        .bind(column(accepted, |i| i64::from(i.entry.unsuccessful_draws)))
-        .bind(column(accepted, |i| i64::from(i.entry.weight)))
-        .bind(column(accepted, |i| Some(i.entry.keys.document.clone())))
-        .bind(column(accepted, |i| Some(i.entry.keys.person.clone())))
-        .bind(column(accepted, |i| i.entry.keys.email.clone()))
-        .bind(column(accepted, |i| i.entry.keys.phone.clone()))
-        .bind(column(accepted, |i| {
-            i.entry.registered_by.map(str::to_owned)
-        }))
-        .bind(column(accepted, |i| i.now))
-        .bind(column(accepted, |i| initial_status(i).1))
-        .bind(column(&codes, |c| c.hash.map(<[u8]>::to_vec)))
-        .bind(column(&codes, |c| c.expires_at))
-        .bind(column(&codes, |c| c.sends))
-        .bind(column(&codes, |c| c.sent_at));
-    let mails: Vec<(&PendingRegistration<'_>, &NewMail)> = accepted
-        .iter()
-        .filter_map(|item| item.mail.map(|mail| (*item, mail)))
-        .collect();
-    let rows: Vec<EntryOrMailRow> = query
-        .bind(column(&mails, |(i, _)| i.entry.id))
-        .bind(column(&mails, |(_, m)| m.kind.as_str()))
-        .bind(column(&mails, |(_, m)| m.recipient.as_str()))
-        .bind(column(&mails, |(_, m)| m.subject.as_str()))
-        .bind(column(&mails, |(_, m)| m.body.as_str()))
-        .bind(column(&mails, |(i, _)| i.now))
-        .bind(column(&mails, |(i, _)| i.now + MAIL_LEASE))
+         union all select null, id, kind, recipient, subject, body from m",
+        unnest_arrays(1, &ENTRY_TYPES)
+    );
+    let mails = mails_of(accepted);
+    let rows = entries_and_mails_query(sql, accepted, &mails)
         .fetch_all(connection)
         .await?;
-    let mut stored = Vec::with_capacity(accepted.len());
-    let mut mail_rows = Vec::with_capacity(mails.len());
-    for row in rows {
-        match row {
-            (Some(entry_id), ..) => stored.push(entry_id),
-            (None, Some(id), Some(kind), Some(recipient), Some(subject), Some(body)) => {
-                mail_rows.push((id, kind, recipient, subject, body))
-            }
-            _ => {
-                return Err(sqlx::Error::Protocol(
-                    "a row neither an entry nor a mail".into(),
-                ));
-            }
-        }
-    }
+    let (stored, mail_rows, _) = split_rows(rows)?;
     Ok((stored_flags(accepted, stored), mail_rows))
 }
 
-/// A row of [`pg_insert_entries_and_mails`]: a stored entry's id, or a queued mail.
+/// A row of [`entries_and_mails_query`]'s statements: a stored entry's id, a queued
+/// mail, or the audit head's new count.
 type EntryOrMailRow = (
     Option<String>,
     Option<i64>,
@@ -998,12 +1048,187 @@ type EntryOrMailRow = (
     Option<String>,
 );
 
+/// PostgreSQL: tries to store a batch with two round trips and no transaction block
+/// (see the module's documentation): `None` if it could not, and nothing of it was
+/// stored, for the caller to store it in a write transaction instead.
+///
+/// The windows, the audit head and the idempotency records are read without a lock,
+/// the head first (one statement with the windows). Every change a decision depends
+/// on (a window closed, an entry or an idempotency record stored) appends an audit
+/// event in its transaction, so the head read is the version of all of it. The
+/// decisions are made on that view, the audit events chained from that head, and one
+/// statement, committed on its own, then takes the write lock and writes it all. Its
+/// events take the places after the head read, and the head moves over them only
+/// from the count read: if anything was appended since, one of its events holds the
+/// first of those places (a unique violation) or the head is elsewhere (the new count
+/// comes out null, which the column refuses), and the statement fails whole. An entry
+/// whose key a live entry holds fails it too (no `on conflict` here), as does a batch
+/// that would have to delete an expired idempotency record first (not tried at all):
+/// those go through the transaction, which answers them one by one.
+async fn pg_write_at_once(
+    connection: &mut sqlx::PgConnection,
+    batch: &[PendingRegistration<'_>],
+) -> Result<Option<Vec<Result<RegisterOutcome, StoreError>>>, StoreError> {
+    let (rows, head) =
+        pg_windows_and_head(connection, HEAD_UNLOCKED, &window_ids_of(batch)).await?;
+    let windows = window_periods(rows);
+    let mut claims = claims_of(connection, batch).await?;
+    let decisions = plan(batch, &windows, &mut claims, &mut HashMap::new());
+    if decisions
+        .iter()
+        .any(|decision| matches!(decision, Decision::Accept { purge_claim: true }))
+    {
+        return Ok(None);
+    }
+    let accepted: Vec<&PendingRegistration<'_>> = accepted_positions(&decisions)
+        .into_iter()
+        .map(|i| &batch[i])
+        .collect();
+    if accepted.is_empty() {
+        return Ok(Some(answers(batch, decisions, Vec::new())));
+    }
+    let events = chain_events(head.clone(), &accepted)?;
+    let claimed: Vec<_> = accepted
+        .iter()
+        .filter_map(|item| item.idempotency.map(|request| (*item, request)))
+        .collect();
+    let Some((last_seq, last)) = events.last() else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "with held as materialized (select 1 as held from pg_advisory_xact_lock({WRITE_LOCK})),
+         e as ({INSERT_ENTRIES} select u.* from {entries} as u cross join held returning id),
+         m as ({INSERT_MAILS_OF_E}),
+         added as ({events} cross join held returning seq),
+         c as (insert into idempotency_keys
+                   (scope, key, fingerprint, status, response, created_at, expires_at)
+               select u.* from {claims} as u cross join held),
+         head as (update audit_head
+                  set count = case when count = $53 then (select max(seq) from added) end,
+                      hash = $54, at = $55
+                  where id = 1 returning count)
+         select e.id, null::int8, null, null, null, null from e
+         union all select null, id, kind, recipient, subject, body from m
+         union all select null, count, null, null, null, null from head",
+        entries = unnest_arrays(1, &ENTRY_TYPES),
+        events = insert_events_sql(37),
+        claims = unnest_arrays(
+            46,
+            &[
+                "text",
+                "text",
+                "text",
+                "int8",
+                "text",
+                "timestamptz",
+                "timestamptz"
+            ]
+        ),
+    );
+    let mails = mails_of(&accepted);
+    let query = bind_events!(entries_and_mails_query(sql, &accepted, &mails), &events)
+        .bind(column(&claimed, |(_, r)| r.scope.as_str()))
+        .bind(column(&claimed, |(_, r)| r.key))
+        .bind(column(&claimed, |(_, r)| r.fingerprint.as_str()))
+        .bind(column(&claimed, |(_, r)| i64::from(r.status)))
+        .bind(column(&claimed, |(_, r)| r.body.as_str()))
+        .bind(column(&claimed, |(i, _)| i.now))
+        .bind(column(&claimed, |(_, r)| r.expires_at))
+        .bind(head.0)
+        .bind(last.hash.as_str())
+        .bind(last.at);
+    let rows = match query.fetch_all(&mut *connection).await {
+        Ok(rows) => rows,
+        Err(sqlx::Error::Database(error)) => {
+            tracing::debug!(error = %error, "a batch could not be stored at once; storing it in a transaction");
+            return Ok(None);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    // Committed: what it says must be what was planned.
+    let (stored, mail_rows, moved_to) = split_rows(rows)?;
+    if stored.len() != accepted.len() || moved_to != Some(*last_seq) {
+        return Err(StoreError::Unplanned(
+            "a batch stored at once did not store what was planned",
+        ));
+    }
+    Ok(Some(answers(batch, decisions, mail_rows)))
+}
+
+/// The audit head as [`pg_write_at_once`] reads it, without its row lock.
+const HEAD_UNLOCKED: &str = "select count, hash from audit_head where id = 1";
+/// The audit head as a write transaction reads it: the no-op update takes its row lock.
+const HEAD_LOCKED: &str = "update audit_head set count = count where id = 1 returning count, hash";
+
+/// PostgreSQL: the audit head (read with `head`, one of the two above) joined to the
+/// windows, in one statement, so that there is always a row.
+async fn pg_windows_and_head(
+    connection: &mut sqlx::PgConnection,
+    head: &str,
+    ids: &[&str],
+) -> Result<(Vec<WindowRow>, (i64, String)), sqlx::Error> {
+    type Row = (
+        i64,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "with head as ({head})
+         select head.count, head.hash, w.id, w.state, w.registration_opens_at,
+             w.registration_closes_at
+         from head left join windows w on w.id = any($1)"
+    )))
+    .bind(ids)
+    .fetch_all(connection)
+    .await?;
+    let head = match rows.first() {
+        Some((count, hash, ..)) => (*count, hash.clone()),
+        None => return Err(sqlx::Error::RowNotFound),
+    };
+    let windows = rows
+        .into_iter()
+        .filter_map(|(_, _, id, state, opens_at, closes_at)| {
+            Some((id?, state?, opens_at?, closes_at?))
+        })
+        .collect();
+    Ok((windows, head))
+}
+
 impl Store {
     /// Stores a batch with the set-based path (see the module's documentation): one
     /// outcome per registration, in order, once committed. On `Err`, nothing of the
     /// batch was stored. [`Store::register_batch`] calls it, and falls back to the
     /// savepoint path when it fails.
     pub async fn register_set(
+        &self,
+        batch: &[PendingRegistration<'_>],
+    ) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
+        if let Some(outcomes) = self.register_set_at_once(batch).await? {
+            return Ok(outcomes);
+        }
+        self.register_set_in_transaction(batch).await
+    }
+
+    /// PostgreSQL: the batch stored by one statement committed on its own, after
+    /// reading what the decisions depend on without a lock (see `pg_write_at_once`);
+    /// `None`, with nothing of it stored, when that could not be done (and always on
+    /// SQLite, whose writer is not reached over a network).
+    pub async fn register_set_at_once(
+        &self,
+        batch: &[PendingRegistration<'_>],
+    ) -> Result<Option<Vec<Result<RegisterOutcome, StoreError>>>, StoreError> {
+        match &self.db {
+            Db::Postgres(pool) => pg_write_at_once(&mut *pool.acquire().await?, batch).await,
+            Db::Sqlite(_) => Ok(None),
+        }
+    }
+
+    /// The batch decided and written in one write transaction, which holds the write
+    /// lock from its start.
+    pub async fn register_set_in_transaction(
         &self,
         batch: &[PendingRegistration<'_>],
     ) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
@@ -1118,27 +1343,29 @@ async fn insert_planned<C: SetStatements>(
     Ok((skipped, mails))
 }
 
-/// Steps 1 and 2 of [`decide_and_write`]: reads what the decisions depend on and
-/// decides, in arrival order. The keys that entries stored before the batch hold are
-/// read only `with_stored_keys`; otherwise they are left to the entries' insert.
-async fn decide<C: SetStatements>(
-    tx: &mut C,
-    batch: &[PendingRegistration<'_>],
-    with_stored_keys: bool,
-) -> Result<(Vec<Decision>, (i64, String)), StoreError> {
-    // 1. What the decisions depend on.
+/// The windows of a batch's registrations, each once.
+fn window_ids_of<'a>(batch: &[PendingRegistration<'a>]) -> Vec<&'a str> {
     let mut window_ids: Vec<&str> = Vec::new();
     for item in batch {
         if !window_ids.contains(&item.entry.window_id) {
             window_ids.push(item.entry.window_id);
         }
     }
-    let (rows, head) = tx.windows_and_audit_head(&window_ids).await?;
-    let windows: HashMap<String, WindowPeriod> = rows
-        .into_iter()
-        .map(|(id, state, opens_at, closes_at)| (id, (state, opens_at, closes_at)))
-        .collect();
+    window_ids
+}
 
+/// The windows read, by id.
+fn window_periods(rows: Vec<WindowRow>) -> HashMap<String, WindowPeriod> {
+    rows.into_iter()
+        .map(|(id, state, opens_at, closes_at)| (id, (state, opens_at, closes_at)))
+        .collect()
+}
+
+/// The stored idempotency records of the batch's requests, by `(scope, key)`.
+async fn claims_of<C: SetStatements>(
+    tx: &mut C,
+    batch: &[PendingRegistration<'_>],
+) -> Result<HashMap<(String, String), Claim>, StoreError> {
     let requests: Vec<_> = batch.iter().filter_map(|item| item.idempotency).collect();
     let mut claims: HashMap<(String, String), Claim> = HashMap::new();
     if !requests.is_empty() {
@@ -1153,6 +1380,21 @@ async fn decide<C: SetStatements>(
             claims.insert((scope, key), claim);
         }
     }
+    Ok(claims)
+}
+
+/// Steps 1 and 2 of [`decide_and_write`]: reads what the decisions depend on and
+/// decides, in arrival order. The keys that entries stored before the batch hold are
+/// read only `with_stored_keys`; otherwise they are left to the entries' insert.
+async fn decide<C: SetStatements>(
+    tx: &mut C,
+    batch: &[PendingRegistration<'_>],
+    with_stored_keys: bool,
+) -> Result<(Vec<Decision>, (i64, String)), StoreError> {
+    // 1. What the decisions depend on.
+    let (rows, head) = tx.windows_and_audit_head(&window_ids_of(batch)).await?;
+    let windows = window_periods(rows);
+    let mut claims = claims_of(tx, batch).await?;
 
     let mut taken = HashMap::new();
     if with_stored_keys {
@@ -1204,7 +1446,6 @@ pub(super) async fn decide_and_write<C: SetStatements>(
     } else if !skipped.is_empty() {
         refuse_taken(tx, batch, &mut decisions, &skipped).await?;
     }
-    let mut outbox_ids: HashMap<(String, String, String, String), Vec<i64>> = HashMap::new();
     let accepted: Vec<&PendingRegistration<'_>> = accepted_positions(&decisions)
         .into_iter()
         .map(|i| &batch[i])
@@ -1220,18 +1461,6 @@ pub(super) async fn decide_and_write<C: SetStatements>(
             tx.purge_claims(&purged).await?;
         }
 
-        // The mail rows come back in no promised order: each mail gets the id of the
-        // row with its content (identical mails are interchangeable).
-        for (id, kind, recipient, subject, body) in mails {
-            outbox_ids
-                .entry((kind, recipient, subject, body))
-                .or_default()
-                .push(id);
-        }
-        for ids in outbox_ids.values_mut() {
-            ids.sort_unstable_by(|a, b| b.cmp(a));
-        }
-
         let claimed: Vec<_> = accepted
             .iter()
             .filter_map(|item| item.idempotency.map(|request| (*item, request)))
@@ -1241,33 +1470,61 @@ pub(super) async fn decide_and_write<C: SetStatements>(
         }
 
         // The audit events, chained from the head read with the windows.
-        let (mut seq, mut prev_hash) = head;
-        let mut events = Vec::with_capacity(accepted.len());
-        for item in &accepted {
-            let entry = &item.entry;
-            let actor = match entry.registered_by {
-                Some(token_id) => Actor::Staff(token_id.to_owned()),
-                None => Actor::Applicant,
-            };
-            let detail = json!({ "channel": entry.channel.as_str(), "weight": entry.weight });
-            let event = next_event(
-                (seq + 1, prev_hash),
-                item.now,
-                &actor.label(),
-                "entry.registered",
-                Some(entry.window_id),
-                Some(entry.id),
-                &detail,
-            )?;
-            seq += 1;
-            prev_hash = event.hash.clone();
-            events.push((seq, event));
-        }
-        tx.append_events(&events).await?;
+        tx.append_events(&chain_events(head, &accepted)?).await?;
     }
+    Ok(answers(batch, decisions, mails))
+}
 
-    // The answers, valid once the accepted registrations are committed.
-    let outcomes = batch
+/// The audit events of the `accepted` registrations, chained from `head`, with their
+/// places in the chain.
+fn chain_events(
+    head: (i64, String),
+    accepted: &[&PendingRegistration<'_>],
+) -> Result<Vec<(i64, ChainEvent)>, StoreError> {
+    let (mut seq, mut prev_hash) = head;
+    let mut events = Vec::with_capacity(accepted.len());
+    for item in accepted {
+        let entry = &item.entry;
+        let actor = match entry.registered_by {
+            Some(token_id) => Actor::Staff(token_id.to_owned()),
+            None => Actor::Applicant,
+        };
+        let detail = json!({ "channel": entry.channel.as_str(), "weight": entry.weight });
+        let event = next_event(
+            (seq + 1, prev_hash),
+            item.now,
+            &actor.label(),
+            "entry.registered",
+            Some(entry.window_id),
+            Some(entry.id),
+            &detail,
+        )?;
+        seq += 1;
+        prev_hash = event.hash.clone();
+        events.push((seq, event));
+    }
+    Ok(events)
+}
+
+/// The answers, valid once the accepted registrations are committed. The mail rows
+/// come back from the database in no promised order: each accepted registration's
+/// mail gets the id of a row with its content (identical mails are interchangeable).
+fn answers(
+    batch: &[PendingRegistration<'_>],
+    decisions: Vec<Decision>,
+    mails: Vec<MailRow>,
+) -> Vec<Result<RegisterOutcome, StoreError>> {
+    let mut outbox_ids: HashMap<(String, String, String, String), Vec<i64>> = HashMap::new();
+    for (id, kind, recipient, subject, body) in mails {
+        outbox_ids
+            .entry((kind, recipient, subject, body))
+            .or_default()
+            .push(id);
+    }
+    for ids in outbox_ids.values_mut() {
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+    }
+    batch
         .iter()
         .zip(decisions)
         .map(|(item, decision)| match decision {
@@ -1285,8 +1542,7 @@ pub(super) async fn decide_and_write<C: SetStatements>(
                 }),
             }),
         })
-        .collect();
-    Ok(outcomes)
+        .collect()
 }
 
 #[cfg(test)]

@@ -87,6 +87,11 @@ async fn fail_the_mail_of(app: &TestApp, item: &Item) {
 enum Path {
     /// `register_set` alone: fails rather than falling back.
     SetBased,
+    /// `register_set_at_once` (PostgreSQL): one statement committed on its own; fails
+    /// when it could not store the batch that way.
+    AtOnce,
+    /// `register_set_in_transaction`: the set-based decisions in a write transaction.
+    InTransaction,
     /// `register_batch_by_savepoints`: one registration after the other.
     Savepoints,
     /// `register_batch`: the set-based path, falling back to the savepoints.
@@ -139,6 +144,12 @@ async fn try_store_items(
         .collect();
     let outcomes = match path {
         Path::SetBased => app.store().register_set(&batch).await?,
+        Path::AtOnce => app
+            .store()
+            .register_set_at_once(&batch)
+            .await?
+            .ok_or(StoreError::Unplanned("the batch was not stored at once"))?,
+        Path::InTransaction => app.store().register_set_in_transaction(&batch).await?,
         Path::Savepoints => app.store().register_batch_by_savepoints(&batch).await?,
         Path::Batch => app.store().register_batch(&batch).await?,
         Path::Direct => {
@@ -217,6 +228,11 @@ async fn stored(app: &TestApp) -> Vec<(String, i64)> {
 /// A batch of every kind of answer, after a first batch stored entries and a key.
 /// Returns the answers and the app.
 async fn mixed_batch(path: Path) -> (Vec<String>, TestApp) {
+    mixed_batch_of(path, true).await
+}
+
+/// [`mixed_batch`], with or without its duplicates of entries stored before it.
+async fn mixed_batch_of(path: Path, stored_duplicate: bool) -> (Vec<String>, TestApp) {
     let app = TestApp::spawn().await;
     let open = app.open_window().await;
     let draft = app.create_window(&crate::helpers::window_body()).await;
@@ -278,6 +294,15 @@ async fn mixed_batch(path: Path) -> (Vec<String>, TestApp) {
         // two matching rules: the first in the documented order names the refusal
         item(24, &open, &sharing_two(24, 16), None),
     ];
+    let batch: Vec<Item> = batch
+        .into_iter()
+        .filter(|item| {
+            stored_duplicate
+                || ![15, 21]
+                    .map(|n| format!("{n:032x}"))
+                    .contains(&item.entry_id)
+        })
+        .collect();
     let answers = store_items(&app, &batch, path).await;
     (answers, app)
 }
@@ -566,7 +591,7 @@ async fn after_two_stored(path: Path, batch: &[(usize, Value)]) -> (Vec<String>,
 
 /// The paths that store a batch with the set-based decisions on this database.
 fn set_paths(app: &TestApp) -> Vec<Path> {
-    let mut paths = vec![Path::SetBased, Path::Batch];
+    let mut paths = vec![Path::SetBased, Path::InTransaction, Path::Batch];
     if app.store().direct_writer().is_some() {
         paths.push(Path::Direct);
     }
@@ -660,4 +685,194 @@ async fn a_registration_mail_is_queued_claimed_for_its_lease_on_every_path() {
         assert_eq!(sender.deliver_due().await, 0, "{name}: nothing sent twice");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4, "{name}");
     }
+}
+
+/// PostgreSQL: the rows a batch leaves, each as the database writes a row as text, the
+/// random window ids named by their role and the outbox's ids (a sequence's, in no
+/// promised order within a batch) left out.
+async fn pg_rows(app: &TestApp) -> Vec<String> {
+    let Db::Postgres(pool) = app.store().db() else {
+        unreachable!("PostgreSQL's rows")
+    };
+    let windows: Vec<(String, String)> = sqlx::query_as("select id, state from windows")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let queries = [
+        "select t::text from (select * from entries order by id) t",
+        "select t::text from (select kind, recipient, subject, body, created_at,
+             next_attempt_at, sent_at from outbox) t order by 1",
+        "select t::text from (select scope, key, fingerprint, status, response, created_at,
+             expires_at from idempotency_keys order by scope, key) t",
+        "select t::text from (select at, actor, action, window_id, entry_id, detail,
+             length(prev_hash), length(hash) from audit_events
+             where action = 'entry.registered' order by seq) t",
+    ];
+    let mut rows = Vec::new();
+    for sql in queries {
+        let table: Vec<String> = sqlx::query_scalar(sql).fetch_all(pool).await.unwrap();
+        rows.extend(table.into_iter().map(|row| {
+            windows
+                .iter()
+                .fold(row, |row, (id, state)| row.replace(id.as_str(), state))
+        }));
+    }
+    rows
+}
+
+#[tokio::test]
+async fn a_batch_stored_at_once_gets_the_answers_and_the_rows_of_the_one_by_one_path() {
+    let (at_once, app) = mixed_batch_of(Path::SetBased, false).await;
+    if app.store().is_sqlite() {
+        // nothing is stored at once on SQLite
+        let window = app.open_window().await;
+        let items = [item(90, &window, &applicant(90), None)];
+        let error = try_store_items(&app, &items, Path::AtOnce)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("not stored at once"), "{error}");
+        return;
+    }
+    let (direct, direct_app) = mixed_batch_of(Path::AtOnce, false).await;
+    let (one_by_one, one_app) = mixed_batch_of(Path::Savepoints, false).await;
+    assert_eq!(one_by_one.len(), 13);
+    assert_eq!(at_once, one_by_one);
+    assert_eq!(direct, one_by_one);
+    let one_rows = pg_rows(&one_app).await;
+    assert!(one_rows.len() > 15, "{one_rows:#?}");
+    for app in [&app, &direct_app] {
+        assert_eq!(stored(app).await, stored(&one_app).await);
+        assert_eq!(pg_rows(app).await, one_rows);
+        let check = app.store().verify_audit_log().await.unwrap();
+        assert!(check.problem.is_none(), "{:?}", check.problem);
+        assert_eq!(check.checked, check.stored_head.count);
+    }
+
+    // A duplicate of an entry stored before the batch fails the statement whole: the
+    // batch is not stored at once, nothing of it is, and the transaction answers it.
+    let (_, app) = mixed_batch_of(Path::Savepoints, true).await;
+    let window = app.open_window().await;
+    let rows_before = stored(&app).await;
+    let batch = [
+        item(30, &window, &applicant(30), None),
+        item(31, &window, &sharing(31, 30, "phone"), None),
+    ];
+    store_items(&app, &batch[..1], Path::AtOnce).await;
+    let error = try_store_items(&app, &batch[1..], Path::AtOnce)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("not stored at once"), "{error}");
+    let mut expected = rows_before.clone();
+    for (table, count) in &mut expected {
+        // applicant 30 and his event
+        if [
+            "entries",
+            "entries where code_hash is not null",
+            "outbox",
+            "audit_events",
+        ]
+        .contains(&table.as_str())
+        {
+            *count += 1;
+        }
+    }
+    assert_eq!(stored(&app).await, expected);
+    assert_eq!(
+        store_items(&app, &batch[1..], Path::SetBased).await,
+        ["duplicate phone"]
+    );
+}
+
+#[tokio::test]
+async fn a_batch_stored_at_once_fails_whole_when_the_audit_chain_moved_after_its_reads() {
+    let app = Arc::new(TestApp::spawn().await);
+    let Db::Postgres(pool) = app.store().db().clone() else {
+        return; // nothing is stored at once on SQLite
+    };
+    let window = app.open_window().await;
+    let head = app.store().audit_head().await.unwrap();
+    let rows_before = stored(&app).await;
+
+    // Another writer holds the write lock and has appended an event, not committed.
+    let mut other = pool.begin().await.unwrap();
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(tirage::store::WRITE_LOCK)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let event = tirage::attest::chain::chain_next(
+        &head,
+        t0(),
+        "staff:concurrent",
+        "window.edited",
+        Some(window.as_str()),
+        None,
+        serde_json::json!({ "by": "another instance" }),
+    )
+    .unwrap();
+    sqlx::query(
+        "insert into audit_events
+             (seq, at, actor, action, window_id, entry_id, detail, prev_hash, hash)
+         values ($1, $2, $3, $4, $5, null, $6, $7, $8)",
+    )
+    .bind(event.seq as i64)
+    .bind(event.at)
+    .bind(&event.actor)
+    .bind(&event.action)
+    .bind(&window)
+    .bind(tirage::attest::canonical_json(&event.detail))
+    .bind(&event.prev_hash)
+    .bind(&event.hash)
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    sqlx::query("update audit_head set count = $1, hash = $2, at = $3 where id = 1")
+        .bind(event.seq as i64)
+        .bind(&event.hash)
+        .bind(event.at)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+
+    // The batch reads the head before that event, decides, and waits for the lock.
+    let writer = {
+        let (app, window) = (Arc::clone(&app), window.clone());
+        tokio::spawn(async move {
+            let items: Vec<Item> = (80..84)
+                .map(|n| item(n as usize, &window, &applicant(n), None))
+                .collect();
+            try_store_items(&app, &items, Path::AtOnce).await
+        })
+    };
+    let mut waiting = 0;
+    for _ in 0..200 {
+        waiting = sqlx::query_scalar::<_, i64>(
+            "select count(*) from pg_locks where locktype = 'advisory' and not granted",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(waiting, 1, "the batch did not wait for the write lock");
+    other.commit().await.unwrap();
+
+    // Its events would take the place of the one committed meanwhile: nothing stored.
+    let error = writer.await.unwrap().unwrap_err();
+    assert!(error.to_string().contains("not stored at once"), "{error}");
+    let mut expected = rows_before.clone();
+    expected[4].1 += 1; // the other writer's event
+    assert_eq!(stored(&app).await, expected);
+    // Stored again, in a transaction, after that event: the chain verifies.
+    let items: Vec<Item> = (80..84)
+        .map(|n| item(n as usize, &window, &applicant(n), None))
+        .collect();
+    let answers = store_items(&app, &items, Path::SetBased).await;
+    assert_eq!(answers, vec!["created, mail true"; 4]);
+    let check = app.store().verify_audit_log().await.unwrap();
+    assert!(check.problem.is_none(), "{:?}", check.problem);
+    assert_eq!(check.checked, head.count + 5);
 }
