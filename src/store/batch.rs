@@ -339,8 +339,31 @@ pub(super) fn initial_status(
     )
 }
 
-/// A mail row as the outbox insert returns it: id, kind, recipient, subject, body.
-pub(super) type MailRow = (i64, String, String, String, String);
+/// A queued mail: the id of the entry it is for, and the id of its outbox row.
+pub(super) type MailId = (String, i64);
+
+/// The rows of a multi-row insert of `mails` (id, kind, recipient, subject, body),
+/// which come back in no promised order, paired with the entries of the mails: each
+/// row goes to a mail with its content (identical mails are interchangeable).
+fn mail_ids_by_content(
+    mails: &[(&PendingRegistration<'_>, &NewMail)],
+    rows: Vec<(i64, String, String, String, String)>,
+) -> Vec<MailId> {
+    let mut unclaimed: Vec<Option<&(&PendingRegistration<'_>, &NewMail)>> =
+        mails.iter().map(Some).collect();
+    let mut ids = Vec::with_capacity(rows.len());
+    for (id, kind, recipient, subject, body) in rows {
+        let found = unclaimed.iter_mut().find(|slot| {
+            slot.is_some_and(|(_, m)| {
+                m.recipient == recipient && m.kind == kind && m.subject == subject && m.body == body
+            })
+        });
+        if let Some((item, _)) = found.and_then(Option::take) {
+            ids.push((item.entry.id.to_owned(), id));
+        }
+    }
+    ids
+}
 
 /// The statements of a batch whose form differs between the engines: the duplicate
 /// keys already taken, and the multi-row inserts.
@@ -379,7 +402,7 @@ pub(super) trait SetStatements {
     async fn insert_entries_and_mails(
         &mut self,
         accepted: &[&PendingRegistration<'_>],
-    ) -> Result<(Vec<bool>, Vec<MailRow>), sqlx::Error>;
+    ) -> Result<(Vec<bool>, Vec<MailId>), sqlx::Error>;
     /// Inserts the events, already chained, and moves the head to the last of them.
     async fn append_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error>;
     /// The stored idempotency records of these requests' `(scope, key)`.
@@ -424,7 +447,7 @@ pub(super) trait SeparateStatements {
     async fn insert_mails(
         &mut self,
         mails: &[(&PendingRegistration<'_>, &NewMail)],
-    ) -> Result<Vec<MailRow>, sqlx::Error>;
+    ) -> Result<Vec<MailId>, sqlx::Error>;
     async fn insert_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error>;
 }
 
@@ -444,7 +467,7 @@ macro_rules! set_statements_from_separate {
         async fn insert_entries_and_mails(
             &mut self,
             accepted: &[&PendingRegistration<'_>],
-        ) -> Result<(Vec<bool>, Vec<MailRow>), sqlx::Error> {
+        ) -> Result<(Vec<bool>, Vec<MailId>), sqlx::Error> {
             let stored = self.insert_entries(accepted).await?;
             let mails: Vec<_> = accepted
                 .iter()
@@ -672,7 +695,7 @@ impl SeparateStatements for sqlx::SqliteConnection {
     async fn insert_mails(
         &mut self,
         mails: &[(&PendingRegistration<'_>, &NewMail)],
-    ) -> Result<Vec<MailRow>, sqlx::Error> {
+    ) -> Result<Vec<MailId>, sqlx::Error> {
         let sql = format!(
             "insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
              values {} returning id, kind, recipient, subject, body",
@@ -688,7 +711,8 @@ impl SeparateStatements for sqlx::SqliteConnection {
                 .bind(item.now)
                 .bind(item.now + MAIL_LEASE);
         }
-        query.fetch_all(self).await
+        let rows: Vec<(i64, String, String, String, String)> = query.fetch_all(self).await?;
+        Ok(mail_ids_by_content(mails, rows))
     }
 
     async fn insert_events(&mut self, events: &[(i64, ChainEvent)]) -> Result<(), sqlx::Error> {
@@ -752,7 +776,7 @@ impl SetStatements for sqlx::PgConnection {
     async fn insert_entries_and_mails(
         &mut self,
         accepted: &[&PendingRegistration<'_>],
-    ) -> Result<(Vec<bool>, Vec<MailRow>), sqlx::Error> {
+    ) -> Result<(Vec<bool>, Vec<MailId>), sqlx::Error> {
         pg_insert_entries_and_mails(self, accepted).await
     }
 
@@ -853,20 +877,7 @@ fn insert_events_sql(first: usize) -> String {
         "insert into audit_events
              (seq, at, actor, action, window_id, entry_id, detail, prev_hash, hash)
          select u.* from {} as u",
-        unnest_arrays(
-            first,
-            &[
-                "int8",
-                "timestamptz",
-                "text",
-                "text",
-                "text",
-                "text",
-                "text",
-                "text",
-                "text"
-            ]
-        )
+        unnest_arrays(first, &EVENT_TYPES)
     )
 }
 
@@ -882,48 +893,47 @@ fn unnest_arrays(first: usize, types: &[&str]) -> String {
 }
 
 /// The types of the entries' columns, in the order of [`INSERT_ENTRIES`].
+#[rustfmt::skip]
 const ENTRY_TYPES: [&str; ENTRY_COLUMNS] = [
+    "text", "text", "text", "text", "bytea", "text", "text", "date", "text", "text", "text",
+    "text", "text", "text", "date", "text", "int8", "int8", "text", "text", "text", "text",
+    "text", "timestamptz", "timestamptz", "bytea", "timestamptz", "int8", "timestamptz",
+];
+
+/// The types of the audit events' columns, in the order of [`insert_events_sql`].
+#[rustfmt::skip]
+const EVENT_TYPES: [&str; 9] =
+    ["int8", "timestamptz", "text", "text", "text", "text", "text", "text", "text"];
+
+/// The types of the idempotency records' columns: scope, key, fingerprint, status,
+/// response, creation, expiry.
+const CLAIM_TYPES: [&str; 7] = [
     "text",
     "text",
-    "text",
-    "text",
-    "bytea",
-    "text",
-    "text",
-    "date",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "date",
     "text",
     "int8",
-    "int8",
-    "text",
-    "text",
-    "text",
-    "text",
     "text",
     "timestamptz",
-    "timestamptz",
-    "bytea",
-    "timestamptz",
-    "int8",
     "timestamptz",
 ];
 
 /// The mails' insert on PostgreSQL, its columns `$30` to `$36` (see
-/// [`entries_and_mails_query`]), joined to the entries the query `e` inserted.
-const INSERT_MAILS_OF_E: &str =
-    "insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
-     select m.kind, m.recipient, m.subject, m.body, m.at, m.due
-     from unnest($30::text[], $31::text[], $32::text[], $33::text[], $34::text[],
-         $35::timestamptz[], $36::timestamptz[])
-         as m (entry_id, kind, recipient, subject, body, at, due)
-     join e on e.id = m.entry_id
-     returning id, kind, recipient, subject, body";
+/// [`entries_and_mails_query`]), joined to the entries the query `e` inserted: two
+/// queries of a `with`, `mail_ids`, which draws each mail's id from the outbox's
+/// sequence beside the id of its entry (read once, as it is materialized), and
+/// `m`, which inserts them. The rows an insert returns come in no promised order and
+/// can only name the inserted row's own columns, so the pairs come from `mail_ids`
+/// rather than from the mails' contents.
+const INSERT_MAILS_OF_E: &str = "mail_ids as materialized (
+         select m.entry_id, nextval('outbox_id_seq') as id, m.kind, m.recipient, m.subject,
+             m.body, m.at, m.due
+         from unnest($30::text[], $31::text[], $32::text[], $33::text[], $34::text[],
+             $35::timestamptz[], $36::timestamptz[])
+             as m (entry_id, kind, recipient, subject, body, at, due)
+         join e on e.id = m.entry_id),
+     m as (insert into outbox
+               (id, kind, recipient, subject, body, created_at, next_attempt_at)
+           select id, kind, recipient, subject, body, at, due from mail_ids)";
 
 /// A statement returning [`EntryOrMailRow`]s, its entries' columns bound as
 /// `$1` to `$29` and the mails' as `$30` to `$36`.
@@ -994,18 +1004,16 @@ fn mails_of<'a>(
 
 /// What the statements of [`entries_and_mails_query`] return, sorted out: the ids of
 /// the entries stored, the mail rows, and the audit head's new count if a row gave it.
-type SplitRows = (Vec<String>, Vec<MailRow>, Option<i64>);
+type SplitRows = (Vec<String>, Vec<MailId>, Option<i64>);
 
 /// Sorts out [`EntryOrMailRow`]s (see [`SplitRows`]).
 fn split_rows(rows: Vec<EntryOrMailRow>) -> Result<SplitRows, sqlx::Error> {
     let (mut stored, mut mails, mut head) = (Vec::new(), Vec::new(), None);
     for row in rows {
         match row {
-            (Some(entry_id), ..) => stored.push(entry_id),
-            (None, Some(id), Some(kind), Some(recipient), Some(subject), Some(body)) => {
-                mails.push((id, kind, recipient, subject, body))
-            }
-            (None, Some(count), None, None, None, None) => head = Some(count),
+            (kind, Some(entry_id), None) if kind == "entry" => stored.push(entry_id),
+            (kind, Some(entry_id), Some(id)) if kind == "mail" => mails.push((entry_id, id)),
+            (kind, None, Some(count)) if kind == "head" => head = Some(count),
             _ => {
                 return Err(sqlx::Error::Protocol(
                     "a row neither an entry, a mail nor the audit head".into(),
@@ -1021,12 +1029,12 @@ fn split_rows(rows: Vec<EntryOrMailRow>) -> Result<SplitRows, sqlx::Error> {
 async fn pg_insert_entries_and_mails(
     connection: &mut sqlx::PgConnection,
     accepted: &[&PendingRegistration<'_>],
-) -> Result<(Vec<bool>, Vec<MailRow>), sqlx::Error> {
+) -> Result<(Vec<bool>, Vec<MailId>), sqlx::Error> {
     let sql = format!(
         "with e as ({INSERT_ENTRIES} select * from {} {ON_TAKEN_KEY}),
-         m as ({INSERT_MAILS_OF_E})
-         select e.id, null::int8, null, null, null, null from e
-         union all select null, id, kind, recipient, subject, body from m",
+         {INSERT_MAILS_OF_E}
+         select 'entry', e.id, null::int8 from e
+         union all select 'mail', entry_id, id from mail_ids",
         unnest_arrays(1, &ENTRY_TYPES)
     );
     let mails = mails_of(accepted);
@@ -1037,16 +1045,9 @@ async fn pg_insert_entries_and_mails(
     Ok((stored_flags(accepted, stored), mail_rows))
 }
 
-/// A row of [`entries_and_mails_query`]'s statements: a stored entry's id, a queued
-/// mail, or the audit head's new count.
-type EntryOrMailRow = (
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
+/// A row of [`entries_and_mails_query`]'s statements: `entry` and a stored entry's id,
+/// `mail`, the id of its entry and its own, or `head` and the audit head's new count.
+type EntryOrMailRow = (String, Option<String>, Option<i64>);
 
 /// PostgreSQL: tries to store a batch with two round trips and no transaction block
 /// (see the module's documentation): `None` if it could not, and nothing of it was
@@ -1098,7 +1099,7 @@ async fn pg_write_at_once(
     let sql = format!(
         "with held as materialized (select 1 as held from pg_advisory_xact_lock({WRITE_LOCK})),
          e as ({INSERT_ENTRIES} select u.* from {entries} as u cross join held returning id),
-         m as ({INSERT_MAILS_OF_E}),
+         {INSERT_MAILS_OF_E},
          added as ({events} cross join held returning seq),
          c as (insert into idempotency_keys
                    (scope, key, fingerprint, status, response, created_at, expires_at)
@@ -1107,23 +1108,12 @@ async fn pg_write_at_once(
                   set count = case when count = $53 then (select max(seq) from added) end,
                       hash = $54, at = $55
                   where id = 1 returning count)
-         select e.id, null::int8, null, null, null, null from e
-         union all select null, id, kind, recipient, subject, body from m
-         union all select null, count, null, null, null, null from head",
+         select 'entry', e.id, null::int8 from e
+         union all select 'mail', entry_id, id from mail_ids
+         union all select 'head', null, count from head",
         entries = unnest_arrays(1, &ENTRY_TYPES),
         events = insert_events_sql(37),
-        claims = unnest_arrays(
-            46,
-            &[
-                "text",
-                "text",
-                "text",
-                "int8",
-                "text",
-                "timestamptz",
-                "timestamptz"
-            ]
-        ),
+        claims = unnest_arrays(46, &CLAIM_TYPES),
     );
     let mails = mails_of(&accepted);
     let query = bind_events!(entries_and_mails_query(sql, &accepted, &mails), &events)
@@ -1327,7 +1317,7 @@ async fn insert_planned<C: SetStatements>(
     tx: &mut C,
     batch: &[PendingRegistration<'_>],
     decisions: &[Decision],
-) -> Result<(Vec<usize>, Vec<MailRow>), StoreError> {
+) -> Result<(Vec<usize>, Vec<MailId>), StoreError> {
     let planned = accepted_positions(decisions);
     if planned.is_empty() {
         return Ok((Vec::new(), Vec::new()));
@@ -1506,40 +1496,21 @@ fn chain_events(
     Ok(events)
 }
 
-/// The answers, valid once the accepted registrations are committed. The mail rows
-/// come back from the database in no promised order: each accepted registration's
-/// mail gets the id of a row with its content (identical mails are interchangeable).
+/// The answers, valid once the accepted registrations are committed, each accepted
+/// registration with the id of its mail.
 fn answers(
     batch: &[PendingRegistration<'_>],
     decisions: Vec<Decision>,
-    mails: Vec<MailRow>,
+    mails: Vec<MailId>,
 ) -> Vec<Result<RegisterOutcome, StoreError>> {
-    let mut outbox_ids: HashMap<(String, String, String, String), Vec<i64>> = HashMap::new();
-    for (id, kind, recipient, subject, body) in mails {
-        outbox_ids
-            .entry((kind, recipient, subject, body))
-            .or_default()
-            .push(id);
-    }
-    for ids in outbox_ids.values_mut() {
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-    }
+    let mut outbox_ids: HashMap<String, i64> = mails.into_iter().collect();
     batch
         .iter()
         .zip(decisions)
         .map(|(item, decision)| match decision {
             Decision::Answer(answer) => answer,
             Decision::Accept { .. } => Ok(RegisterOutcome::Created {
-                outbox_id: item.mail.and_then(|mail| {
-                    outbox_ids
-                        .get_mut(&(
-                            mail.kind.clone(),
-                            mail.recipient.clone(),
-                            mail.subject.clone(),
-                            mail.body.clone(),
-                        ))
-                        .and_then(Vec::pop)
-                }),
+                outbox_id: item.mail.and_then(|_| outbox_ids.remove(item.entry.id)),
             }),
         })
         .collect()

@@ -26,7 +26,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::StoreError;
 use super::batch::{
-    ClaimRow, ENTRY_COLUMNS, INSERT_ENTRIES, MailRow, SeparateStatements, SetStatements, WindowRow,
+    ClaimRow, ENTRY_COLUMNS, INSERT_ENTRIES, MailId, SeparateStatements, SetStatements, WindowRow,
     decide_and_write, placeholders, set_statements_from_separate,
 };
 use super::entries::{CodeColumns, PendingRegistration, RegisterOutcome};
@@ -317,7 +317,7 @@ impl SeparateStatements for DirectWriter {
     async fn insert_mails(
         &mut self,
         mails: &[(&PendingRegistration<'_>, &NewMail)],
-    ) -> Result<Vec<MailRow>, sqlx::Error> {
+    ) -> Result<Vec<MailId>, sqlx::Error> {
         let mut insert = self
             .connection
             .prepare_cached(
@@ -340,13 +340,7 @@ impl SeparateStatements for DirectWriter {
                     |row| row.get(0),
                 )
                 .map_err(direct)?;
-            rows.push((
-                id,
-                mail.kind.clone(),
-                mail.recipient.clone(),
-                mail.subject.clone(),
-                mail.body.clone(),
-            ));
+            rows.push((item.entry.id.to_owned(), id));
         }
         Ok(rows)
     }
