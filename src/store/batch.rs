@@ -49,6 +49,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -523,6 +524,22 @@ macro_rules! bind_events {
     }};
 }
 
+/// Binds the idempotency records' columns, one array each (seven parameters, in the
+/// order of [`insert_claims_sql`]), on PostgreSQL.
+macro_rules! bind_claims {
+    ($query:expr, $claimed:expr) => {{
+        let claimed: &[(&PendingRegistration<'_>, &IdempotencyRequest<'_>)] = $claimed;
+        $query
+            .bind(column(claimed, |(_, r)| r.scope.as_str()))
+            .bind(column(claimed, |(_, r)| r.key))
+            .bind(column(claimed, |(_, r)| r.fingerprint.as_str()))
+            .bind(column(claimed, |(_, r)| i64::from(r.status)))
+            .bind(column(claimed, |(_, r)| r.body.as_str()))
+            .bind(column(claimed, |(i, _)| i.now))
+            .bind(column(claimed, |(_, r)| r.expires_at))
+    }};
+}
+
 /// A window as [`SeparateStatements::windows`] reads it: id, state, registration
 /// period.
 pub(super) type WindowRow = (String, String, DateTime<Utc>, DateTime<Utc>);
@@ -796,13 +813,15 @@ impl SetStatements for sqlx::PgConnection {
         let Some((count, last)) = events.last() else {
             return Ok(());
         };
-        let sql = format!(
-            "with added as ({} returning seq)
-             update audit_head set count = (select max(seq) from added), hash = $10, at = $11
-             where id = 1 and (select max(seq) from added) = $12",
-            insert_events_sql(1)
-        );
-        let moved = bind_events!(sqlx::query(sqlx::AssertSqlSafe(sql)), events)
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "with added as ({} returning seq)
+                 update audit_head set count = (select max(seq) from added), hash = $10, at = $11
+                 where id = 1 and (select max(seq) from added) = $12",
+                insert_events_sql(1)
+            )
+        });
+        let moved = bind_events!(sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())), events)
             .bind(last.hash.as_str())
             .bind(last.at)
             .bind(*count)
@@ -851,21 +870,10 @@ impl SetStatements for sqlx::PgConnection {
         &mut self,
         claimed: &[(&PendingRegistration<'_>, &IdempotencyRequest<'_>)],
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "insert into idempotency_keys
-                 (scope, key, fingerprint, status, response, created_at, expires_at)
-             select * from unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[],
-                 $6::timestamptz[], $7::timestamptz[])",
-        )
-        .bind(column(claimed, |(_, r)| r.scope.as_str()))
-        .bind(column(claimed, |(_, r)| r.key))
-        .bind(column(claimed, |(_, r)| r.fingerprint.as_str()))
-        .bind(column(claimed, |(_, r)| i64::from(r.status)))
-        .bind(column(claimed, |(_, r)| r.body.as_str()))
-        .bind(column(claimed, |(i, _)| i.now))
-        .bind(column(claimed, |(_, r)| r.expires_at))
-        .execute(self)
-        .await?;
+        static SQL: LazyLock<String> = LazyLock::new(|| insert_claims_sql(1));
+        bind_claims!(sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())), claimed)
+            .execute(self)
+            .await?;
         Ok(())
     }
 }
@@ -878,6 +886,17 @@ fn insert_events_sql(first: usize) -> String {
              (seq, at, actor, action, window_id, entry_id, detail, prev_hash, hash)
          select u.* from {} as u",
         unnest_arrays(first, &EVENT_TYPES)
+    )
+}
+
+/// The idempotency records' insert on PostgreSQL, its columns `$1` to `$7` counted
+/// from `first` (see [`bind_claims`]).
+fn insert_claims_sql(first: usize) -> String {
+    format!(
+        "insert into idempotency_keys
+             (scope, key, fingerprint, status, response, created_at, expires_at)
+         select u.* from {} as u",
+        unnest_arrays(first, &CLAIM_TYPES)
     )
 }
 
@@ -938,7 +957,7 @@ const INSERT_MAILS_OF_E: &str = "mail_ids as materialized (
 /// A statement returning [`EntryOrMailRow`]s, its entries' columns bound as
 /// `$1` to `$29` and the mails' as `$30` to `$36`.
 fn entries_and_mails_query<'q>(
-    sql: String,
+    sql: &'static str,
     accepted: &'q [&'q PendingRegistration<'q>],
     mails: &'q [(&'q PendingRegistration<'q>, &'q NewMail)],
 ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, EntryOrMailRow, sqlx::postgres::PgArguments> {
@@ -1030,15 +1049,17 @@ async fn pg_insert_entries_and_mails(
     connection: &mut sqlx::PgConnection,
     accepted: &[&PendingRegistration<'_>],
 ) -> Result<(Vec<bool>, Vec<MailId>), sqlx::Error> {
-    let sql = format!(
-        "with e as ({INSERT_ENTRIES} select * from {} {ON_TAKEN_KEY}),
-         {INSERT_MAILS_OF_E}
-         select 'entry', e.id, null::int8 from e
-         union all select 'mail', entry_id, id from mail_ids",
-        unnest_arrays(1, &ENTRY_TYPES)
-    );
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "with e as ({INSERT_ENTRIES} select * from {} {ON_TAKEN_KEY}),
+             {INSERT_MAILS_OF_E}
+             select 'entry', e.id, null::int8 from e
+             union all select 'mail', entry_id, id from mail_ids",
+            unnest_arrays(1, &ENTRY_TYPES)
+        )
+    });
     let mails = mails_of(accepted);
-    let rows = entries_and_mails_query(sql, accepted, &mails)
+    let rows = entries_and_mails_query(SQL.as_str(), accepted, &mails)
         .fetch_all(connection)
         .await?;
     let (stored, mail_rows, _) = split_rows(rows)?;
@@ -1088,7 +1109,8 @@ async fn pg_write_at_once(
     if accepted.is_empty() {
         return Ok(Some(answers(batch, decisions, Vec::new())));
     }
-    let events = chain_events(head.clone(), &accepted)?;
+    let head_count = head.0;
+    let events = chain_events(head, &accepted)?;
     let claimed: Vec<_> = accepted
         .iter()
         .filter_map(|item| item.idempotency.map(|request| (*item, request)))
@@ -1096,35 +1118,10 @@ async fn pg_write_at_once(
     let Some((last_seq, last)) = events.last() else {
         return Ok(None);
     };
-    let sql = format!(
-        "with held as materialized (select 1 as held from pg_advisory_xact_lock({WRITE_LOCK})),
-         e as ({INSERT_ENTRIES} select u.* from {entries} as u cross join held returning id),
-         {INSERT_MAILS_OF_E},
-         added as ({events} cross join held returning seq),
-         c as (insert into idempotency_keys
-                   (scope, key, fingerprint, status, response, created_at, expires_at)
-               select u.* from {claims} as u cross join held),
-         head as (update audit_head
-                  set count = case when count = $53 then (select max(seq) from added) end,
-                      hash = $54, at = $55
-                  where id = 1 returning count)
-         select 'entry', e.id, null::int8 from e
-         union all select 'mail', entry_id, id from mail_ids
-         union all select 'head', null, count from head",
-        entries = unnest_arrays(1, &ENTRY_TYPES),
-        events = insert_events_sql(37),
-        claims = unnest_arrays(46, &CLAIM_TYPES),
-    );
     let mails = mails_of(&accepted);
-    let query = bind_events!(entries_and_mails_query(sql, &accepted, &mails), &events)
-        .bind(column(&claimed, |(_, r)| r.scope.as_str()))
-        .bind(column(&claimed, |(_, r)| r.key))
-        .bind(column(&claimed, |(_, r)| r.fingerprint.as_str()))
-        .bind(column(&claimed, |(_, r)| i64::from(r.status)))
-        .bind(column(&claimed, |(_, r)| r.body.as_str()))
-        .bind(column(&claimed, |(i, _)| i.now))
-        .bind(column(&claimed, |(_, r)| r.expires_at))
-        .bind(head.0)
+    let query = entries_and_mails_query(AT_ONCE.as_str(), &accepted, &mails);
+    let query = bind_claims!(bind_events!(query, &events), &claimed)
+        .bind(head_count)
         .bind(last.hash.as_str())
         .bind(last.at);
     let rows = match query.fetch_all(&mut *connection).await {
@@ -1144,6 +1141,30 @@ async fn pg_write_at_once(
     }
     Ok(Some(answers(batch, decisions, mail_rows)))
 }
+
+/// The statement of [`pg_write_at_once`]: the lock, the entries (`$1` to `$29`), their
+/// mails (`$30` to `$36`), the events (`$37` to `$45`), the idempotency records (`$46`
+/// to `$52`), and the head moved from the count read (`$53`) to the last event (`$54`,
+/// `$55`). Its text never changes, so it is made once.
+static AT_ONCE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with held as materialized (select 1 as held from pg_advisory_xact_lock({WRITE_LOCK})),
+         e as ({INSERT_ENTRIES} select u.* from {entries} as u cross join held returning id),
+         {INSERT_MAILS_OF_E},
+         added as ({events} cross join held returning seq),
+         c as ({claims} cross join held),
+         head as (update audit_head
+                  set count = case when count = $53 then (select max(seq) from added) end,
+                      hash = $54, at = $55
+                  where id = 1 returning count)
+         select 'entry', e.id, null::int8 from e
+         union all select 'mail', entry_id, id from mail_ids
+         union all select 'head', null, count from head",
+        entries = unnest_arrays(1, &ENTRY_TYPES),
+        events = insert_events_sql(37),
+        claims = insert_claims_sql(46),
+    )
+});
 
 /// The audit head as [`pg_write_at_once`] reads it, without its row lock.
 const HEAD_UNLOCKED: &str = "select count, hash from audit_head where id = 1";
