@@ -119,32 +119,40 @@ impl OutboxSender {
         soon(&self.held_drain, move || {
             let this = this.clone();
             async move {
-                this.send_held().await;
+                this.send_held_once().await;
             }
         });
     }
 
     /// Sends the mails [`OutboxSender::send_claimed`] holds, until none is left.
     async fn send_held(&self) {
-        loop {
-            let held =
-                std::mem::take(&mut *self.held.lock().unwrap_or_else(PoisonError::into_inner));
-            if held.is_empty() {
-                return;
-            }
-            let latest = self.clock.now() + LEASE_MARGIN;
-            let (batch, late): (Vec<_>, Vec<_>) = held
-                .into_iter()
-                .partition(|(lease_until, _)| *lease_until > latest);
-            if !late.is_empty() {
-                tracing::warn!(
-                    mails = late.len(),
-                    "mails left for the background loop: their lease ends soon"
-                );
-            }
-            self.send_batch(batch.into_iter().map(|(_, mail)| mail).collect())
-                .await;
+        while self.send_held_once().await {}
+    }
+
+    /// Sends the mails [`OutboxSender::send_claimed`] holds now, and records them sent
+    /// with one statement; false if there were none. Mails queued meanwhile wait for
+    /// the next pass, which [`soon`] starts [`GATHER`] later: on SQLite every other
+    /// connection's commit makes the registrar's connection drop its whole page cache
+    /// before its next batch, so a pass at once after each one (as it was) meant a
+    /// statement, and a cache read again from the file, for every few batches.
+    async fn send_held_once(&self) -> bool {
+        let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(PoisonError::into_inner));
+        if held.is_empty() {
+            return false;
         }
+        let latest = self.clock.now() + LEASE_MARGIN;
+        let (batch, late): (Vec<_>, Vec<_>) = held
+            .into_iter()
+            .partition(|(lease_until, _)| *lease_until > latest);
+        if !late.is_empty() {
+            tracing::warn!(
+                mails = late.len(),
+                "mails left for the background loop: their lease ends soon"
+            );
+        }
+        self.send_batch(batch.into_iter().map(|(_, mail)| mail).collect())
+            .await;
+        true
     }
 
     /// Sends one queued mail now, if it is still due. Failures are recorded for a retry.

@@ -117,3 +117,40 @@ async fn fifty_registrations_of_one_person_without_keys_make_one_entry() {
     }
     assert_eq!(app.count("entries").await, 1);
 }
+
+/// Many people at once, each sent twice: batches follow one another closely (on
+/// PostgreSQL a batch is decided and sent while the one before it is written, its
+/// events following where that one leaves the audit chain), and a copy often lands in
+/// the batch after its original's, which then cannot be stored as planned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_people_sent_twice_at_once_are_each_stored_once_and_the_chain_holds() {
+    const PEOPLE: u32 = 150;
+    let app = TestApp::spawn().await;
+    let window_id = app.open_window().await;
+    let head = app.store().audit_head().await.unwrap();
+    let requests = (0..PEOPLE)
+        .flat_map(|n| [n, n])
+        .map(|n| registration(&window_id, &applicant(100 + n), None))
+        .collect();
+
+    let answers = all_at_once(&app, requests).await;
+
+    let created: Vec<&str> = answers
+        .iter()
+        .filter(|a| a.status.as_u16() == 201)
+        .map(|a| a.json["entry_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(created.len(), PEOPLE as usize);
+    for answer in answers.iter().filter(|a| a.status.as_u16() != 201) {
+        answer.assert_problem(409, "duplicate");
+    }
+    assert_eq!(app.count("entries").await, i64::from(PEOPLE));
+    // every receipt names a stored entry
+    let ids: Vec<String> = created.iter().map(|id| format!("'{id}'")).collect();
+    let named = format!("entries where id in ({})", ids.join(", "));
+    assert_eq!(app.count(&named).await, i64::from(PEOPLE));
+    let check = app.store().verify_audit_log().await.unwrap();
+    assert!(check.problem.is_none(), "{:?}", check.problem);
+    assert_eq!(check.checked, head.count + u64::from(PEOPLE));
+    assert_eq!(check.stored_head.count, check.checked);
+}
