@@ -45,8 +45,7 @@ use crate::domain::registration::{Channel, Registration};
 use crate::store::direct::DirectWriter;
 use crate::store::entries::PendingRegistration;
 use crate::store::{
-    AtOnce, ChainPosition, IdempotencyRequest, NewCode, NewEntry, NewMail, RegisterOutcome, Store,
-    StoreError,
+    IdempotencyRequest, NewCode, NewEntry, NewMail, RegisterOutcome, Store, StoreError,
 };
 
 /// The most registrations stored in one transaction. Larger batches share a commit
@@ -205,11 +204,7 @@ impl Registrar {
                 }
                 None => writer,
             };
-            if writer.is_sqlite() {
-                write(writer, direct, waiting, stopped, checkpoints, synced).await;
-            } else {
-                write_overlapped(writer, waiting, stopped).await;
-            }
+            write(writer, direct, waiting, stopped, checkpoints, synced).await;
             finished.send_replace(true);
         };
         run_on_own_thread(writes);
@@ -338,197 +333,6 @@ async fn write(
             let _ = checkpoints.try_send(());
         }
     }
-}
-
-/// A batch being stored by a task of its own while the writer decides the next one
-/// (PostgreSQL, see [`write_overlapped`]).
-struct InFlight {
-    task: tokio::task::JoinHandle<Vec<Result<RegisterOutcome, StoreError>>>,
-    replies: Vec<Reply>,
-    /// Where the audit chain stands once the batch is stored as planned; `None` if it
-    /// was not planned at once.
-    chain_after: Option<ChainPosition>,
-    /// Closed when the task ends, whatever happened: the next batch, if it cannot be
-    /// stored as planned, waits for it before it is stored otherwise.
-    ended: Option<oneshot::Receiver<()>>,
-}
-
-/// The writer on PostgreSQL: like [`write`], but a batch is decided and sent while
-/// the one before it is being written.
-///
-/// A batch stored at once ([`Store::plan_at_once`], [`Store::store_at_once`]) is two
-/// round trips: the reads and decisions, then one statement that waits for the write
-/// lock. Timed batch by batch, the writer spent about a quarter of each batch's time
-/// gathering, reading and deciding, while nothing was being written. Here, while
-/// batch `k` is written by a task of its own, the writer takes batch `k + 1`, decides
-/// it with its events following where `k` will leave the audit chain, and sends its
-/// statement, which waits for the lock `k` holds; then it answers `k`. At most two
-/// batches are under way, and they are answered in order.
-///
-/// If `k` is not stored as planned, the chain is not where `k + 1`'s events follow:
-/// its statement fails whole (the head is checked by count and hash), nothing of it
-/// is stored, and `k + 1` is then stored again from fresh reads, once `k` is done,
-/// as any batch (see [`store_after`]). A batch not planned at once (or whose plan
-/// failed) is also stored that way, after the one before it.
-async fn write_overlapped(
-    store: Store,
-    mut waiting: mpsc::Receiver<(NewRegistration, Reply)>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut in_flight: Option<InFlight> = None;
-    let (mut stored, mut waited) = (0, 0);
-    loop {
-        let received = tokio::select! {
-            ended = async { (&mut in_flight.as_mut().expect("guarded").task).await },
-                if in_flight.is_some() =>
-            {
-                let flight = in_flight.take().expect("guarded");
-                answer_flight(&store, flight.replies, ended);
-                continue;
-            }
-            received = waiting.recv_many(&mut batch, MAX_BATCH) => received,
-            Ok(_) = stop.wait_for(|stop| *stop), if !waiting.is_closed() => {
-                waiting.close();
-                continue;
-            }
-        };
-        if received == 0 {
-            break;
-        }
-        if in_flight.is_none() {
-            gather(&mut waiting, &mut batch, (stored + waited).min(MAX_BATCH)).await;
-        }
-        stored = batch.len();
-        let (registrations, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        let registrations = Arc::new(registrations);
-        // The position the batch's events follow: where the batch under way will
-        // leave the chain, or (nothing under way) the head as read.
-        let after = match &in_flight {
-            Some(flight) => match &flight.chain_after {
-                Some(position) => Some(position.clone()),
-                None => {
-                    // Not planned at once: where it leaves the chain is known once
-                    // it is stored.
-                    finish(&store, in_flight.take().expect("matched")).await;
-                    None
-                }
-            },
-            None => None,
-        };
-        let planned = plan_at_once(&store, &registrations, after).await;
-        let chain_after = planned.as_ref().map(AtOnce::chain_after);
-        let before = in_flight.as_mut().and_then(|flight| flight.ended.take());
-        let (end, ended) = oneshot::channel();
-        let task = tokio::spawn(store_after(
-            store.clone(),
-            Arc::clone(&registrations),
-            planned,
-            before,
-            end,
-        ));
-        if let Some(flight) = in_flight.take() {
-            finish(&store, flight).await;
-        }
-        waited = waiting.len();
-        in_flight = Some(InFlight {
-            task,
-            replies,
-            chain_after,
-            ended: Some(ended),
-        });
-    }
-    if let Some(flight) = in_flight.take() {
-        finish(&store, flight).await;
-    }
-}
-
-/// Decides a batch to store at once, its events following `after` (see
-/// [`Store::plan_at_once`]); `None` if it cannot be, or the reads failed.
-async fn plan_at_once(
-    store: &Store,
-    registrations: &[NewRegistration],
-    after: Option<ChainPosition>,
-) -> Option<AtOnce> {
-    let requests = idempotency_requests(registrations);
-    match store
-        .plan_at_once(&pending(registrations, &requests), after)
-        .await
-    {
-        Ok(planned) => planned,
-        Err(error) => {
-            tracing::debug!(error = %error, "a batch could not be planned at once");
-            None
-        }
-    }
-}
-
-/// Stores a batch as `planned`; failing that (or with no plan), once the batch
-/// before it has ended (`before` closed), as any batch ([`store_batch`]). Closes
-/// `end` when it returns.
-async fn store_after(
-    store: Store,
-    registrations: Arc<Vec<NewRegistration>>,
-    planned: Option<AtOnce>,
-    before: Option<oneshot::Receiver<()>>,
-    end: oneshot::Sender<()>,
-) -> Vec<Result<RegisterOutcome, StoreError>> {
-    if let Some(planned) = planned {
-        let requests = idempotency_requests(&registrations);
-        match store
-            .store_at_once(&pending(&registrations, &requests), planned)
-            .await
-        {
-            Ok(Some(outcomes)) => return outcomes,
-            Ok(None) => {}
-            Err(error) => {
-                tracing::warn!(error = %error, "a batch planned at once failed; storing it again");
-            }
-        }
-    }
-    if let Some(before) = before {
-        // Closed, not sent: either way the batch before has ended.
-        let _ = before.await;
-    }
-    let outcomes = store_batch(&store, &registrations).await;
-    drop(end);
-    outcomes
-}
-
-/// Waits for a batch under way and answers it.
-async fn finish(store: &Store, flight: InFlight) {
-    let ended = flight.task.await;
-    answer_flight(store, flight.replies, ended);
-}
-
-/// Answers a batch whose task has ended; if the task panicked, nothing says what it
-/// stored, and each request gets an error.
-fn answer_flight(
-    store: &Store,
-    replies: Vec<Reply>,
-    ended: Result<Vec<Result<RegisterOutcome, StoreError>>, tokio::task::JoinError>,
-) {
-    let outcomes = match ended {
-        Ok(outcomes) => outcomes,
-        Err(panicked) => {
-            tracing::error!(error = %panicked, "a batch of registrations was lost with its task");
-            replies
-                .iter()
-                .map(|_| {
-                    Err(StoreError::Database(sqlx::Error::Protocol(
-                        panicked.to_string(),
-                    )))
-                })
-                .collect()
-        }
-    };
-    store.registrations_stored(
-        outcomes
-            .iter()
-            .filter(|outcome| matches!(outcome, Ok(RegisterOutcome::Created { .. })))
-            .count(),
-    );
-    answer(replies, outcomes, None);
 }
 
 /// The batches committed and not yet answered that the sync task holds at most;

@@ -1081,9 +1081,9 @@ type EntryOrMailRow = (String, Option<String>, Option<i64>);
 /// decisions are made on that view, the audit events chained from that head, and one
 /// statement, committed on its own, then takes the write lock and writes it all. Its
 /// events take the places after the head read, and the head moves over them only
-/// from the count and hash read: if anything was appended since, one of its events
-/// holds the first of those places (a unique violation) or the head is elsewhere (the
-/// new count comes out null, which the column refuses), and the statement fails whole. An entry
+/// from the count read: if anything was appended since, one of its events holds the
+/// first of those places (a unique violation) or the head is elsewhere (the new count
+/// comes out null, which the column refuses), and the statement fails whole. An entry
 /// whose key a live entry holds fails it too (no `on conflict` here), as does a batch
 /// that would have to delete an expired idempotency record first (not tried at all):
 /// those go through the transaction, which answers them one by one.
@@ -1091,46 +1091,8 @@ async fn pg_write_at_once(
     connection: &mut sqlx::PgConnection,
     batch: &[PendingRegistration<'_>],
 ) -> Result<Option<Vec<Result<RegisterOutcome, StoreError>>>, StoreError> {
-    match pg_plan_at_once(connection, batch, None).await? {
-        Some(planned) => pg_store_at_once(connection, batch, planned).await,
-        None => Ok(None),
-    }
-}
-
-/// Where the audit chain stands: how many events it holds, and the last one's hash.
-pub type ChainPosition = (i64, String);
-
-/// A batch decided to be stored at once ([`Store::plan_at_once`]): the decisions, the
-/// position of the chain its events follow, and those events.
-#[derive(Debug)]
-pub struct AtOnce {
-    decisions: Vec<Decision>,
-    after: ChainPosition,
-    events: Vec<(i64, ChainEvent)>,
-}
-
-impl AtOnce {
-    /// Where the chain stands once the batch is stored: what the next batch follows.
-    pub fn chain_after(&self) -> ChainPosition {
-        match self.events.last() {
-            Some((seq, event)) => (*seq, event.hash.clone()),
-            None => self.after.clone(),
-        }
-    }
-}
-
-/// The first half of [`pg_write_at_once`]: reads the windows (and the audit head,
-/// unless `after` says where the chain will stand when the batch is written) and the
-/// idempotency records without a lock, decides, and chains the events. `None` for a
-/// batch that must delete an expired idempotency record first.
-async fn pg_plan_at_once(
-    connection: &mut sqlx::PgConnection,
-    batch: &[PendingRegistration<'_>],
-    after: Option<ChainPosition>,
-) -> Result<Option<AtOnce>, StoreError> {
     let (rows, head) =
         pg_windows_and_head(connection, HEAD_UNLOCKED, &window_ids_of(batch)).await?;
-    let after = after.unwrap_or(head);
     let windows = window_periods(rows);
     let mut claims = claims_of(connection, batch).await?;
     let decisions = plan(batch, &windows, &mut claims, &mut HashMap::new());
@@ -1144,44 +1106,24 @@ async fn pg_plan_at_once(
         .into_iter()
         .map(|i| &batch[i])
         .collect();
-    let events = chain_events(after.clone(), &accepted)?;
-    Ok(Some(AtOnce {
-        decisions,
-        after,
-        events,
-    }))
-}
-
-/// The second half of [`pg_write_at_once`]: the one statement. `None`, with nothing
-/// stored, if the chain is not where `planned` follows it, or a key is taken.
-async fn pg_store_at_once(
-    connection: &mut sqlx::PgConnection,
-    batch: &[PendingRegistration<'_>],
-    planned: AtOnce,
-) -> Result<Option<Vec<Result<RegisterOutcome, StoreError>>>, StoreError> {
-    let AtOnce {
-        decisions,
-        after: (head_count, head_hash),
-        events,
-    } = planned;
-    let accepted: Vec<&PendingRegistration<'_>> = accepted_positions(&decisions)
-        .into_iter()
-        .map(|i| &batch[i])
-        .collect();
-    let Some((last_seq, last)) = events.last() else {
+    if accepted.is_empty() {
         return Ok(Some(answers(batch, decisions, Vec::new())));
-    };
+    }
+    let head_count = head.0;
+    let events = chain_events(head, &accepted)?;
     let claimed: Vec<_> = accepted
         .iter()
         .filter_map(|item| item.idempotency.map(|request| (*item, request)))
         .collect();
+    let Some((last_seq, last)) = events.last() else {
+        return Ok(None);
+    };
     let mails = mails_of(&accepted);
     let query = entries_and_mails_query(AT_ONCE.as_str(), &accepted, &mails);
     let query = bind_claims!(bind_events!(query, &events), &claimed)
         .bind(head_count)
         .bind(last.hash.as_str())
-        .bind(last.at)
-        .bind(head_hash);
+        .bind(last.at);
     let rows = match query.fetch_all(&mut *connection).await {
         Ok(rows) => rows,
         Err(sqlx::Error::Database(error)) => {
@@ -1202,8 +1144,8 @@ async fn pg_store_at_once(
 
 /// The statement of [`pg_write_at_once`]: the lock, the entries (`$1` to `$29`), their
 /// mails (`$30` to `$36`), the events (`$37` to `$45`), the idempotency records (`$46`
-/// to `$52`), and the head moved from where the events follow (`$53`, `$56`) to the
-/// last event (`$54`, `$55`). Its text never changes, so it is made once.
+/// to `$52`), and the head moved from the count read (`$53`) to the last event (`$54`,
+/// `$55`). Its text never changes, so it is made once.
 static AT_ONCE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "with held as materialized (select 1 as held from pg_advisory_xact_lock({WRITE_LOCK})),
@@ -1212,8 +1154,7 @@ static AT_ONCE: LazyLock<String> = LazyLock::new(|| {
          added as ({events} cross join held returning seq),
          c as ({claims} cross join held),
          head as (update audit_head
-                  set count = case when count = $53 and hash = $56
-                                   then (select max(seq) from added) end,
+                  set count = case when count = $53 then (select max(seq) from added) end,
                       hash = $54, at = $55
                   where id = 1 returning count)
          select 'entry', e.id, null::int8 from e
@@ -1292,38 +1233,6 @@ impl Store {
     ) -> Result<Option<Vec<Result<RegisterOutcome, StoreError>>>, StoreError> {
         match &self.db {
             Db::Postgres(pool) => pg_write_at_once(&mut *pool.acquire().await?, batch).await,
-            Db::Sqlite(_) => Ok(None),
-        }
-    }
-
-    /// PostgreSQL: the first half of [`Store::register_set_at_once`], reading and
-    /// deciding without a lock; its events follow `after` if given (where the batch
-    /// written before this one will leave the chain), else the head read. `None` on
-    /// SQLite, and for a batch that cannot be stored at once.
-    pub async fn plan_at_once(
-        &self,
-        batch: &[PendingRegistration<'_>],
-        after: Option<ChainPosition>,
-    ) -> Result<Option<AtOnce>, StoreError> {
-        match &self.db {
-            Db::Postgres(pool) => pg_plan_at_once(&mut *pool.acquire().await?, batch, after).await,
-            Db::Sqlite(_) => Ok(None),
-        }
-    }
-
-    /// PostgreSQL: the second half, the one statement. `None`, with nothing stored,
-    /// if the chain is not where the plan's events follow (anything was appended
-    /// meanwhile, or the batch before it was stored otherwise than planned) or a key
-    /// is taken.
-    pub async fn store_at_once(
-        &self,
-        batch: &[PendingRegistration<'_>],
-        planned: AtOnce,
-    ) -> Result<Option<Vec<Result<RegisterOutcome, StoreError>>>, StoreError> {
-        match &self.db {
-            Db::Postgres(pool) => {
-                pg_store_at_once(&mut *pool.acquire().await?, batch, planned).await
-            }
             Db::Sqlite(_) => Ok(None),
         }
     }

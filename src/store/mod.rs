@@ -43,7 +43,6 @@ pub mod staff;
 pub mod windows;
 
 pub use audit::{Actor, AuditCheck, AuditEvent, AuditProblem};
-pub use batch::{AtOnce, ChainPosition};
 pub use entries::{
     EntryCounts, EntryRecord, EntryStatus, NewCode, NewEntry, RegisterOutcome, ResendOutcome,
     VerifyOutcome,
@@ -277,10 +276,9 @@ const BEGIN_WRITE_PLANNED: &str =
 const WRITER_STATEMENTS: usize = 8 * crate::jobs::registrar::MAX_BATCH;
 
 /// PostgreSQL: the connections of the registrar's own pool ([`Store::writer_pool`]),
-/// beside the instance's pool: two for its batches (one is written while the next is
-/// decided and sent, see `jobs::registrar`), one for the statistics it refreshes now
-/// and then.
-pub const WRITER_CONNECTIONS: u32 = 3;
+/// beside the instance's pool: one for its batches, one for the statistics it
+/// refreshes now and then.
+pub const WRITER_CONNECTIONS: u32 = 2;
 
 /// The numbers of registrations stored by an instance after which it refreshes the
 /// statistics of `entries` on PostgreSQL ([`Store::registrations_stored`]).

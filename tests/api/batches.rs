@@ -14,8 +14,7 @@ use tirage::jobs::mailer::{self, MailTransport};
 use tirage::jobs::outbox::OutboxSender;
 use tirage::store::entries::PendingRegistration;
 use tirage::store::{
-    ChainPosition, Db, IdempotencyRequest, MAIL_LEASE, NewCode, NewEntry, NewMail, RegisterOutcome,
-    StoreError,
+    Db, IdempotencyRequest, MAIL_LEASE, NewCode, NewEntry, NewMail, RegisterOutcome, StoreError,
 };
 
 use crate::helpers::{TestApp, applicant, t0};
@@ -876,97 +875,4 @@ async fn a_batch_stored_at_once_fails_whole_when_the_audit_chain_moved_after_its
     let check = app.store().verify_audit_log().await.unwrap();
     assert!(check.problem.is_none(), "{:?}", check.problem);
     assert_eq!(check.checked, head.count + 5);
-}
-
-#[tokio::test]
-async fn a_batch_planned_behind_another_is_stored_only_where_that_one_leaves_the_chain() {
-    let app = TestApp::spawn().await;
-    let window = app.open_window().await;
-    let first: Vec<Item> = (40..43)
-        .map(|n| item(n as usize, &window, &applicant(n), None))
-        .collect();
-    let second: Vec<Item> = (43..46)
-        .map(|n| item(n as usize, &window, &applicant(n), None))
-        .collect();
-    let (first_batch, second_batch) = (with_mails_only(&first), with_mails_only(&second));
-    let store = app.store();
-    if store.is_sqlite() {
-        // nothing is stored at once on SQLite
-        assert!(
-            store
-                .plan_at_once(&first_batch, None)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        return;
-    }
-    let head = store.audit_head().await.unwrap();
-    let rows_before = stored(&app).await;
-
-    // The second batch decided while the first is under way: its events follow where
-    // the first will leave the chain.
-    let planned_first = store
-        .plan_at_once(&first_batch, None)
-        .await
-        .unwrap()
-        .unwrap();
-    let after_first = planned_first.chain_after();
-    assert_eq!(after_first.0, head.count as i64 + 3);
-    let behind = |after: ChainPosition| {
-        let batch = &second_batch;
-        async move {
-            store
-                .plan_at_once(batch, Some(after))
-                .await
-                .unwrap()
-                .unwrap()
-        }
-    };
-
-    // Sent before the first is stored: the chain is not there yet, nothing is stored.
-    let early = store
-        .store_at_once(&second_batch, behind(after_first.clone()).await)
-        .await
-        .unwrap();
-    assert!(early.is_none());
-    assert_eq!(stored(&app).await, rows_before);
-
-    let answers = store
-        .store_at_once(&first_batch, planned_first)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(answers.len(), 3);
-    assert!(
-        answers
-            .iter()
-            .all(|a| matches!(a, Ok(RegisterOutcome::Created { .. })))
-    );
-
-    // Planned after the right number of events but another last hash (the first batch
-    // stored otherwise than planned): refused whole too.
-    let elsewhere = (after_first.0, "0".repeat(64));
-    let refused = store
-        .store_at_once(&second_batch, behind(elsewhere).await)
-        .await
-        .unwrap();
-    assert!(refused.is_none());
-    assert_eq!(app.count("entries").await, 3);
-
-    // Where the first left the chain: stored, and the chain verifies.
-    let answers = store
-        .store_at_once(&second_batch, behind(after_first).await)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        answers
-            .iter()
-            .all(|a| matches!(a, Ok(RegisterOutcome::Created { .. })))
-    );
-    assert_eq!(app.count("entries").await, 6);
-    let check = store.verify_audit_log().await.unwrap();
-    assert!(check.problem.is_none(), "{:?}", check.problem);
-    assert_eq!(check.checked, head.count + 6);
 }

@@ -118,10 +118,8 @@ async fn fifty_registrations_of_one_person_without_keys_make_one_entry() {
     assert_eq!(app.count("entries").await, 1);
 }
 
-/// Many people at once, each sent twice: batches follow one another closely (on
-/// PostgreSQL a batch is decided and sent while the one before it is written, its
-/// events following where that one leaves the audit chain), and a copy often lands in
-/// the batch after its original's, which then cannot be stored as planned.
+/// Many people at once, each sent twice: the registrar's batches follow one another
+/// closely, and a copy often lands in the batch after its original's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_people_sent_twice_at_once_are_each_stored_once_and_the_chain_holds() {
     const PEOPLE: u32 = 150;
