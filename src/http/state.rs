@@ -64,18 +64,20 @@ pub struct Shared {
 impl AppState {
     /// The state, with the registrar's writer started (on a thread of its own).
     pub fn new(store: Store, mailer: Arc<dyn Mailer>, clock: Arc<dyn Clock>) -> Self {
-        // On a SQLite file the outbox writes through the registrar's connection, which
-        // does not wait for the disk at each commit: nothing is acknowledged on the
-        // strength of those writes (a mark lost to a power cut sends the mail again,
-        // as a crash between a send and its mark always could; a lost claim only frees
-        // the mail sooner), the next sync of the log covers them anyway, and the
-        // registrar's connection keeps its cache, which a commit from another
-        // connection would empty.
+        // On a SQLite file the outbox records its sends through the registrar's own
+        // connection (with its batches, see `Registrar::record_sent`), and writes
+        // anything else through the registrar's pool, whose commits do not wait for the
+        // disk: nothing is acknowledged on the strength of those writes (a mark lost
+        // to a power cut sends the mail again, as a crash between a send and its mark
+        // always could; a lost claim only frees the mail sooner), and the next sync of
+        // the log covers them anyway. A commit from any connection but the registrar's
+        // own empties that connection's page cache.
+        let registrar = Registrar::start(store.clone());
         let outbox_store = store
             .unsynced_writer()
             .map_or_else(|| store.clone(), |(writer, _)| writer);
-        let outbox = OutboxSender::new(outbox_store, mailer, Arc::clone(&clock));
-        let registrar = Registrar::start(store.clone());
+        let outbox = OutboxSender::new(outbox_store, mailer, Arc::clone(&clock))
+            .recording_through(registrar.clone());
         Self(Arc::new(Shared {
             store,
             clock,

@@ -30,6 +30,7 @@ use tokio::sync::watch;
 
 use super::clock::Clock;
 use super::mailer::Mailer;
+use super::registrar::Registrar;
 use crate::store::{MAIL_LEASE, OutboxMail, Store};
 
 /// Attempts before a mail is given up.
@@ -65,6 +66,9 @@ pub struct OutboxSender {
     /// Mails queued claimed by this instance, with the end of their lease.
     held: Arc<Mutex<Vec<Held>>>,
     held_drain: Arc<Drain>,
+    /// Records the sends through the registrar's own connection where it has one
+    /// ([`Registrar::record_sent`]).
+    registrar: Option<Registrar>,
 }
 
 /// Whether a task is draining the outbox, and whether it should look once more.
@@ -83,7 +87,15 @@ impl OutboxSender {
             drain: Arc::default(),
             held: Arc::default(),
             held_drain: Arc::default(),
+            registrar: None,
         }
+    }
+
+    /// Records the sends through `registrar`'s writer where it can
+    /// ([`Registrar::record_sent`]), and through the store otherwise.
+    pub fn recording_through(mut self, registrar: Registrar) -> Self {
+        self.registrar = Some(registrar);
+        self
     }
 
     /// Sends what is due in the background, soon: starts a task that drains the
@@ -197,7 +209,18 @@ impl OutboxSender {
                 Err(error) => self.failed(&mail, &error.to_string()).await,
             }
         }
-        if let Err(error) = self.store.mails_sent(&sent, self.clock.now()).await {
+        if sent.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        let sent = match &self.registrar {
+            Some(registrar) => match registrar.record_sent(sent, now) {
+                Ok(()) => return,
+                Err(sent) => sent,
+            },
+            None => sent,
+        };
+        if let Err(error) = self.store.mails_sent(&sent, now).await {
             // They were sent; unrecorded, they are sent again when their lease ends.
             tracing::error!(mails = sent.len(), error = %error, "could not record sent mails");
         }

@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::identity::DuplicateKeys;
 use crate::domain::registration::{Channel, Registration};
-use crate::store::direct::DirectWriter;
+use crate::store::direct::{DirectWriter, SentMails};
 use crate::store::entries::PendingRegistration;
 use crate::store::{
     IdempotencyRequest, NewCode, NewEntry, NewMail, RegisterOutcome, Store, StoreError,
@@ -140,6 +140,9 @@ type Reply = oneshot::Sender<Result<RegisterOutcome, StoreError>>;
 #[derive(Clone, Debug)]
 pub struct Registrar {
     queue: mpsc::Sender<(NewRegistration, Reply)>,
+    /// Mails sent, for the writer to record through its own connection (see
+    /// [`Registrar::record_sent`]); `None` where it has none.
+    sent: Option<mpsc::UnboundedSender<SentMails>>,
     /// Set by [`Registrar::close`]; the writer then takes no new registration.
     stop: Arc<tokio::sync::watch::Sender<bool>>,
     /// Set by the writer once it has stored what it was given and let go of its
@@ -186,6 +189,13 @@ impl Registrar {
             None => None,
         };
         let (queue, waiting) = mpsc::channel(QUEUE);
+        let (sent, marks) = match direct {
+            Some(_) => {
+                let (sent, marks) = mpsc::unbounded_channel();
+                (Some(sent), Some(marks))
+            }
+            None => (None, None),
+        };
         let checkpoints = store.is_sqlite().then(|| {
             // At most one request waiting: batches committed while a checkpoint runs
             // are all covered by the next one.
@@ -204,12 +214,13 @@ impl Registrar {
                 }
                 None => writer,
             };
-            write(writer, direct, waiting, stopped, checkpoints, synced).await;
+            write(writer, direct, waiting, marks, stopped, checkpoints, synced).await;
             finished.send_replace(true);
         };
         run_on_own_thread(writes);
         Self {
             queue,
+            sent,
             stop: Arc::new(stop),
             done,
         }
@@ -224,6 +235,19 @@ impl Registrar {
         let mut done = self.done.clone();
         // An error means the writer is gone already.
         let _ = done.wait_for(|done| *done).await;
+    }
+
+    /// Hands mails recorded as sent to the writer, which writes them through its own
+    /// SQLite connection with its next batch, or alone if none is waiting
+    /// ([`DirectWriter::mails_sent`] says why). Gives the ids back where the writer
+    /// has no connection of its own (PostgreSQL), or has stopped: the caller then
+    /// records them itself. Like the outbox's own record, nothing waits for it: a
+    /// mark lost to a crash only sends the mail again once its lease ends.
+    pub fn record_sent(&self, ids: Vec<i64>, at: DateTime<Utc>) -> Result<(), Vec<i64>> {
+        match &self.sent {
+            Some(sent) => sent.send((ids, at)).map_err(|returned| returned.0.0),
+            None => Err(ids),
+        }
     }
 
     /// Stores a registration and answers once it is committed (or refused).
@@ -280,6 +304,7 @@ async fn write(
     store: Store,
     mut direct: Option<DirectWriter>,
     mut waiting: mpsc::Receiver<(NewRegistration, Reply)>,
+    mut marks: Option<mpsc::UnboundedReceiver<SentMails>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     checkpoints: Option<mpsc::Sender<()>>,
     synced: Option<mpsc::Sender<Committed>>,
@@ -289,10 +314,27 @@ async fn write(
     // committed: about how many requests are in flight.
     let (mut stored, mut waited) = (0, 0);
     loop {
-        let received = tokio::select! {
-            received = waiting.recv_many(&mut batch, MAX_BATCH) => received,
-            // Closed, what is queued is still received, then nothing.
-            Ok(_) = stop.wait_for(|stop| *stop), if !waiting.is_closed() => {
+        let next = tokio::select! {
+            // Registrations first: marks wait for the next batch unless none waits.
+            biased;
+            received = waiting.recv_many(&mut batch, MAX_BATCH) => Next::Received(received),
+            Some(mark) = next_mark(&mut marks) => Next::Sent(mark),
+            Ok(_) = stop.wait_for(|stop| *stop), if !waiting.is_closed() => Next::Stop,
+        };
+        let received = match next {
+            Next::Received(received) => received,
+            Next::Sent(mark) => {
+                let mut sent = vec![mark];
+                sent.extend(queued_marks(&mut marks));
+                let unwritten = {
+                    let _turn = store.write_turn().await;
+                    record_sent_through(&mut direct, sent).await
+                };
+                record_sent(&store, unwritten).await;
+                continue;
+            }
+            Next::Stop => {
+                // Closed, what is queued is still received, then nothing.
                 waiting.close();
                 continue;
             }
@@ -305,10 +347,12 @@ async fn write(
         }
         stored = batch.len();
         let (registrations, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        let outcomes = {
+        let sent = queued_marks(&mut marks);
+        let (outcomes, unwritten) = {
             let _turn = store.write_turn().await;
-            store_through(&store, &mut direct, registrations).await
+            store_through(&store, &mut direct, registrations, sent).await
         };
+        record_sent(&store, unwritten).await;
         waited = waiting.len();
         store.registrations_stored(
             outcomes
@@ -331,6 +375,88 @@ async fn write(
         if let Some(checkpoints) = &checkpoints {
             // Full: a checkpoint is already asked for, and it will cover this batch.
             let _ = checkpoints.try_send(());
+        }
+    }
+    // Marks handed over before the writer stopped taking them.
+    if let Some(mut marks) = marks {
+        marks.close();
+        let sent = queued_marks(&mut Some(marks));
+        let unwritten = {
+            let _turn = store.write_turn().await;
+            record_sent_through(&mut direct, sent).await
+        };
+        record_sent(&store, unwritten).await;
+    }
+}
+
+/// What the writer does next.
+enum Next {
+    /// Store the registrations received (none: the queue is closed and empty).
+    Received(usize),
+    /// Record mails sent: no registration is waiting.
+    Sent(SentMails),
+    /// Stop taking registrations.
+    Stop,
+}
+
+/// The next mails recorded as sent; never, where the writer takes none.
+async fn next_mark(marks: &mut Option<mpsc::UnboundedReceiver<SentMails>>) -> Option<SentMails> {
+    match marks {
+        Some(marks) => marks.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The mails recorded as sent that are waiting, without waiting for more.
+fn queued_marks(marks: &mut Option<mpsc::UnboundedReceiver<SentMails>>) -> Vec<SentMails> {
+    let mut sent = Vec::new();
+    if let Some(marks) = marks {
+        while let Ok(mark) = marks.try_recv() {
+            sent.push(mark);
+        }
+    }
+    sent
+}
+
+/// Records `sent` through the writer's own connection, on a blocking thread; gives
+/// back what it could not record (no connection, or its transaction failed).
+async fn record_sent_through(
+    direct: &mut Option<DirectWriter>,
+    sent: Vec<SentMails>,
+) -> Vec<SentMails> {
+    let Some(mut connection) = direct.take().filter(|_| !sent.is_empty()) else {
+        return sent;
+    };
+    let recorded = tokio::task::spawn_blocking(move || {
+        let recorded = connection.mails_sent(&sent);
+        (connection, sent, recorded)
+    })
+    .await;
+    match recorded {
+        Ok((connection, sent, recorded)) => {
+            *direct = Some(connection);
+            match recorded {
+                Ok(()) => Vec::new(),
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not record sent mails through the registrar's connection");
+                    sent
+                }
+            }
+        }
+        Err(panicked) => {
+            tracing::error!(error = %panicked, "the registrar's own connection was lost; batches go through the pool's");
+            Vec::new()
+        }
+    }
+}
+
+/// Records through the store what the writer's connection did not (outside the
+/// writers' turn, which [`Store::mails_sent`] takes itself). A failure only sends the
+/// mails again once their lease ends.
+async fn record_sent(store: &Store, sent: Vec<SentMails>) {
+    for (ids, at) in sent {
+        if let Err(error) = store.mails_sent(&ids, at).await {
+            tracing::error!(mails = ids.len(), error = %error, "could not record sent mails");
         }
     }
 }
@@ -603,36 +729,42 @@ fn pending<'a>(
 /// its thread panicked (the connection is then dropped, which rolls its transaction
 /// back, and later batches go through `store`). If the batch fails there, nothing of
 /// it was stored, and it is stored one by one through `store`.
+///
+/// `sent`, mails recorded as sent, is written in the same transaction; what could not
+/// be is given back, for the caller to record otherwise.
 async fn store_through(
     store: &Store,
     direct: &mut Option<DirectWriter>,
     registrations: Vec<NewRegistration>,
-) -> Vec<Result<RegisterOutcome, StoreError>> {
+    sent: Vec<SentMails>,
+) -> (Vec<Result<RegisterOutcome, StoreError>>, Vec<SentMails>) {
     let Some(mut connection) = direct.take() else {
-        return store_batch(store, &registrations).await;
+        return (store_batch(store, &registrations).await, sent);
     };
     let shared = Arc::new(registrations);
     let batch = Arc::clone(&shared);
     let stored = tokio::task::spawn_blocking(move || {
         let requests = idempotency_requests(&batch);
-        let outcomes = connection.register_batch(&pending(&batch, &requests));
-        (connection, outcomes)
+        let outcomes = connection.register_batch(&pending(&batch, &requests), &sent);
+        (connection, outcomes, sent)
     })
     .await;
-    let error = match stored {
-        Ok((connection, outcomes)) => {
+    let (error, sent) = match stored {
+        Ok((connection, outcomes, sent)) => {
             *direct = Some(connection);
             match outcomes {
-                Ok(outcomes) => return outcomes,
-                Err(error) => error,
+                Ok(outcomes) => return (outcomes, Vec::new()),
+                Err(error) => (error, sent),
             }
         }
         Err(panicked) => {
             tracing::error!(error = %panicked, "the registrar's own connection was lost; batches go through the pool's");
-            StoreError::Database(sqlx::Error::Protocol(panicked.to_string()))
+            let error = StoreError::Database(sqlx::Error::Protocol(panicked.to_string()));
+            // Lost with the thread: a mail whose mark is lost is sent again later.
+            (error, Vec::new())
         }
     };
-    fall_back(store, &shared, &error).await
+    (fall_back(store, &shared, &error).await, sent)
 }
 
 /// After a batch failed as a whole (nothing of it stored): stores its registrations

@@ -22,7 +22,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, named_params, params};
 
 use super::StoreError;
 use super::batch::{
@@ -31,7 +31,7 @@ use super::batch::{
 };
 use super::entries::{CodeColumns, PendingRegistration, RegisterOutcome};
 use super::idempotency::IdempotencyRequest;
-use super::outbox::{MAIL_LEASE, NewMail};
+use super::outbox::{MAIL_LEASE, NewMail, SQLITE_MAILS_SENT, ids_as_json};
 use crate::attest::chain::ChainEvent;
 use crate::domain::identity::DuplicateRule;
 
@@ -88,25 +88,66 @@ impl DirectWriter {
     /// path ([`super::Store::register_set`]): one outcome per registration, in order,
     /// once committed. On `Err`, nothing of the batch was stored. Runs on the calling
     /// thread until the commit has returned: call it where blocking is allowed.
+    ///
+    /// `sent` records mails sent in the same transaction ([`DirectWriter::mails_sent`]).
     pub fn register_batch(
         &mut self,
         batch: &[PendingRegistration<'_>],
+        sent: &[SentMails],
     ) -> Result<Vec<Result<RegisterOutcome, StoreError>>, StoreError> {
+        self.in_transaction(|writer| {
+            let outcomes = ready(decide_and_write(writer, batch))?;
+            writer.record_sent(sent)?;
+            Ok(outcomes)
+        })
+    }
+
+    /// Records mails sent, as [`super::Store::mails_sent`] does, through this
+    /// connection: in SQLite's WAL mode a commit from any other connection makes this
+    /// one empty its whole page cache before its next transaction, and read again
+    /// every page it then needs. The outbox recorded the registrations' mails through
+    /// another connection several times a second under load; through this one, the
+    /// cache stays (`docs/benchmarks.md`, seventeenth round).
+    pub fn mails_sent(&mut self, sent: &[SentMails]) -> Result<(), StoreError> {
+        self.in_transaction(|writer| writer.record_sent(sent))
+    }
+
+    fn record_sent(&mut self, sent: &[SentMails]) -> Result<(), StoreError> {
+        let mut update = self
+            .connection
+            .prepare_cached(SQLITE_MAILS_SENT)
+            .map_err(direct)?;
+        for (ids, at) in sent.iter().filter(|(ids, _)| !ids.is_empty()) {
+            update
+                .execute(named_params! { "$1": ids_as_json(ids)?, "$2": time_text(*at) })
+                .map_err(direct)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `write` in a write transaction and commits; on `Err`, nothing of it stays.
+    fn in_transaction<T>(
+        &mut self,
+        write: impl FnOnce(&mut Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         self.connection
             .execute_batch("begin immediate")
             .map_err(direct)?;
-        let stored = ready(decide_and_write(self, batch)).and_then(|outcomes| {
+        let done = write(self).and_then(|value| {
             self.connection.execute_batch("commit").map_err(direct)?;
-            Ok(outcomes)
+            Ok(value)
         });
-        if stored.is_err() && !self.connection.is_autocommit() {
+        if done.is_err() && !self.connection.is_autocommit() {
             // The error is the one to report; a failed rollback leaves the connection
             // in its transaction, which the next `begin` then refuses.
             let _ = self.connection.execute_batch("rollback");
         }
-        stored
+        done
     }
 }
+
+/// Mails recorded as sent: their ids, and when.
+pub type SentMails = (Vec<i64>, DateTime<Utc>);
 
 /// Runs a future that never waits: [`DirectWriter`]'s statements are `async` only to
 /// share [`decide_and_write`] with the sqlx path, and each completes when first

@@ -62,6 +62,19 @@ pub(crate) use insert_mail;
 
 const CLAIM_COLUMNS: &str = "returning id, kind, recipient, subject, body, attempts";
 
+/// Records sends on SQLite ([`Store::mails_sent`], and the registrar's own connection,
+/// [`super::direct::DirectWriter::mails_sent`]): the mails' ids as a JSON array (`$1`)
+/// and the time (`$2`); each mail's recipient and body are erased.
+pub(super) const SQLITE_MAILS_SENT: &str =
+    "update outbox set sent_at = $2, attempts = attempts + 1, recipient = '', body = '',
+         last_error = null
+     where id in (select value from json_each($1))";
+
+/// Mails' ids as the JSON array [`SQLITE_MAILS_SENT`] takes.
+pub(super) fn ids_as_json(ids: &[i64]) -> Result<String, StoreError> {
+    serde_json::to_string(ids).map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))
+}
+
 /// The statement that claims due mails: `$1` now, `$2` the end of the lease, `$3` the
 /// most mails to claim; on PostgreSQL if `postgres`, else on SQLite.
 ///
@@ -170,17 +183,11 @@ impl Store {
         let _turn = self.write_turn().await;
         match &self.db {
             super::Db::Sqlite(pool) => {
-                let ids = serde_json::to_string(ids)
-                    .map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
-                sqlx::query(
-                    "update outbox set sent_at = $2, attempts = attempts + 1, recipient = '', body = '',
-                         last_error = null
-                     where id in (select value from json_each($1))",
-                )
-                .bind(ids)
-                .bind(now)
-                .execute(pool)
-                .await?;
+                sqlx::query(SQLITE_MAILS_SENT)
+                    .bind(ids_as_json(ids)?)
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
             }
             super::Db::Postgres(pool) => {
                 sqlx::query(

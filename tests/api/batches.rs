@@ -157,7 +157,7 @@ async fn try_store_items(
                 .store()
                 .direct_writer()
                 .expect("a SQLite file has a direct writer")?;
-            writer.register_batch(&batch)?
+            writer.register_batch(&batch, &[])?
         }
     };
     Ok(outcomes
@@ -446,6 +446,19 @@ async fn a_failed_batch_of_the_direct_writer_stores_nothing_and_the_next_one_is_
     };
     let mut writer = writer.unwrap();
     let window = app.open_window().await;
+    // A registration stored before, whose mail is then recorded as sent with the batch.
+    let earlier = [item(59, &window, &applicant(59), None)];
+    let outcomes = writer
+        .register_batch(&with_mails_only(&earlier), &[])
+        .unwrap();
+    let Ok(RegisterOutcome::Created {
+        outbox_id: Some(mail),
+    }) = outcomes[0]
+    else {
+        panic!("{outcomes:?}");
+    };
+    let sent = [(vec![mail], t0())];
+    let recorded = format!("outbox where id = {mail} and sent_at is not null and recipient = ''");
     let items: Vec<Item> = (60..64)
         .map(|n| item(n as usize, &window, &applicant(n), None))
         .collect();
@@ -453,20 +466,26 @@ async fn a_failed_batch_of_the_direct_writer_stores_nothing_and_the_next_one_is_
     // The third mail cannot be stored (as with a full disk), after the entries were.
     fail_the_mail_of(&app, &items[2]).await;
     let rows_before = stored(&app).await;
-    let error = writer.register_batch(&requests).unwrap_err();
+    let error = writer.register_batch(&requests, &sent).unwrap_err();
     assert!(error.to_string().contains("no space left"), "{error}");
     assert_eq!(stored(&app).await, rows_before);
+    assert_eq!(
+        app.count(&recorded).await,
+        0,
+        "the mark went with the batch"
+    );
 
     // The same connection, its failed transaction rolled back, stores the batch.
     app.heal_inserts("outbox").await;
-    let outcomes = writer.register_batch(&requests).unwrap();
+    let outcomes = writer.register_batch(&requests, &sent).unwrap();
+    assert_eq!(app.count(&recorded).await, 1);
     assert!(
         outcomes
             .iter()
             .all(|outcome| matches!(outcome, Ok(RegisterOutcome::Created { outbox_id: Some(_) }))),
         "{outcomes:?}"
     );
-    assert_eq!(app.count("entries").await, 4);
+    assert_eq!(app.count("entries").await, 5);
     assert_eq!(app.count("outbox").await, rows_before[2].1 + 4);
     let check = app.store().verify_audit_log().await.unwrap();
     assert!(check.problem.is_none(), "{:?}", check.problem);
