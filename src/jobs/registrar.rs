@@ -326,11 +326,7 @@ async fn write(
             Next::Sent(mark) => {
                 let mut sent = vec![mark];
                 sent.extend(queued_marks(&mut marks));
-                let unwritten = {
-                    let _turn = store.write_turn().await;
-                    record_sent_through(&mut direct, sent).await
-                };
-                record_sent(&store, unwritten).await;
+                record_alone(&store, &mut direct, sent).await;
                 continue;
             }
             Next::Stop => {
@@ -381,12 +377,21 @@ async fn write(
     if let Some(mut marks) = marks {
         marks.close();
         let sent = queued_marks(&mut Some(marks));
-        let unwritten = {
-            let _turn = store.write_turn().await;
-            record_sent_through(&mut direct, sent).await
-        };
-        record_sent(&store, unwritten).await;
+        record_alone(&store, &mut direct, sent).await;
     }
+}
+
+/// Records mails sent when no batch takes them: through the writer's own connection
+/// in the writers' turn, or else through the store.
+async fn record_alone(store: &Store, direct: &mut Option<DirectWriter>, sent: Vec<SentMails>) {
+    if sent.is_empty() {
+        return;
+    }
+    let unwritten = {
+        let _turn = store.write_turn().await;
+        record_sent_through(direct, sent).await
+    };
+    record_sent(store, unwritten).await;
 }
 
 /// What the writer does next.
@@ -424,7 +429,7 @@ async fn record_sent_through(
     direct: &mut Option<DirectWriter>,
     sent: Vec<SentMails>,
 ) -> Vec<SentMails> {
-    let Some(mut connection) = direct.take().filter(|_| !sent.is_empty()) else {
+    let Some(mut connection) = direct.take() else {
         return sent;
     };
     let recorded = tokio::task::spawn_blocking(move || {
