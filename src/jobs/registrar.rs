@@ -374,11 +374,10 @@ async fn write(
         }
     }
     // Marks handed over before the writer stopped taking them.
-    if let Some(mut marks) = marks {
+    if let Some(marks) = marks.as_mut() {
         marks.close();
-        let sent = queued_marks(&mut Some(marks));
-        record_alone(&store, &mut direct, sent).await;
     }
+    record_alone(&store, &mut direct, queued_marks(&mut marks)).await;
 }
 
 /// Records mails sent when no batch takes them: through the writer's own connection
@@ -423,34 +422,55 @@ fn queued_marks(marks: &mut Option<mpsc::UnboundedReceiver<SentMails>>) -> Vec<S
     sent
 }
 
-/// Records `sent` through the writer's own connection, on a blocking thread; gives
+/// Records `sent` through the writer's own connection ([`on_own_connection`]); gives
 /// back what it could not record (no connection, or its transaction failed).
 async fn record_sent_through(
     direct: &mut Option<DirectWriter>,
     sent: Vec<SentMails>,
 ) -> Vec<SentMails> {
-    let Some(mut connection) = direct.take() else {
+    let Some(connection) = direct.take() else {
         return sent;
     };
-    let recorded = tokio::task::spawn_blocking(move || {
+    let recorded = on_own_connection(direct, connection, move |connection| {
         let recorded = connection.mails_sent(&sent);
-        (connection, sent, recorded)
+        (sent, recorded)
     })
     .await;
     match recorded {
-        Ok((connection, sent, recorded)) => {
+        Ok((_, Ok(()))) => Vec::new(),
+        Ok((sent, Err(error))) => {
+            tracing::warn!(error = %error, "could not record sent mails through the registrar's connection");
+            sent
+        }
+        // Lost with the thread: a mail whose mark is lost is sent again later.
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Runs `work` with the writer's own `connection` on a thread where blocking is
+/// allowed, and puts the connection back in `direct`; unless that thread panicked:
+/// the connection is then dropped (which rolls its transaction back), later batches
+/// go through the pool's, and the panic comes back as an error.
+async fn on_own_connection<T: Send + 'static>(
+    direct: &mut Option<DirectWriter>,
+    mut connection: DirectWriter,
+    work: impl FnOnce(&mut DirectWriter) -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    let ran = tokio::task::spawn_blocking(move || {
+        let value = work(&mut connection);
+        (connection, value)
+    })
+    .await;
+    match ran {
+        Ok((connection, value)) => {
             *direct = Some(connection);
-            match recorded {
-                Ok(()) => Vec::new(),
-                Err(error) => {
-                    tracing::warn!(error = %error, "could not record sent mails through the registrar's connection");
-                    sent
-                }
-            }
+            Ok(value)
         }
         Err(panicked) => {
             tracing::error!(error = %panicked, "the registrar's own connection was lost; batches go through the pool's");
-            Vec::new()
+            Err(StoreError::Database(sqlx::Error::Protocol(
+                panicked.to_string(),
+            )))
         }
     }
 }
@@ -729,11 +749,9 @@ fn pending<'a>(
 }
 
 /// Stores a batch: through `store` ([`store_batch`]) if `direct` holds no connection;
-/// otherwise through the writer's own connection, taken from `direct` to a thread
-/// where blocking is allowed ([`DirectWriter::register_batch`]) and put back, unless
-/// its thread panicked (the connection is then dropped, which rolls its transaction
-/// back, and later batches go through `store`). If the batch fails there, nothing of
-/// it was stored, and it is stored one by one through `store`.
+/// otherwise through the writer's own connection ([`on_own_connection`],
+/// [`DirectWriter::register_batch`]). If the batch fails there, nothing of it was
+/// stored, and it is stored one by one through `store`.
 ///
 /// `sent`, mails recorded as sent, is written in the same transaction; what could not
 /// be is given back, for the caller to record otherwise.
@@ -743,31 +761,22 @@ async fn store_through(
     registrations: Vec<NewRegistration>,
     sent: Vec<SentMails>,
 ) -> (Vec<Result<RegisterOutcome, StoreError>>, Vec<SentMails>) {
-    let Some(mut connection) = direct.take() else {
+    let Some(connection) = direct.take() else {
         return (store_batch(store, &registrations).await, sent);
     };
     let shared = Arc::new(registrations);
     let batch = Arc::clone(&shared);
-    let stored = tokio::task::spawn_blocking(move || {
+    let stored = on_own_connection(direct, connection, move |connection| {
         let requests = idempotency_requests(&batch);
         let outcomes = connection.register_batch(&pending(&batch, &requests), &sent);
-        (connection, outcomes, sent)
+        (outcomes, sent)
     })
     .await;
     let (error, sent) = match stored {
-        Ok((connection, outcomes, sent)) => {
-            *direct = Some(connection);
-            match outcomes {
-                Ok(outcomes) => return (outcomes, Vec::new()),
-                Err(error) => (error, sent),
-            }
-        }
-        Err(panicked) => {
-            tracing::error!(error = %panicked, "the registrar's own connection was lost; batches go through the pool's");
-            let error = StoreError::Database(sqlx::Error::Protocol(panicked.to_string()));
-            // Lost with the thread: a mail whose mark is lost is sent again later.
-            (error, Vec::new())
-        }
+        Ok((Ok(outcomes), _)) => return (outcomes, Vec::new()),
+        Ok((Err(error), sent)) => (error, sent),
+        // Lost with the thread: a mail whose mark is lost is sent again later.
+        Err(error) => (error, Vec::new()),
     };
     (fall_back(store, &shared, &error).await, sent)
 }
