@@ -19,16 +19,16 @@ target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 step() { printf '\n== %s\n' "$*"; }
 
 step "format"
-cargo fmt --check
+cargo fmt --all --check
 
-step "lints (server build, every target: lib, bin, tests, benches)"
-cargo clippy --all-targets --all-features -- -D warnings
+step "lints (server build, every target: lib, bin, tests, benches; the log VFS crate)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "lints (auditor build without the server stack)"
 cargo clippy --no-default-features --lib --bins -- -D warnings
 
-step "Rust tests (server build, SQLite)"
-env -u TIRAGE_TEST_POSTGRES_URL cargo test --all-features
+step "Rust tests (server build, SQLite; the log VFS crate)"
+env -u TIRAGE_TEST_POSTGRES_URL cargo test --workspace --all-features
 
 step "the API tests again, on PostgreSQL"
 if [[ -n ${TIRAGE_TEST_POSTGRES_URL:-} ]]; then

@@ -58,9 +58,15 @@ impl DirectWriter {
     /// already created and put in WAL mode, with the settings of the store's own
     /// connections but `synchronous=NORMAL`.
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
-        let connection = Connection::open_with_flags(
+        let vfs = tirage_log_vfs::register().map_err(|code| {
+            StoreError::Corrupt(format!(
+                "could not register the log's file layer: SQLite error {code}"
+            ))
+        })?;
+        let connection = Connection::open_with_flags_and_vfs(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            vfs,
         )
         .map_err(direct)?;
         connection.busy_timeout(busy_timeout).map_err(direct)?;
