@@ -704,8 +704,12 @@ impl Store {
         window_id: &str,
     ) -> Result<Vec<(String, u32)>, StoreError> {
         let rows: Vec<(String, i64)> = on_db!(self, |pool| {
+            // `order by id`: the order of the index of eligible entries, which holds
+            // both columns; without it SQLite may take the index by window and status
+            // and read every entry's row.
             sqlx::query_as(
-                "select id, weight from entries where window_id = $1 and status = 'eligible'",
+                "select id, weight from entries where window_id = $1 and status = 'eligible'
+                 order by id",
             )
             .bind(window_id)
             .fetch_all(pool)

@@ -361,6 +361,17 @@ pub struct ReleaseRecord {
     pub offers: Vec<ChainOffer>,
 }
 
+/// A follow-up's cursors: the last rank mailed, the last entry left pending mailed
+/// (its id, and its time of registration unless the follow-up pages by id alone),
+/// when all mails were queued, how many.
+type FollowupCursor = (
+    i64,
+    String,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    i64,
+);
+
 #[derive(sqlx::FromRow)]
 struct DrawnRow {
     rank: i64,
@@ -787,15 +798,15 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         on_db!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let cursor: Option<(i64, String, Option<DateTime<Utc>>, i64)> = sqlx::query_as(
-                "select mailed_rank, mailed_excluded, mails_done_at, mails
+            let cursor: Option<FollowupCursor> = sqlx::query_as(
+                "select mailed_rank, mailed_excluded, mailed_excluded_at, mails_done_at, mails
                  from draw_followups where window_id = $1",
             )
             .bind(window_id)
             .fetch_optional(&mut *tx)
             .await?;
             // The holders are recorded first; their row carries the cursors.
-            let (mailed_rank, mailed_excluded, done_at, total) =
+            let (mailed_rank, mailed_excluded, mailed_excluded_at, done_at, total) =
                 cursor.ok_or(StoreError::NotFound)?;
             if done_at.is_some() {
                 return Ok(None);
@@ -866,18 +877,43 @@ impl Store {
                 return Ok(Some(queued));
             }
 
-            let excluded: Vec<(String, String, String)> = sqlx::query_as(
-                "select id, email, language from entries
-                 where window_id = $1 and status = 'pending_verification'
-                   and email is not null and id > $2
-                 order by id
-                 limit $3",
-            )
-            .bind(window_id)
-            .bind(&mailed_excluded)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
+            // The entries left pending, in the order of `entries_by_window`: by time of
+            // registration, then id, after the last one mailed. A follow-up begun by a
+            // version that paged by id alone (its cursor has an id and no time) goes on
+            // by id.
+            let excluded: Vec<(String, String, String, DateTime<Utc>)> =
+                match (&mailed_excluded_at, mailed_excluded.is_empty()) {
+                    (Some(at), _) => sqlx::query_as(
+                        "select id, email, language, created_at from entries
+                         where window_id = $1 and status = 'pending_verification'
+                           and email is not null and (created_at, id) > ($2, $3)
+                         order by created_at, id
+                         limit $4",
+                    )
+                    .bind(window_id)
+                    .bind(at)
+                    .bind(&mailed_excluded),
+                    (None, true) => sqlx::query_as(
+                        "select id, email, language, created_at from entries
+                         where window_id = $1 and status = 'pending_verification'
+                           and email is not null
+                         order by created_at, id
+                         limit $2",
+                    )
+                    .bind(window_id),
+                    (None, false) => sqlx::query_as(
+                        "select id, email, language, created_at from entries
+                         where window_id = $1 and status = 'pending_verification'
+                           and email is not null and id > $2
+                         order by id
+                         limit $3",
+                    )
+                    .bind(window_id)
+                    .bind(&mailed_excluded),
+                }
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
             if let Some(last) = excluded.last() {
                 let closed_at: Option<DateTime<Utc>> =
                     sqlx::query_scalar("select closed_at from windows where id = $1")
@@ -886,7 +922,7 @@ impl Store {
                         .await?;
                 let new_mails: Vec<NewMail> = excluded
                     .iter()
-                    .map(|(entry_id, email, language)| {
+                    .map(|(entry_id, email, language, _)| {
                         let to = MailTo {
                             entry_id,
                             email,
@@ -896,12 +932,17 @@ impl Store {
                     })
                     .collect();
                 let queued = insert_mails!(tx, &new_mails, now);
+                // the time stays unset for a follow-up that pages by id
+                let last_at =
+                    (mailed_excluded_at.is_some() || mailed_excluded.is_empty()).then_some(last.3);
                 sqlx::query(
-                    "update draw_followups set mailed_excluded = $2, mails = mails + $3
+                    "update draw_followups
+                     set mailed_excluded = $2, mailed_excluded_at = $3, mails = mails + $4
                      where window_id = $1",
                 )
                 .bind(window_id)
                 .bind(&last.0)
+                .bind(last_at)
                 .bind(queued)
                 .execute(&mut *tx)
                 .await?;

@@ -968,3 +968,145 @@ async fn nothing_to_cancel_before_the_draw_and_no_chain_to_read() {
         .assert_problem(409, "wrong-state");
     assert_eq!(app.count("cancellations").await, 0);
 }
+
+/// How many result mails each of `recipients` has in the outbox.
+async fn result_mails_to(app: &TestApp, recipients: &[String]) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for recipient in recipients {
+        let n: i64 = with_pool!(app, |pool| sqlx::query_scalar(
+            "select count(*) from outbox where kind = 'draw_result' and recipient = $1"
+        )
+        .bind(recipient)
+        .fetch_one(pool)
+        .await
+        .unwrap());
+        counts.push(n);
+    }
+    counts
+}
+
+/// Takes back the result mails to the entries left pending and puts the follow-up's
+/// cursor for them at `cursor` (id, time of registration), as a follow-up cut short
+/// there would have left it.
+async fn rewind_pending_mails(
+    app: &TestApp,
+    window_id: &str,
+    recipients: &[String],
+    cursor: (&str, Option<chrono::DateTime<chrono::Utc>>),
+) {
+    for recipient in recipients {
+        with_pool!(app, |pool| {
+            sqlx::query("delete from outbox where kind = 'draw_result' and recipient = $1")
+                .bind(recipient)
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+    }
+    with_pool!(app, |pool| sqlx::query(
+        "update draw_followups set mails_done_at = null, mailed_excluded = $2,
+             mailed_excluded_at = $3
+         where window_id = $1"
+    )
+    .bind(window_id)
+    .bind(cursor.0)
+    .bind(cursor.1)
+    .execute(pool)
+    .await
+    .map(|_| ())
+    .unwrap());
+}
+
+/// Queues the rest of the result mails two entries at a time.
+async fn queue_in_chunks_of_two(app: &TestApp, window_id: &str) {
+    let mut chunks = 0;
+    while app
+        .store()
+        .queue_result_mails(
+            window_id,
+            &tirage::jobs::offers::Mails,
+            2,
+            tirage::jobs::clock::Clock::now(&app.clock),
+        )
+        .await
+        .unwrap()
+        .is_some()
+    {
+        chunks += 1;
+        assert!(chunks < 50, "the follow-up never ends");
+    }
+}
+
+#[tokio::test]
+async fn entries_left_pending_get_one_result_mail_each_in_chunks_from_any_cursor() {
+    let app = TestApp::spawn().await;
+    let window_id = app.create_window(&three_slots()).await;
+    app.post_empty(
+        &format!("/api/v1/windows/{window_id}/open"),
+        Some(ADMIN_TOKEN),
+    )
+    .await
+    .assert_status(200);
+    for i in 1..=2 {
+        app.counter_entry(&window_id, &applicant(i)).await;
+    }
+    // Seven registrations never confirmed: three at one instant (their order is their
+    // ids'), two at another, two at a third; the mails page through them by time of
+    // registration, then id.
+    let mut pending = Vec::new();
+    for (i, time) in [
+        (10, "2026-12-03T09:00:00Z"),
+        (11, "2026-12-03T09:00:00Z"),
+        (12, "2026-12-03T09:00:00Z"),
+        (13, "2026-12-02T15:30:00Z"),
+        (14, "2026-12-02T15:30:00Z"),
+        (15, "2026-12-05T11:00:00.250Z"),
+        (16, "2026-12-05T11:00:00.250Z"),
+    ] {
+        app.clock.set(at(time));
+        let id = app
+            .register(&window_id, &applicant(i))
+            .await
+            .assert_status(201)["entry_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        pending.push((at(time), id, format!("aminata{i}@example.org")));
+    }
+    pending.sort();
+    let recipients: Vec<String> = pending.iter().map(|(_, _, to)| to.clone()).collect();
+    draw(&app, &window_id).await;
+    assert_eq!(result_mails_to(&app, &recipients).await, vec![1; 7]);
+
+    // Again from the start, two at a time: each once.
+    rewind_pending_mails(&app, &window_id, &recipients, ("", None)).await;
+    queue_in_chunks_of_two(&app, &window_id).await;
+    assert_eq!(result_mails_to(&app, &recipients).await, vec![1; 7]);
+
+    // Cut short after the fourth (the first of a pair registered at the same instant
+    // as the fifth): the three after it, once each.
+    let (time, id, _) = &pending[3];
+    assert_eq!(pending[3].0, pending[4].0);
+    rewind_pending_mails(&app, &window_id, &recipients[4..], (id, Some(*time))).await;
+    queue_in_chunks_of_two(&app, &window_id).await;
+    assert_eq!(result_mails_to(&app, &recipients).await, vec![1; 7]);
+
+    // A follow-up begun by a version that paged by id alone goes on by id: every
+    // entry whose id comes after its cursor, once.
+    let mut by_id = pending.clone();
+    by_id.sort_by(|a, b| a.1.cmp(&b.1));
+    let later: Vec<String> = by_id[3..].iter().map(|(_, _, to)| to.clone()).collect();
+    rewind_pending_mails(&app, &window_id, &later, (&by_id[2].1, None)).await;
+    queue_in_chunks_of_two(&app, &window_id).await;
+    assert_eq!(result_mails_to(&app, &recipients).await, vec![1; 7]);
+    let cursor: (String, Option<chrono::DateTime<chrono::Utc>>) = with_pool!(app, |pool| {
+        sqlx::query_as(
+            "select mailed_excluded, mailed_excluded_at from draw_followups where window_id = $1",
+        )
+        .bind(&window_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(cursor, (by_id[6].1.clone(), None));
+}
