@@ -66,7 +66,7 @@ impl Drawn {
 /// in English), closes and draws the window. Returns the window id and the entries in
 /// rank order.
 async fn drawn_window(app: &TestApp, n: u32, english: &[u32]) -> (String, Vec<Drawn>) {
-    let window_id = open_three_slots(&app).await;
+    let window_id = open_three_slots(app).await;
     let mut entries = HashMap::new();
     for i in 1..=n {
         let mut body = applicant(i);
