@@ -881,6 +881,7 @@ impl Store {
             // registration, then id, after the last one mailed. A follow-up begun by a
             // version that paged by id alone (its cursor has an id and no time) goes on
             // by id.
+            let by_time = mailed_excluded_at.is_some() || mailed_excluded.is_empty();
             let excluded: Vec<(String, String, String, DateTime<Utc>)> =
                 match (&mailed_excluded_at, mailed_excluded.is_empty()) {
                     (Some(at), _) => sqlx::query_as(
@@ -933,8 +934,7 @@ impl Store {
                     .collect();
                 let queued = insert_mails!(tx, &new_mails, now);
                 // the time stays unset for a follow-up that pages by id
-                let last_at =
-                    (mailed_excluded_at.is_some() || mailed_excluded.is_empty()).then_some(last.3);
+                let last_at = by_time.then_some(last.3);
                 sqlx::query(
                     "update draw_followups
                      set mailed_excluded = $2, mailed_excluded_at = $3, mails = mails + $4

@@ -246,7 +246,12 @@ impl TestApp {
 
     /// Creates and opens the standard window; returns its id.
     pub async fn open_window(&self) -> String {
-        let id = self.create_window(&window_body()).await;
+        self.open_window_with(&window_body()).await
+    }
+
+    /// Creates the window `body` describes and opens it; returns its id.
+    pub async fn open_window_with(&self, body: &Value) -> String {
+        let id = self.create_window(body).await;
         self.post_empty(&format!("/api/v1/windows/{id}/open"), Some(ADMIN_TOKEN))
             .await
             .assert_status(200);

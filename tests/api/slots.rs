@@ -29,18 +29,6 @@ fn three_slots() -> Value {
 
 const DRAW_TIME: &str = "2026-12-16T10:00:00Z";
 
-/// Creates the window of [`three_slots`] and opens it; returns its id.
-async fn open_three_slots(app: &TestApp) -> String {
-    let window_id = app.create_window(&three_slots()).await;
-    app.post_empty(
-        &format!("/api/v1/windows/{window_id}/open"),
-        Some(ADMIN_TOKEN),
-    )
-    .await
-    .assert_status(200);
-    window_id
-}
-
 /// An entry of a drawn window.
 #[derive(Debug, Clone)]
 struct Drawn {
@@ -66,7 +54,7 @@ impl Drawn {
 /// in English), closes and draws the window. Returns the window id and the entries in
 /// rank order.
 async fn drawn_window(app: &TestApp, n: u32, english: &[u32]) -> (String, Vec<Drawn>) {
-    let window_id = open_three_slots(app).await;
+    let window_id = app.open_window_with(&three_slots()).await;
     let mut entries = HashMap::new();
     for i in 1..=n {
         let mut body = applicant(i);
@@ -738,7 +726,7 @@ async fn a_no_show_is_recorded_after_the_slot_time_once() {
 #[tokio::test]
 async fn after_the_draw_every_participant_gets_the_result_in_their_language() {
     let app = TestApp::spawn().await;
-    let window_id = open_three_slots(&app).await;
+    let window_id = app.open_window_with(&three_slots()).await;
     // Five verified at the counter (two in English, one in Arabic), one online never
     // verified (English).
     let language = |n: u32| match n {
@@ -842,7 +830,7 @@ async fn after_the_draw_every_participant_gets_the_result_in_their_language() {
 #[tokio::test]
 async fn result_mails_cut_short_by_a_failure_are_queued_once_by_the_scheduler() {
     let app = TestApp::spawn().await;
-    let window_id = open_three_slots(&app).await;
+    let window_id = app.open_window_with(&three_slots()).await;
     for i in 1..=5 {
         app.post(
             &format!("/api/v1/windows/{window_id}/counter-entries"),
@@ -929,7 +917,7 @@ async fn a_waiting_entry_can_leave_the_list_and_nobody_left_means_unused() {
 #[tokio::test]
 async fn nothing_to_cancel_before_the_draw_and_no_chain_to_read() {
     let app = TestApp::spawn().await;
-    let window_id = open_three_slots(&app).await;
+    let window_id = app.open_window_with(&three_slots()).await;
     let receipt = app
         .post(
             &format!("/api/v1/windows/{window_id}/counter-entries"),
@@ -1028,7 +1016,7 @@ async fn queue_in_chunks_of_two(app: &TestApp, window_id: &str) {
 #[tokio::test]
 async fn entries_left_pending_get_one_result_mail_each_in_chunks_from_any_cursor() {
     let app = TestApp::spawn().await;
-    let window_id = open_three_slots(&app).await;
+    let window_id = app.open_window_with(&three_slots()).await;
     for i in 1..=2 {
         app.counter_entry(&window_id, &applicant(i)).await;
     }

@@ -26,6 +26,14 @@ fn plain(path: &std::path::Path) -> Connection {
     Connection::open(path).unwrap()
 }
 
+/// SQLite's own check of every page and index of the database.
+fn assert_intact(connection: &Connection) {
+    let check: String = connection
+        .query_row("pragma integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
 fn count(connection: &Connection) -> i64 {
     connection
         .query_row("select count(*) from rows", [], |row| row.get(0))
@@ -78,10 +86,7 @@ fn what_a_commit_writes_is_read_at_once_by_a_connection_on_the_default_vfs() {
             .unwrap();
         assert_eq!(keys, expected);
     }
-    let check: String = reader
-        .query_row("pragma integrity_check", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
+    assert_intact(&reader);
 }
 
 #[test]
@@ -120,10 +125,7 @@ fn a_transaction_larger_than_the_cache_spills_frames_reads_them_back_and_commits
         )
         .unwrap();
     assert_eq!(gone, 0);
-    let check: String = reader
-        .query_row("pragma integrity_check", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
+    assert_intact(&reader);
 }
 
 #[test]
@@ -150,10 +152,7 @@ fn the_log_started_again_after_a_checkpoint_and_a_reopened_database_keep_every_c
     // the default VFS, in another connection, recovers them from the log
     let reopened = plain(&path);
     assert_eq!(count(&reopened), 1_507);
-    let check: String = reopened
-        .query_row("pragma integrity_check", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
+    assert_intact(&reopened);
 }
 
 #[test]
