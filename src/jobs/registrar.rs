@@ -635,7 +635,14 @@ async fn gather(
 /// Four times as long a log, with the rounds of [`copy_log`], meant 5 to 12% more
 /// registrations a second, and a p99 at 256 connections of 120 to 136 ms instead of
 /// 149 to 155 (`docs/benchmarks.md`, eleventh round).
-const RESTART_PAGES: i64 = 32_768;
+///
+/// Each start again still holds the writer while the last pass copies and syncs
+/// what the batch before it wrote: 15 to 70 ms, and once 0.8 s, as the database
+/// grows. At 32,768 pages (once a second at 8,500 registrations a second) those
+/// pauses set the p99 at 256 connections; at 262,144 pages (a log of 1 GiB, once
+/// every five seconds) they come seven times less often: p99 58 to 68 ms instead of
+/// 79 to 87 in runs of 30 s (`docs/benchmarks.md`, nineteenth round).
+const RESTART_PAGES: i64 = 262_144;
 
 /// The commits' own checkpoint must stay a safety net, well past where the log
 /// starts again (see [`crate::store::AUTOCHECKPOINT_PAGES`]).

@@ -88,9 +88,11 @@ impl Db {
 /// growing while they copy and sync it, to 40,000 to 60,000 pages; with the safety
 /// net at 16,000 or 65,536 pages, commits kept reaching it, and such a commit (or an
 /// outbox write) held the writers 50 to 110 ms for the whole copy
-/// (`docs/benchmarks.md`, eleventh round). At 4 KiB a page the log's file can reach
-/// 512 MiB; SQLite reuses it from its beginning rather than shrinking it.
-pub const AUTOCHECKPOINT_PAGES: i64 = 131_072;
+/// (`docs/benchmarks.md`, eleventh round); the log now starts again past 262,144
+/// pages (nineteenth round), and reaches 300,000 to 350,000 under 256 connections.
+/// At 4 KiB a page the log's file can reach 4 GiB; SQLite reuses it from its
+/// beginning rather than shrinking it.
+pub const AUTOCHECKPOINT_PAGES: i64 = 1_048_576;
 
 /// The settings of every connection to a SQLite file, beside its journal mode and
 /// `synchronous`: the pool's (through sqlx) and the registrar's own
@@ -112,7 +114,7 @@ fn sqlite_pragmas() -> [(&'static str, String); 4] {
         // Copying the log back into the database (a checkpoint) is done between
         // batches by [`Store::checkpoint_wal`] on another connection, and the
         // registrar lets the log start again from its beginning once it is past
-        // 32,768 pages (`jobs::registrar::copy_log`). The committing connection's own
+        // 262,144 pages (`jobs::registrar::copy_log`). The committing connection's own
         // checkpoint, which SQLite runs inside a commit and which held that commit 50
         // to 110 ms, is only a safety net (see [`AUTOCHECKPOINT_PAGES`]).
         ("wal_autocheckpoint", AUTOCHECKPOINT_PAGES.to_string()),
