@@ -637,10 +637,10 @@ async fn gather(
 /// 149 to 155 (`docs/benchmarks.md`, eleventh round).
 ///
 /// Each start again still holds the writer while the last pass copies and syncs
-/// what the batch before it wrote: 15 to 70 ms, and once 0.8 s, as the database
+/// what the batch before it wrote: 14 to 100 ms, and once 0.8 s, as the database
 /// grows. At 32,768 pages (once a second at 8,500 registrations a second) those
 /// pauses set the p99 at 256 connections; at 262,144 pages (a log of 1 GiB, once
-/// every five seconds) they come seven times less often: p99 58 to 68 ms instead of
+/// every five seconds) they come five times less often: p99 58 to 68 ms instead of
 /// 79 to 87 in runs of 30 s (`docs/benchmarks.md`, nineteenth round).
 const RESTART_PAGES: i64 = 262_144;
 
