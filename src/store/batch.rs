@@ -291,12 +291,26 @@ fn taken_query(counts: [usize; 4], anonymous: bool) -> String {
 
 /// The columns of one entry row, in the order of [`INSERT_ENTRIES`].
 pub(super) const ENTRY_COLUMNS: usize = 29;
-pub(super) const INSERT_ENTRIES: &str = "insert into entries (id, window_id, status, channel,
+
+/// The entries' table and the columns an insert gives, as one literal text.
+macro_rules! entries_and_columns {
+    () => {
+        "entries (id, window_id, status, channel,
     access_code_hash, family_name, given_names, birth_date, nationality, document_kind,
     document_number, document_country, email, phone, permit_expires_on, language,
     unsuccessful_draws, weight, document_key, person_key, email_key, phone_key,
     registered_by, created_at, verified_at, code_hash, code_expires_at, code_sends,
-    code_sent_at) ";
+    code_sent_at) "
+    };
+}
+
+pub(super) const INSERT_ENTRIES: &str = concat!("insert into ", entries_and_columns!());
+
+/// [`INSERT_ENTRIES`] where a failed constraint rolls the whole transaction back
+/// instead of the statement alone, so that SQLite keeps no statement journal for it
+/// (see [`super::direct`]).
+pub(super) const INSERT_ENTRIES_OR_ROLLBACK: &str =
+    concat!("insert or rollback into ", entries_and_columns!());
 
 /// The savepoint a batch's transaction sets before its first write (see
 /// [`decide_and_write`]), and the way back to it.

@@ -26,8 +26,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, named_params, params};
 
 use super::StoreError;
 use super::batch::{
-    ClaimRow, ENTRY_COLUMNS, INSERT_ENTRIES, MailId, SeparateStatements, SetStatements, WindowRow,
-    decide_and_write, placeholders, set_statements_from_separate,
+    ClaimRow, ENTRY_COLUMNS, INSERT_ENTRIES_OR_ROLLBACK, MailId, SeparateStatements, SetStatements,
+    WindowRow, decide_and_write, placeholders, set_statements_from_separate,
 };
 use super::entries::{CodeColumns, PendingRegistration, RegisterOutcome};
 use super::idempotency::IdempotencyRequest;
@@ -86,6 +86,16 @@ impl DirectWriter {
                 .pragma_update(None, name, value)
                 .map_err(direct)?;
         }
+        // No foreign-key checks on this connection: an immediate check that may fail
+        // makes SQLite keep a statement journal for every insert into entries (see
+        // `insert_entries`). What the checks guard holds by construction here: every
+        // row this connection writes names a window that the same write transaction
+        // has just read (a registration to any other is refused before the insert),
+        // or an entry it has just inserted, and windows are never deleted. A test
+        // runs SQLite's `foreign_key_check` after batches of this connection.
+        connection
+            .pragma_update(None, "foreign_keys", "off")
+            .map_err(direct)?;
         connection.set_prepared_statement_cache_capacity(STATEMENTS);
         Ok(Self { connection })
     }
@@ -311,9 +321,18 @@ impl SeparateStatements for DirectWriter {
         &mut self,
         accepted: &[&PendingRegistration<'_>],
     ) -> Result<Vec<bool>, sqlx::Error> {
-        // the row count says whether the entry was stored: `returning` is not needed
+        // The row count says whether the entry was stored: `returning` is not needed.
+        //
+        // "or rollback": a NOT NULL or CHECK constraint that fails (none should: the
+        // values are validated) rolls the whole batch back, and the registrar stores
+        // it again one by one, each registration with its own answer. With the abort
+        // policy instead, SQLite would keep a statement journal for every insert, a
+        // copy of each page it first changes, to undo that insert alone: the entry
+        // has triggers (the counts, which migration 0033 writes without an upsert for
+        // this), so each insert writes several rows. That copy was about a sixth of
+        // this connection's work under load (docs/benchmarks.md, twentieth round).
         let sql = format!(
-            "{INSERT_ENTRIES} values {} on conflict do nothing",
+            "{INSERT_ENTRIES_OR_ROLLBACK} values {} on conflict do nothing",
             placeholders(1, ENTRY_COLUMNS, 1, true)
         );
         let mut insert = self.connection.prepare_cached(&sql).map_err(direct)?;
@@ -365,27 +384,29 @@ impl SeparateStatements for DirectWriter {
         &mut self,
         mails: &[(&PendingRegistration<'_>, &NewMail)],
     ) -> Result<Vec<MailId>, sqlx::Error> {
+        // The id is the row's rowid (`integer primary key`), which SQLite gives back
+        // without `returning`: SQLite runs `returning` as a trigger, and a statement
+        // with a trigger that may abort keeps a statement journal (a copy of every
+        // page it first changes), as for the entries (docs/benchmarks.md, twentieth
+        // round).
         let mut insert = self
             .connection
             .prepare_cached(
                 "insert into outbox (kind, recipient, subject, body, created_at, next_attempt_at)
-                 values (?1, ?2, ?3, ?4, ?5, ?6) returning id",
+                 values (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .map_err(direct)?;
         let mut rows = Vec::with_capacity(mails.len());
         for (item, mail) in mails {
-            let id: i64 = insert
-                .query_row(
-                    params![
-                        mail.kind,
-                        mail.recipient,
-                        mail.subject,
-                        mail.body,
-                        time_text(item.now),
-                        time_text(item.now + MAIL_LEASE)
-                    ],
-                    |row| row.get(0),
-                )
+            let id = insert
+                .insert(params![
+                    mail.kind,
+                    mail.recipient,
+                    mail.subject,
+                    mail.body,
+                    time_text(item.now),
+                    time_text(item.now + MAIL_LEASE)
+                ])
                 .map_err(direct)?;
             rows.push((item.entry.id.to_owned(), id));
         }

@@ -491,6 +491,89 @@ async fn a_failed_batch_of_the_direct_writer_stores_nothing_and_the_next_one_is_
     assert!(check.problem.is_none(), "{:?}", check.problem);
 }
 
+/// The window's entry counts as the triggers keep them, and as counting the rows gives
+/// them, by status; and the channel counts likewise.
+async fn counts_kept_and_counted(app: &TestApp) -> [Vec<(String, i64)>; 4] {
+    let rows = |sql: &'static str| async move {
+        let rows: Vec<(String, i64)> = with_pool!(app, |pool| sqlx::query_as(sql)
+            .fetch_all(pool)
+            .await
+            .unwrap());
+        rows
+    };
+    [
+        rows(
+            "select window_id || ' ' || status, n from window_entry_counts where n > 0 order by 1",
+        )
+        .await,
+        rows("select window_id || ' ' || status, count(*) from entries group by 1 order by 1")
+            .await,
+        rows("select channel, n from entry_channel_counts where n > 0 order by 1").await,
+        rows("select channel, count(*) from entries group by 1 order by 1").await,
+    ]
+}
+
+#[tokio::test]
+async fn a_failed_constraint_rolls_the_direct_writers_whole_batch_back() {
+    // The registrar's own connection inserts entries "or rollback", without foreign-key
+    // checks, so that SQLite keeps no statement journal: a constraint that fails must
+    // still leave nothing of the batch, the connection must go on, and what the
+    // foreign keys and the count triggers guard must hold after its batches.
+    let app = TestApp::spawn().await;
+    let Some(writer) = app.store().direct_writer() else {
+        assert!(!app.store().is_sqlite());
+        return;
+    };
+    let mut writer = writer.unwrap();
+    let window = app.open_window().await;
+    let first: Vec<Item> = (1..4)
+        .map(|n| item(n as usize, &window, &applicant(n), None))
+        .collect();
+    writer
+        .register_batch(&with_mails_only(&first), &[])
+        .unwrap();
+    let rows_before = stored(&app).await;
+    let counts_before = counts_kept_and_counted(&app).await;
+
+    let items: Vec<Item> = (4..8)
+        .map(|n| item(n as usize, &window, &applicant(n), None))
+        .collect();
+    let mut batch = with_mails_only(&items);
+    // weight 0 breaks the table's check (1 to 1,000,000), after two entries were
+    // inserted with their counts
+    batch[2].entry.weight = 0;
+    let error = writer.register_batch(&batch, &[]).unwrap_err();
+    assert!(
+        error.to_string().contains("CHECK constraint failed"),
+        "{error}"
+    );
+    assert_eq!(stored(&app).await, rows_before);
+    assert_eq!(counts_kept_and_counted(&app).await, counts_before);
+
+    // The same connection stores the batch once the weight is right.
+    batch[2].entry.weight = 1;
+    let outcomes = writer.register_batch(&batch, &[]).unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .all(|outcome| matches!(outcome, Ok(RegisterOutcome::Created { .. }))),
+        "{outcomes:?}"
+    );
+    assert_eq!(app.count("entries").await, 7);
+    let [kept, counted, channels_kept, channels_counted] = counts_kept_and_counted(&app).await;
+    assert_eq!(kept, counted);
+    assert_eq!(kept, [(format!("{window} pending_verification"), 7)]);
+    assert_eq!(channels_kept, channels_counted);
+    let broken: Vec<(String, i64, String, i64)> =
+        with_pool!(app, |pool| sqlx::query_as("pragma foreign_key_check")
+            .fetch_all(pool)
+            .await
+            .unwrap());
+    assert!(broken.is_empty(), "{broken:?}");
+    let check = app.store().verify_audit_log().await.unwrap();
+    assert!(check.problem.is_none(), "{:?}", check.problem);
+}
+
 #[tokio::test]
 async fn each_created_registration_gets_the_id_of_its_own_mail() {
     let app = TestApp::spawn().await;
