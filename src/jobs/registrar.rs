@@ -306,7 +306,7 @@ async fn write(
     mut waiting: mpsc::Receiver<(NewRegistration, Reply)>,
     mut marks: Option<mpsc::UnboundedReceiver<SentMails>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    checkpoints: Option<mpsc::Sender<()>>,
+    checkpoints: Option<mpsc::Sender<i64>>,
     synced: Option<mpsc::Sender<Committed>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -370,7 +370,7 @@ async fn write(
         }
         if let Some(checkpoints) = &checkpoints {
             // Full: a checkpoint is already asked for, and it will cover this batch.
-            let _ = checkpoints.try_send(());
+            let _ = checkpoints.try_send(restart_pages_after(stored, waited));
         }
     }
     // Marks handed over before the writer stopped taking them.
@@ -628,9 +628,9 @@ async fn gather(
     }
 }
 
-/// The log's length (in pages, about 3,000 registrations) beyond which the
-/// checkpoints copy all of it and let the next batch start it again (see
-/// [`copy_log`]). At 8,192 pages the log started again two to five times a second
+/// The log's length (in pages, about 10,000 registrations) beyond which, while
+/// registrations come in slowly (see [`BUSY_RESTART_PAGES`]), the checkpoints copy
+/// all of it and let the next batch start it again (see [`copy_log`]). At 8,192 pages the log started again two to five times a second
 /// under load, each time after syncing the database file and pausing the writer.
 /// Four times as long a log, with the rounds of [`copy_log`], meant 5 to 12% more
 /// registrations a second, and a p99 at 256 connections of 120 to 136 ms instead of
@@ -644,9 +644,28 @@ async fn gather(
 /// 79 to 87 in runs of 30 s (`docs/benchmarks.md`, nineteenth round).
 const RESTART_PAGES: i64 = 262_144;
 
+/// The log's length beyond which the checkpoints start it again even while
+/// registrations stream in. Each start again holds the writer while the last pass
+/// copies and syncs (100 to 170 ms on a slow day), so every request in flight then
+/// waits that long once more; past [`RESTART_PAGES`] (every 5 to 10 s under 256
+/// connections) those pauses reached more than one request in a hundred and set
+/// the p99. Four times as far, they come every 20 to 40 s: a few requests in a
+/// thousand (`docs/benchmarks.md`, twentieth round). The cost is disk: the log's
+/// file grows to about 5 GiB during a long stream, and SQLite reuses it from its
+/// beginning rather than shrinking it. Once the stream slows down, the log starts
+/// again at [`RESTART_PAGES`].
+const BUSY_RESTART_PAGES: i64 = 4 * RESTART_PAGES;
+
+/// A batch at most this large, with nothing waiting behind it when it was
+/// committed, means registrations are coming in slowly: a start again of the log
+/// then holds few requests (see [`BUSY_RESTART_PAGES`]).
+const QUIET_BATCH: usize = 8;
+
 /// The commits' own checkpoint must stay a safety net, well past where the log
-/// starts again (see [`crate::store::AUTOCHECKPOINT_PAGES`]).
-const _: () = assert!(4 * RESTART_PAGES <= crate::store::AUTOCHECKPOINT_PAGES);
+/// starts again (see [`crate::store::AUTOCHECKPOINT_PAGES`]): under a stream the log
+/// goes on growing while the checkpoints copy and sync it, to about 1.35 times the
+/// length they start from.
+const _: () = assert!(2 * BUSY_RESTART_PAGES <= crate::store::AUTOCHECKPOINT_PAGES);
 
 /// What may be left unsynced in the database file for the pass in the writers' turn
 /// (see [`copy_log`]).
@@ -656,12 +675,24 @@ const FINAL_PAGES: i64 = 64;
 /// meanwhile, before the last pass (see [`copy_log`]).
 const SYNC_ROUNDS: usize = 8;
 
+/// How long the log may grow before it starts again, after a batch of `stored`
+/// registrations committed while `waited` more were waiting: [`RESTART_PAGES`]
+/// while registrations come in slowly, [`BUSY_RESTART_PAGES`] while they stream in.
+fn restart_pages_after(stored: usize, waited: usize) -> i64 {
+    if stored <= QUIET_BATCH && waited == 0 {
+        RESTART_PAGES
+    } else {
+        BUSY_RESTART_PAGES
+    }
+}
+
 /// SQLite only: copies the log back into the database after batches, beside the
-/// writer rather than inside its commits (see [`copy_log`]). Stops when the writer
-/// task does.
-async fn checkpoint(store: Store, mut asked: mpsc::Receiver<()>) {
-    while asked.recv().await.is_some() {
-        if let Err(error) = copy_log(&store, RESTART_PAGES).await {
+/// writer rather than inside its commits (see [`copy_log`]). Each request says how
+/// long the log may grow before it starts again ([`restart_pages_after`]). Stops
+/// when the writer task does.
+async fn checkpoint(store: Store, mut asked: mpsc::Receiver<i64>) {
+    while let Some(restart_pages) = asked.recv().await {
+        if let Err(error) = copy_log(&store, restart_pages).await {
             // Not a loss: the log stays longer, and the committing connection
             // checkpoints itself past its limit.
             tracing::warn!(error = %error, "could not checkpoint the log");
@@ -711,8 +742,18 @@ pub async fn copy_log(store: &Store, restart_pages: i64) -> Result<i64, StoreErr
         synced = log;
         log = store.checkpoint_wal().await?;
     }
+    let waited = std::time::Instant::now();
     let _turn = store.write_turn().await;
-    store.checkpoint_wal().await
+    let held = std::time::Instant::now();
+    let last = store.checkpoint_wal().await;
+    // what the writer waited for, for whoever tunes the log's length
+    tracing::debug!(
+        turn_wait_ms = (held - waited).as_secs_f64() * 1e3,
+        held_ms = held.elapsed().as_secs_f64() * 1e3,
+        log_pages = log,
+        "the log was copied whole in the writers' turn"
+    );
+    last
 }
 
 async fn store_batch(
@@ -812,4 +853,21 @@ async fn fall_back(
         );
     }
     outcomes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_grows_longer_only_while_registrations_stream_in() {
+        // a lone registration, or a few with nothing behind them
+        assert_eq!(restart_pages_after(1, 0), RESTART_PAGES);
+        assert_eq!(restart_pages_after(QUIET_BATCH, 0), RESTART_PAGES);
+        // a larger batch, or anything waiting behind it
+        assert_eq!(restart_pages_after(QUIET_BATCH + 1, 0), BUSY_RESTART_PAGES);
+        assert_eq!(restart_pages_after(1, 1), BUSY_RESTART_PAGES);
+        assert_eq!(restart_pages_after(MAX_BATCH, 500), BUSY_RESTART_PAGES);
+        assert!(BUSY_RESTART_PAGES > RESTART_PAGES);
+    }
 }

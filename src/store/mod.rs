@@ -83,16 +83,17 @@ impl Db {
 
 /// The log's length, in pages, past which SQLite copies it back into the database
 /// inside the commit that finds it so long (`wal_autocheckpoint`, on every
-/// connection). The registrar's checkpoints start the log again past a quarter of
-/// this (`jobs::registrar::copy_log`), but under 256 connections the log goes on
+/// connection). The registrar's checkpoints start the log again well before this
+/// (`jobs::registrar::copy_log`), but under 256 connections the log goes on
 /// growing while they copy and sync it, to 40,000 to 60,000 pages; with the safety
 /// net at 16,000 or 65,536 pages, commits kept reaching it, and such a commit (or an
 /// outbox write) held the writers 50 to 110 ms for the whole copy
 /// (`docs/benchmarks.md`, eleventh round); the log now starts again past 262,144
-/// pages (nineteenth round), and reaches 300,000 to 350,000 under 256 connections.
-/// At 4 KiB a page the log's file can reach 4 GiB; SQLite reuses it from its
-/// beginning rather than shrinking it.
-pub const AUTOCHECKPOINT_PAGES: i64 = 1_048_576;
+/// pages when registrations come in slowly, and past 1,048,576 while they stream in
+/// (twentieth round), when it reaches about 1.35 times that. At 4 KiB a page the
+/// log's file can reach 8 GiB; SQLite reuses it from its beginning rather than
+/// shrinking it.
+pub const AUTOCHECKPOINT_PAGES: i64 = 2_097_152;
 
 /// The settings of every connection to a SQLite file, beside its journal mode and
 /// `synchronous`: the pool's (through sqlx) and the registrar's own
@@ -114,7 +115,7 @@ fn sqlite_pragmas() -> [(&'static str, String); 4] {
         // Copying the log back into the database (a checkpoint) is done between
         // batches by [`Store::checkpoint_wal`] on another connection, and the
         // registrar lets the log start again from its beginning once it is past
-        // 262,144 pages (`jobs::registrar::copy_log`). The committing connection's own
+        // 262,144 or 1,048,576 pages (`jobs::registrar::copy_log`). The committing connection's own
         // checkpoint, which SQLite runs inside a commit and which held that commit 50
         // to 110 ms, is only a safety net (see [`AUTOCHECKPOINT_PAGES`]).
         ("wal_autocheckpoint", AUTOCHECKPOINT_PAGES.to_string()),
