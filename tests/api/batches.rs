@@ -12,6 +12,7 @@ use tirage::domain::identity::DuplicateKeys;
 use tirage::domain::registration::{Channel, Registration, RegistrationForm};
 use tirage::jobs::mailer::{self, MailTransport};
 use tirage::jobs::outbox::OutboxSender;
+use tirage::store::direct::DirectWriter;
 use tirage::store::entries::PendingRegistration;
 use tirage::store::{
     Db, IdempotencyRequest, MAIL_LEASE, NewCode, NewEntry, NewMail, RegisterOutcome, StoreError,
@@ -437,15 +438,24 @@ async fn the_direct_writer_gives_the_answers_and_the_rows_of_the_pool_path() {
     assert_eq!(check.checked, check.stored_head.count);
 }
 
-#[tokio::test]
-async fn a_failed_batch_of_the_direct_writer_stores_nothing_and_the_next_one_is_stored() {
+/// A new app, the registrar's own connection to its SQLite file, and an open window;
+/// `None` on PostgreSQL, where the registrar has no such connection.
+async fn direct_writer_on_open_window() -> Option<(TestApp, DirectWriter, String)> {
     let app = TestApp::spawn().await;
     let Some(writer) = app.store().direct_writer() else {
         assert!(!app.store().is_sqlite());
+        return None;
+    };
+    let writer = writer.unwrap();
+    let window = app.open_window().await;
+    Some((app, writer, window))
+}
+
+#[tokio::test]
+async fn a_failed_batch_of_the_direct_writer_stores_nothing_and_the_next_one_is_stored() {
+    let Some((app, mut writer, window)) = direct_writer_on_open_window().await else {
         return;
     };
-    let mut writer = writer.unwrap();
-    let window = app.open_window().await;
     // A registration stored before, whose mail is then recorded as sent with the batch.
     let earlier = [item(59, &window, &applicant(59), None)];
     let outcomes = writer
@@ -519,13 +529,9 @@ async fn a_failed_constraint_rolls_the_direct_writers_whole_batch_back() {
     // checks, so that SQLite keeps no statement journal: a constraint that fails must
     // still leave nothing of the batch, the connection must go on, and what the
     // foreign keys and the count triggers guard must hold after its batches.
-    let app = TestApp::spawn().await;
-    let Some(writer) = app.store().direct_writer() else {
-        assert!(!app.store().is_sqlite());
+    let Some((app, mut writer, window)) = direct_writer_on_open_window().await else {
         return;
     };
-    let mut writer = writer.unwrap();
-    let window = app.open_window().await;
     let first: Vec<Item> = (1..4)
         .map(|n| item(n as usize, &window, &applicant(n), None))
         .collect();
