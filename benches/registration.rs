@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group};
 use serde_json::json;
+use tirage::demo::letters;
 use tirage::domain::codes::hash_access_code;
 use tirage::domain::identity::DuplicateKeys;
 use tirage::domain::registration::{Channel, Registration, RegistrationForm};
@@ -54,7 +55,7 @@ struct Item {
 impl Item {
     fn new(n: u64, window_id: &str, now: DateTime<Utc>) -> Self {
         let form: RegistrationForm = serde_json::from_value(json!({
-            "family_name": format!("Diallo{}", letters(n)),
+            "family_name": format!("Diallo{}", letters(u32::try_from(n).expect("fewer than 4 billion applicants"))),
             "given_names": "Aminata",
             "birth_date": "1991-03-14",
             "nationality": "SEN",
@@ -107,18 +108,6 @@ impl Item {
             mail: Some(&self.mail),
             idempotency: None,
             now: self.now,
-        }
-    }
-}
-
-/// A few letters that differ for each `n` (names may not hold digits).
-fn letters(mut n: u64) -> String {
-    let mut out = String::new();
-    loop {
-        out.push(char::from(b'a' + (n % 26) as u8));
-        n /= 26;
-        if n == 0 {
-            return out;
         }
     }
 }
@@ -261,14 +250,14 @@ fn measured_batches(bench: &mut Bench, batches: &[Vec<Item>]) {
 }
 
 fn fixed(count: usize) {
-    let mut bench = Bench::new(prefill());
+    let prefill = prefill();
+    let mut bench = Bench::new(prefill);
     let batches: Vec<Vec<Item>> = (0..count).map(|_| bench.items(BATCH)).collect();
     let started = Instant::now();
     measured_batches(&mut bench, &batches);
     let took = started.elapsed();
     println!(
-        "{count} batches of {BATCH} after {} entries: {:.1} µs a registration",
-        prefill(),
+        "{count} batches of {BATCH} after {prefill} entries: {:.1} µs a registration",
         took.as_secs_f64() * 1e6 / (count * BATCH) as f64
     );
 }

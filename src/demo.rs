@@ -268,8 +268,9 @@ fn applicant(n: u32, start: DateTime<Utc>) -> Value {
     })
 }
 
-/// Letters that differ for each `n` (names hold no digits).
-fn letters(mut n: u32) -> String {
+/// Letters that differ for each `n` (names hold no digits): synthetic names for the
+/// demo, and for the tests and benches that make applicants of their own.
+pub fn letters(mut n: u32) -> String {
     let mut out = String::new();
     loop {
         out.push(char::from(b'a' + (n % 26) as u8));

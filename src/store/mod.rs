@@ -115,9 +115,10 @@ fn sqlite_pragmas() -> [(&'static str, String); 4] {
         // Copying the log back into the database (a checkpoint) is done between
         // batches by [`Store::checkpoint_wal`] on another connection, and the
         // registrar lets the log start again from its beginning once it is past
-        // 262,144 or 1,048,576 pages (`jobs::registrar::copy_log`). The committing connection's own
-        // checkpoint, which SQLite runs inside a commit and which held that commit 50
-        // to 110 ms, is only a safety net (see [`AUTOCHECKPOINT_PAGES`]).
+        // 262,144 or 1,048,576 pages (`jobs::registrar::copy_log`). The committing
+        // connection's own checkpoint, which SQLite runs inside a commit and which
+        // held that commit 50 to 110 ms, is only a safety net (see
+        // [`AUTOCHECKPOINT_PAGES`]).
         ("wal_autocheckpoint", AUTOCHECKPOINT_PAGES.to_string()),
     ]
 }

@@ -561,16 +561,7 @@ pub fn applicant(n: u32) -> Value {
 }
 
 /// A few letters that differ for each `n` (names may not hold digits).
-pub fn letters(mut n: u32) -> String {
-    let mut out = String::new();
-    loop {
-        out.push(char::from(b'a' + (n % 26) as u8));
-        n /= 26;
-        if n == 0 {
-            return out;
-        }
-    }
-}
+pub use tirage::demo::letters;
 
 /// Registers and verifies an applicant; returns (entry id, access code).
 pub async fn registered_and_verified(
