@@ -306,7 +306,7 @@ async fn write(
     mut waiting: mpsc::Receiver<(NewRegistration, Reply)>,
     mut marks: Option<mpsc::UnboundedReceiver<SentMails>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    checkpoints: Option<mpsc::Sender<i64>>,
+    checkpoints: Option<mpsc::Sender<Ask>>,
     synced: Option<mpsc::Sender<Committed>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -370,7 +370,8 @@ async fn write(
         }
         if let Some(checkpoints) = &checkpoints {
             // Full: a checkpoint is already asked for, and it will cover this batch.
-            let _ = checkpoints.try_send(restart_pages_after(stored, waited));
+            let log_pages = direct.as_ref().and_then(DirectWriter::log_pages);
+            let _ = checkpoints.try_send(Ask::after(stored, waited, log_pages));
         }
     }
     // Marks handed over before the writer stopped taking them.
@@ -676,24 +677,85 @@ const FINAL_PAGES: i64 = 64;
 /// meanwhile, before the last pass (see [`copy_log`]).
 const SYNC_ROUNDS: usize = 8;
 
-/// How long the log may grow before it starts again, after a batch of `stored`
-/// registrations committed while `waited` more were waiting: [`RESTART_PAGES`]
-/// while registrations come in slowly, [`BUSY_RESTART_PAGES`] while they stream in.
-fn restart_pages_after(stored: usize, waited: usize) -> i64 {
-    if stored <= QUIET_BATCH && waited == 0 {
-        RESTART_PAGES
-    } else {
-        BUSY_RESTART_PAGES
+/// What the writer tells the checkpoints after a batch: whether registrations stream
+/// in, and the log's length after the commit where its connection knows it
+/// ([`DirectWriter::log_pages`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ask {
+    streaming: bool,
+    log_pages: Option<i64>,
+}
+
+impl Ask {
+    /// After a batch of `stored` registrations committed while `waited` more were
+    /// waiting, with the log then `log_pages` long: registrations come in slowly if the
+    /// batch held at most [`QUIET_BATCH`] and nothing waited behind it.
+    fn after(stored: usize, waited: usize, log_pages: Option<i64>) -> Self {
+        Self {
+            streaming: stored > QUIET_BATCH || waited > 0,
+            log_pages,
+        }
+    }
+
+    /// How long the log may grow before it starts again: [`RESTART_PAGES`] while
+    /// registrations come in slowly, [`BUSY_RESTART_PAGES`] while they stream in.
+    fn restart_pages(self) -> i64 {
+        if self.streaming {
+            BUSY_RESTART_PAGES
+        } else {
+            RESTART_PAGES
+        }
+    }
+
+    /// Whether to copy the log now. While registrations stream in, not before the log
+    /// must start again: each pass copies every page changed since the one before, and
+    /// under a stream most of them change again a moment later. Passes every 50 ms
+    /// copied about 20,000 pages a second and kept the disk busy beside the log's
+    /// syncs; without them, at 256 connections, the p99 was 75 to 87 ms instead of 105
+    /// to 233 (`docs/benchmarks.md`, twenty-first round). Where the log's length is
+    /// unknown (the batch went through the pool), a pass runs as before.
+    fn pass_now(self) -> bool {
+        !self.streaming
+            || self
+                .log_pages
+                .is_none_or(|pages| pages > BUSY_RESTART_PAGES)
     }
 }
 
+/// A stream is over once none of its batches came for this long. Under 256
+/// connections a small batch with nothing behind it comes now and then; taken
+/// alone for the end of the stream, it made the log start again at
+/// [`RESTART_PAGES`]. And a pass left for later ([`Ask::pass_now`]) runs once nothing
+/// is asked for this long: the last batches of a stream need not be quiet ones.
+const STREAM_ENDS: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// SQLite only: copies the log back into the database after batches, beside the
-/// writer rather than inside its commits (see [`copy_log`]). Each request says how
-/// long the log may grow before it starts again ([`restart_pages_after`]). Stops
-/// when the writer task does.
-async fn checkpoint(store: Store, mut asked: mpsc::Receiver<i64>) {
-    while let Some(restart_pages) = asked.recv().await {
-        if let Err(error) = copy_log(&store, restart_pages).await {
+/// writer rather than inside its commits (see [`copy_log`]), when [`Ask::pass_now`]
+/// says so. Each request says how long the log may grow before it starts again
+/// ([`Ask::restart_pages`]). Stops when the writer task does.
+async fn checkpoint(store: Store, mut asked: mpsc::Receiver<Ask>) {
+    let mut owed = false;
+    let mut streamed: Option<std::time::Instant> = None;
+    loop {
+        let ask = if owed {
+            tokio::time::timeout(STREAM_ENDS, asked.recv())
+                .await
+                .unwrap_or(Some(Ask::after(0, 0, None)))
+        } else {
+            asked.recv().await
+        };
+        let Some(mut ask) = ask else { break };
+        let now = std::time::Instant::now();
+        if ask.streaming {
+            streamed = Some(now);
+        }
+        ask.streaming = streamed.is_some_and(|at| now - at < STREAM_ENDS);
+        if !ask.pass_now() {
+            owed = true;
+            continue;
+        }
+        owed = false;
+        if let Err(error) = copy_log(&store, ask.restart_pages()).await {
             // Not a loss: the log stays longer, and the committing connection
             // checkpoints itself past its limit.
             tracing::warn!(error = %error, "could not checkpoint the log");
@@ -728,20 +790,41 @@ async fn checkpoint(store: Store, mut asked: mpsc::Receiver<i64>) {
 /// that sync (50 to 145 ms under 256 connections), and commits met their own
 /// checkpoint first (eleventh round).
 pub async fn copy_log(store: &Store, restart_pages: i64) -> Result<i64, StoreError> {
+    let started = std::time::Instant::now();
     let mut log = store.checkpoint_wal().await?;
     if log <= restart_pages {
         return Ok(log);
     }
+    tracing::debug!(
+        pass_ms = started.elapsed().as_secs_f64() * 1e3,
+        log_pages = log,
+        "the log's copy begins"
+    );
     // The log's length whose copy is on the disk. A pass that could not run (another
     // checkpoint held the lock) answers -1, which ends the rounds.
     let mut synced = 0;
-    for _ in 0..SYNC_ROUNDS {
+    for round in 0..SYNC_ROUNDS {
         if log - synced < FINAL_PAGES {
             break;
         }
-        store.sync_database_file().await?;
+        let started = std::time::Instant::now();
+        if round == 0 {
+            // The whole log's copy: yield the disk to the log's syncs meanwhile.
+            store.write_back_database_file().await?;
+        } else {
+            store.sync_database_file().await?;
+        }
+        let copied = std::time::Instant::now();
         synced = log;
         log = store.checkpoint_wal().await?;
+        tracing::debug!(
+            round,
+            sync_ms = (copied - started).as_secs_f64() * 1e3,
+            pass_ms = copied.elapsed().as_secs_f64() * 1e3,
+            log_pages = log,
+            unsynced_pages = log - synced,
+            "a round of the log's copy"
+        );
     }
     let waited = std::time::Instant::now();
     let _turn = store.write_turn().await;
@@ -862,12 +945,29 @@ mod tests {
 
     #[test]
     fn the_log_grows_longer_only_while_registrations_stream_in() {
+        let restart = |stored, waited| Ask::after(stored, waited, None).restart_pages();
         // a lone registration, or a few with nothing behind them
-        assert_eq!(restart_pages_after(1, 0), RESTART_PAGES);
-        assert_eq!(restart_pages_after(QUIET_BATCH, 0), RESTART_PAGES);
+        assert_eq!(restart(1, 0), RESTART_PAGES);
+        assert_eq!(restart(QUIET_BATCH, 0), RESTART_PAGES);
         // a larger batch, or anything waiting behind it
-        assert_eq!(restart_pages_after(QUIET_BATCH + 1, 0), BUSY_RESTART_PAGES);
-        assert_eq!(restart_pages_after(1, 1), BUSY_RESTART_PAGES);
-        assert_eq!(restart_pages_after(MAX_BATCH, 500), BUSY_RESTART_PAGES);
+        assert_eq!(restart(QUIET_BATCH + 1, 0), BUSY_RESTART_PAGES);
+        assert_eq!(restart(1, 1), BUSY_RESTART_PAGES);
+        assert_eq!(restart(MAX_BATCH, 500), BUSY_RESTART_PAGES);
+    }
+
+    #[test]
+    fn under_a_stream_the_log_is_copied_only_once_it_must_start_again() {
+        let long = Some(BUSY_RESTART_PAGES + 1);
+        let short = Some(BUSY_RESTART_PAGES);
+        // registrations coming in slowly: a pass after every batch, whatever the log
+        for log in [None, Some(0), short, long] {
+            assert!(Ask::after(QUIET_BATCH, 0, log).pass_now());
+        }
+        // streaming in: no pass while the log is shorter than its limit
+        assert!(!Ask::after(MAX_BATCH, 0, Some(1)).pass_now());
+        assert!(!Ask::after(1, 3, short).pass_now());
+        assert!(Ask::after(MAX_BATCH, 0, long).pass_now());
+        // the log's length unknown (a batch through the pool): a pass, as before
+        assert!(Ask::after(MAX_BATCH, 10, None).pass_now());
     }
 }

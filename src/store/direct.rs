@@ -40,6 +40,8 @@ use crate::domain::identity::DuplicateRule;
 /// stores may be acknowledged before the log has been synced after its commit.
 pub struct DirectWriter {
     connection: Connection,
+    /// The log's length in frames after this connection's last commit, if known.
+    log_pages: Option<i64>,
 }
 
 impl std::fmt::Debug for DirectWriter {
@@ -96,8 +98,22 @@ impl DirectWriter {
         connection
             .pragma_update(None, "foreign_keys", "off")
             .map_err(direct)?;
+        // After the pragmas, which set SQLite's own hook (its checkpoint at
+        // `wal_autocheckpoint` pages): this one replaces it, and keeps it.
+        connection.wal_hook(Some(note_log_length));
         connection.set_prepared_statement_cache_capacity(STATEMENTS);
-        Ok(Self { connection })
+        Ok(Self {
+            connection,
+            log_pages: None,
+        })
+    }
+
+    /// The log's length (frames of a page each) after this connection's last commit;
+    /// `None` before its first. The registrar's checkpoints leave a log shorter than
+    /// their limit alone while registrations stream in (see
+    /// `jobs::registrar::pass_now`).
+    pub fn log_pages(&self) -> Option<i64> {
+        self.log_pages
     }
 
     /// Stores a batch in one write transaction, with the decisions of the set-based
@@ -150,7 +166,9 @@ impl DirectWriter {
             .execute_batch("begin immediate")
             .map_err(direct)?;
         let done = write(self).and_then(|value| {
+            LOG_PAGES.set(None);
             self.connection.execute_batch("commit").map_err(direct)?;
+            self.log_pages = LOG_PAGES.take();
             Ok(value)
         });
         if done.is_err() && !self.connection.is_autocommit() {
@@ -160,6 +178,26 @@ impl DirectWriter {
         }
         done
     }
+}
+
+thread_local! {
+    /// The log's length that [`note_log_length`] saw at the last commit on this thread.
+    static LOG_PAGES: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
+}
+
+/// SQLite's log hook on [`DirectWriter`]'s connection, called on the committing thread
+/// after each commit with the log's length in frames: notes it for
+/// [`DirectWriter::log_pages`], and past [`super::AUTOCHECKPOINT_PAGES`] does what
+/// the hook it replaces did (SQLite's `wal_autocheckpoint`): a passive checkpoint
+/// within the commit, whose failure (another checkpoint running) is not the commit's.
+fn note_log_length(wal: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite::Result<()> {
+    let pages = i64::from(pages);
+    LOG_PAGES.set(Some(pages));
+    if pages >= super::AUTOCHECKPOINT_PAGES {
+        let _ = wal.checkpoint();
+    }
+    // An error here would fail a statement whose commit has happened.
+    Ok(())
 }
 
 /// Mails recorded as sent: their ids, and when.

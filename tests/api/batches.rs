@@ -581,6 +581,61 @@ async fn a_failed_constraint_rolls_the_direct_writers_whole_batch_back() {
 }
 
 #[tokio::test]
+async fn the_direct_writer_tells_the_logs_length_after_each_commit() {
+    // What the registrar's checkpoints decide on while registrations stream in.
+    let Some((app, mut writer, window)) = direct_writer_on_open_window().await else {
+        return;
+    };
+    assert_eq!(writer.log_pages(), None, "before any commit");
+    let batch = |from: u32| -> Vec<Item> {
+        (from..from + 4)
+            .map(|n| item(n as usize, &window, &applicant(n), None))
+            .collect()
+    };
+    let first = batch(1);
+    writer
+        .register_batch(&with_mails_only(&first), &[])
+        .unwrap();
+    let after_first = writer.log_pages().unwrap();
+    let second = batch(5);
+    writer
+        .register_batch(&with_mails_only(&second), &[])
+        .unwrap();
+    let after_second = writer.log_pages().unwrap();
+    assert!(
+        after_second > after_first && after_first > 0,
+        "{after_first} then {after_second} pages"
+    );
+    // A failed batch commits nothing: the length stays the last commit's.
+    let mut failed = with_mails_only(&second);
+    failed[0].entry.weight = 0;
+    writer.register_batch(&failed, &[]).unwrap_err();
+    assert_eq!(writer.log_pages(), Some(after_second));
+
+    // Copied whole, the log starts again at the next commit, which says so.
+    loop {
+        if tirage::jobs::registrar::copy_log(app.store(), 0)
+            .await
+            .unwrap()
+            >= 0
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let third = batch(9);
+    writer
+        .register_batch(&with_mails_only(&third), &[])
+        .unwrap();
+    let started_again = writer.log_pages().unwrap();
+    assert!(
+        started_again > 0 && started_again < after_second,
+        "{started_again} pages after starting again, {after_second} before"
+    );
+    assert_eq!(app.count("entries").await, 12);
+}
+
+#[tokio::test]
 async fn each_created_registration_gets_the_id_of_its_own_mail() {
     let app = TestApp::spawn().await;
     let window = app.open_window().await;

@@ -13,7 +13,7 @@ use tirage::domain::registration::{Channel, RegistrationForm};
 use tirage::jobs::registrar::{LogFile, LogSync, NewRegistration, Registrar, copy_log};
 use tirage::store::{Db, RegisterOutcome, Store, StoreError};
 
-use crate::helpers::{TestApp, applicant, t0};
+use crate::helpers::{TestApp, applicant, call, post_request, t0};
 
 /// A sync that waits until the test opens the gate, then syncs the real log.
 struct Gate {
@@ -317,6 +317,60 @@ async fn the_log_is_copied_and_started_again_while_registrations_keep_coming() {
         "{started_again} pages after one registration, {long} before"
     );
     assert_eq!(app.count("entries").await, 41);
+}
+
+/// The log's length in pages, and how many of them are copied into the database, as
+/// SQLite's shared index of the log (`<database>-shm`) says: its header's `mxFrame`
+/// (bytes 16 to 19) and the checkpoint's `nBackfill` (bytes 96 to 99), in the
+/// machine's byte order. Reading them copies nothing, unlike a checkpoint pass.
+fn log_and_copied(log: &std::path::Path) -> (u32, u32) {
+    let index = std::fs::read(
+        log.with_file_name(
+            log.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .replace("-wal", "-shm"),
+        ),
+    )
+    .unwrap();
+    let word = |at: usize| u32::from_ne_bytes(index[at..at + 4].try_into().unwrap());
+    (word(16), word(96))
+}
+
+#[tokio::test]
+async fn the_log_of_a_stream_is_copied_once_the_stream_ends() {
+    // While registrations stream in, the registrar's checkpoints leave the log alone
+    // until it must start again; the last batches of a stream need not look quiet, so
+    // once no batch has come for a second, what was left is copied anyway.
+    let app = TestApp::spawn().await;
+    let Some((_, log)) = unsynced(&app) else {
+        return;
+    };
+    let window_id = app.open_window().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 1..=120 {
+        let request = post_request(
+            &format!("/api/v1/windows/{window_id}/entries"),
+            &applicant(n),
+        );
+        tasks.spawn(call(app.router.clone(), request));
+    }
+    while let Some(answer) = tasks.join_next().await {
+        answer.unwrap().assert_status(201);
+    }
+    let mut seen = log_and_copied(&log);
+    for _ in 0..100 {
+        if seen.0 > 0 && seen.1 == seen.0 {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+        seen = log_and_copied(&log);
+    }
+    let (length, copied) = seen;
+    assert!(length > 120, "{length} pages of log for 120 registrations");
+    assert_eq!(copied, length, "pages of the log copied into the database");
+    assert_eq!(app.count("entries").await, 120);
 }
 
 /// Holds the database's writers until dropped: SQLite's write turn of this process,

@@ -19,6 +19,9 @@
 //!
 //! The decision of what to gather is [`Pending`], free of any I/O and tested alone; the
 //! rest of this crate forwards SQLite's calls.
+//!
+//! Beside it, [`write_back_gently`] writes the database file out to the disk a slice
+//! at a time, leaving the disk to the log's syncs between slices.
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::mem::size_of;
@@ -26,6 +29,9 @@ use std::ptr;
 use std::sync::OnceLock;
 
 use libsqlite3_sys as ffi;
+
+mod write_back;
+pub use write_back::write_back_gently;
 
 /// The name the VFS is registered under, to open a connection with.
 pub const NAME: &str = "tirage-log";
