@@ -95,11 +95,11 @@ impl Db {
 /// shrinking it.
 pub const AUTOCHECKPOINT_PAGES: i64 = 2_097_152;
 
-/// The settings of every connection to a SQLite file, beside its journal mode and
 /// The part of the database file [`Store::write_back_database_file`] writes out at a
 /// time: about 3 ms of the disk's time when all of it has changed.
 const WRITE_BACK_SLICE: u64 = 1 << 20;
 
+/// The settings of every connection to a SQLite file, beside its journal mode and
 /// `synchronous`: the pool's (through sqlx) and the registrar's own
 /// ([`direct::DirectWriter`]), so that both work alike.
 fn sqlite_pragmas() -> [(&'static str, String); 4] {
@@ -119,7 +119,8 @@ fn sqlite_pragmas() -> [(&'static str, String); 4] {
         // Copying the log back into the database (a checkpoint) is done between
         // batches by [`Store::checkpoint_wal`] on another connection, and the
         // registrar lets the log start again from its beginning once it is past
-        // 262,144 or 1,048,576 pages (`jobs::registrar::copy_log`). The committing
+        // 262,144 or 1,048,576 pages (`jobs::registrar::copy_log`); while
+        // registrations stream in, it copies nothing before that. The committing
         // connection's own checkpoint, which SQLite runs inside a commit and which
         // held that commit 50 to 110 ms, is only a safety net (see
         // [`AUTOCHECKPOINT_PAGES`]).
