@@ -592,16 +592,9 @@ async fn the_direct_writer_tells_the_logs_length_after_each_commit() {
             .map(|n| item(n as usize, &window, &applicant(n), None))
             .collect()
     };
-    let first = batch(1);
-    writer
-        .register_batch(&with_mails_only(&first), &[])
-        .unwrap();
-    let after_first = writer.log_pages().unwrap();
+    let after_first = committed(&mut writer, &batch(1));
     let second = batch(5);
-    writer
-        .register_batch(&with_mails_only(&second), &[])
-        .unwrap();
-    let after_second = writer.log_pages().unwrap();
+    let after_second = committed(&mut writer, &second);
     assert!(
         after_second > after_first && after_first > 0,
         "{after_first} then {after_second} pages"
@@ -613,26 +606,19 @@ async fn the_direct_writer_tells_the_logs_length_after_each_commit() {
     assert_eq!(writer.log_pages(), Some(after_second));
 
     // Copied whole, the log starts again at the next commit, which says so.
-    loop {
-        if tirage::jobs::registrar::copy_log(app.store(), 0)
-            .await
-            .unwrap()
-            >= 0
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let third = batch(9);
-    writer
-        .register_batch(&with_mails_only(&third), &[])
-        .unwrap();
-    let started_again = writer.log_pages().unwrap();
+    crate::log_sync::ran(|| tirage::jobs::registrar::copy_log(app.store(), 0)).await;
+    let started_again = committed(&mut writer, &batch(9));
     assert!(
         started_again > 0 && started_again < after_second,
         "{started_again} pages after starting again, {after_second} before"
     );
     assert_eq!(app.count("entries").await, 12);
+}
+
+/// Stores `items` through the registrar's own connection; the log's length after.
+fn committed(writer: &mut DirectWriter, items: &[Item]) -> i64 {
+    writer.register_batch(&with_mails_only(items), &[]).unwrap();
+    writer.log_pages().unwrap()
 }
 
 #[tokio::test]

@@ -272,6 +272,22 @@ impl TestApp {
         }
     }
 
+    /// Registers applicants 1 to `n` online all at once, each request a task of its
+    /// own (so that the registrar gathers them in batches), each answered `201`.
+    pub async fn register_applicants_at_once(&self, window_id: &str, n: u32) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 1..=n {
+            let request = post_request(
+                &format!("/api/v1/windows/{window_id}/entries"),
+                &applicant(i),
+            );
+            tasks.spawn(call(self.router.clone(), request));
+        }
+        while let Some(answer) = tasks.join_next().await {
+            answer.unwrap().assert_status(201);
+        }
+    }
+
     /// Registers `body` at the counter (as admin); returns (entry id, access code).
     pub async fn counter_entry(&self, window_id: &str, body: &Value) -> (String, String) {
         let answer = self

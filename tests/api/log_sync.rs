@@ -13,7 +13,7 @@ use tirage::domain::registration::{Channel, RegistrationForm};
 use tirage::jobs::registrar::{LogFile, LogSync, NewRegistration, Registrar, copy_log};
 use tirage::store::{Db, RegisterOutcome, Store, StoreError};
 
-use crate::helpers::{TestApp, applicant, call, post_request, t0};
+use crate::helpers::{TestApp, applicant, t0};
 
 /// A sync that waits until the test opens the gate, then syncs the real log.
 struct Gate {
@@ -222,7 +222,7 @@ async fn only_the_registrars_connection_commits_without_waiting_for_the_disk() {
 /// The log's length after a copy that ran: a pass answers -1 when another checkpoint
 /// holds SQLite's checkpoint lock, such as the one the registrar asks for after each
 /// batch (its batches also record the mails sent), so it is tried again.
-async fn ran<F, Fut>(copy: F) -> i64
+pub(crate) async fn ran<F, Fut>(copy: F) -> i64
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<i64, tirage::store::StoreError>>,
@@ -348,17 +348,7 @@ async fn the_log_of_a_stream_is_copied_once_the_stream_ends() {
         return;
     };
     let window_id = app.open_window().await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for n in 1..=120 {
-        let request = post_request(
-            &format!("/api/v1/windows/{window_id}/entries"),
-            &applicant(n),
-        );
-        tasks.spawn(call(app.router.clone(), request));
-    }
-    while let Some(answer) = tasks.join_next().await {
-        answer.unwrap().assert_status(201);
-    }
+    app.register_applicants_at_once(&window_id, 120).await;
     let mut seen = log_and_copied(&log);
     for _ in 0..100 {
         if seen.0 > 0 && seen.1 == seen.0 {

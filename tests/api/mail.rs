@@ -11,9 +11,8 @@ use tirage::store::Db;
 use tirage::store::outbox::claim_due_statement;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
-use crate::helpers::{TestApp, applicant, call, code_in, post_request};
+use crate::helpers::{TestApp, applicant, code_in};
 
 /// A minimal SMTP server that accepts everything and keeps each message's data.
 async fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
@@ -186,17 +185,7 @@ async fn a_burst_of_registrations_sends_each_mail_exactly_once() {
     // Registrations arriving together: the outbox is drained in batches while more
     // mails keep being queued.
     let n: u32 = 120;
-    let mut tasks = JoinSet::new();
-    for i in 1..=n {
-        let request = post_request(
-            &format!("/api/v1/windows/{window_id}/entries"),
-            &applicant(i),
-        );
-        tasks.spawn(call(app.router.clone(), request));
-    }
-    while let Some(answer) = tasks.join_next().await {
-        answer.unwrap().assert_status(201);
-    }
+    app.register_applicants_at_once(&window_id, n).await;
 
     // Each mail is recorded as sent once: a second sending would count a second
     // attempt.
