@@ -789,6 +789,12 @@ async fn checkpoint(store: Store, mut asked: mpsc::Receiver<Ask>) {
 /// single sync (tenth round), the pass in the turn also had everything copied during
 /// that sync (50 to 145 ms under 256 connections), and commits met their own
 /// checkpoint first (eleventh round).
+///
+/// The first round has the most to write: under a stream nothing was copied before
+/// the log reached its limit, and its first pass puts 100,000 pages or more into the
+/// database file. That round writes the file out a slice at a time with rests
+/// between ([`Store::write_back_database_file`]), so that the log's syncs, which
+/// every registration waits for, are not held behind it (twenty-first round).
 pub async fn copy_log(store: &Store, restart_pages: i64) -> Result<i64, StoreError> {
     let started = std::time::Instant::now();
     let mut log = store.checkpoint_wal().await?;

@@ -111,7 +111,7 @@ impl DirectWriter {
     /// The log's length (frames of a page each) after this connection's last commit;
     /// `None` before its first. The registrar's checkpoints leave a log shorter than
     /// their limit alone while registrations stream in (see
-    /// `jobs::registrar::pass_now`).
+    /// `jobs::registrar::Ask::pass_now`).
     pub fn log_pages(&self) -> Option<i64> {
         self.log_pages
     }
