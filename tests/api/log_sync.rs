@@ -349,17 +349,22 @@ async fn the_log_of_a_stream_is_copied_once_the_stream_ends() {
     };
     let window_id = app.open_window().await;
     app.register_applicants_at_once(&window_id, 120).await;
-    let mut seen = log_and_copied(&log);
+    // Every registration answered is in the log; what comes later (the marks of
+    // their mails, recorded as the outbox sends them) need not be copied yet.
+    let (length, _) = log_and_copied(&log);
+    assert!(length > 120, "{length} pages of log for 120 registrations");
+    let mut copied = log_and_copied(&log).1;
     for _ in 0..100 {
-        if seen.0 > 0 && seen.1 == seen.0 {
+        if copied >= length {
             break;
         }
         tokio::time::sleep(StdDuration::from_millis(50)).await;
-        seen = log_and_copied(&log);
+        copied = log_and_copied(&log).1;
     }
-    let (length, copied) = seen;
-    assert!(length > 120, "{length} pages of log for 120 registrations");
-    assert_eq!(copied, length, "pages of the log copied into the database");
+    assert!(
+        copied >= length,
+        "{copied} pages of the stream's {length} copied into the database"
+    );
     assert_eq!(app.count("entries").await, 120);
 }
 
