@@ -459,15 +459,7 @@ impl Store {
     /// page the passes before it had copied, 8,000 or more. Syncing before that pass
     /// (in rounds, see `copy_log`) leaves it little to flush. Nothing to do elsewhere.
     pub async fn sync_database_file(&self) -> Result<(), StoreError> {
-        let Some(writer) = &self.unsynced else {
-            return Ok(());
-        };
-        let file = writer.file.clone();
-        tokio::task::spawn_blocking(move || std::fs::File::open(&file)?.sync_data())
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|synced| synced)
-            .map_err(|error| StoreError::Database(sqlx::Error::Io(error)))
+        self.on_database_file(std::fs::File::sync_data).await
     }
 
     /// SQLite, a database file: like [`Store::sync_database_file`], but yielding the
@@ -480,19 +472,28 @@ impl Store {
     /// write-back has at most a third of the disk's time; then one `fdatasync`, which
     /// finds little left. Elsewhere than on Linux, a plain `fdatasync`.
     pub async fn write_back_database_file(&self) -> Result<(), StoreError> {
+        self.on_database_file(|file| {
+            tirage_log_vfs::write_back_gently(file, WRITE_BACK_SLICE)?;
+            file.sync_data()
+        })
+        .await
+    }
+
+    /// SQLite, a database file: opens it and runs `work` on it on a thread where
+    /// blocking is allowed. Nothing to do elsewhere.
+    async fn on_database_file(
+        &self,
+        work: impl FnOnce(&std::fs::File) -> std::io::Result<()> + Send + 'static,
+    ) -> Result<(), StoreError> {
         let Some(writer) = &self.unsynced else {
             return Ok(());
         };
         let file = writer.file.clone();
-        tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&file)?;
-            tirage_log_vfs::write_back_gently(&file, WRITE_BACK_SLICE)?;
-            file.sync_data()
-        })
-        .await
-        .map_err(std::io::Error::other)
-        .and_then(|synced| synced)
-        .map_err(|error| StoreError::Database(sqlx::Error::Io(error)))
+        tokio::task::spawn_blocking(move || work(&std::fs::File::open(&file)?))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|done| done)
+            .map_err(|error| StoreError::Database(sqlx::Error::Io(error)))
     }
 
     /// SQLite: copies what the log holds back into the database file, without waiting
