@@ -47,3 +47,21 @@ start_server() {
     echo "the server did not start: $(tail -5 "$work/server.log")" >&2
     return 1
 }
+
+# SQLite: waits until the server has made its log file's space ready
+# (TIRAGE_SQLITE_LOG_RESERVE_MIB, see docs/configuration.md), as a production server
+# does in its first minute, before any window opens. Needs the server's info lines
+# of tirage::jobs::log_space in its log. Nothing to wait for on PostgreSQL.
+wait_for_log_space() {
+    [[ ${TIRAGE_SQLITE_LOG_RESERVE_MIB:-0} != 0 && ${1:-sqlite} != postgres* ]] || return 0
+    for _ in $(seq 1200); do
+        if grep -q "the log's space is ready" "$work/server.log"; then
+            echo "log space: $(grep -o "log_bytes=[0-9]*.*seconds=[0-9.]*" "$work/server.log")" >&2
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "the server did not make its log's space ready: $(tail -5 "$work/server.log")" >&2
+    return 1
+}
+

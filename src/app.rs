@@ -55,6 +55,8 @@ pub struct Application {
     state: AppState,
     /// How long after a window's last slot its personal data is kept.
     retention: chrono::Duration,
+    /// SQLite: the bytes of the log file made ready at start (`jobs::log_space`).
+    log_reserve: u64,
     shutdown: watch::Sender<bool>,
 }
 
@@ -170,6 +172,7 @@ impl Application {
             router,
             state,
             retention: chrono::Duration::days(config.retention_days),
+            log_reserve: config.database.sqlite_log_reserve_mib << 20,
             shutdown: watch::Sender::new(false),
         })
     }
@@ -207,6 +210,13 @@ impl Application {
             self.retention,
             self.shutdown.subscribe(),
         ));
+        let log_space = (self.log_reserve > 0).then(|| {
+            tokio::spawn(crate::jobs::log_space::reserve(
+                self.state.store.clone(),
+                self.log_reserve,
+                self.shutdown.subscribe(),
+            ))
+        });
         let mut stop = self.shutdown.subscribe();
         let signal = async move {
             tokio::select! {
@@ -229,6 +239,12 @@ impl Application {
         }
         if let Err(error) = scheduler.await {
             tracing::error!(error = %error, "the scheduler failed");
+        }
+        if let Some(Err(error)) = match log_space {
+            Some(log_space) => Some(log_space.await),
+            None => None,
+        } {
+            tracing::error!(error = %error, "making the log's space ready failed");
         }
         self.state.registrar.close().await;
         self.state.store.close().await;

@@ -66,6 +66,19 @@ pub struct DatabaseArgs {
         value_name = "SECONDS"
     )]
     pub statement_timeout_secs: u64,
+
+    /// SQLite, a database file: MiB of the log file (`<database>-wal`) to write once at
+    /// start, in the background, so that registrations streaming in later write over
+    /// blocks the disk already holds instead of lengthening the file (0: none). 5120
+    /// covers the log of a stream (see docs/configuration.md).
+    #[arg(
+        long = "sqlite-log-reserve-mib",
+        env = "TIRAGE_SQLITE_LOG_RESERVE_MIB",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=65_536),
+        value_name = "MIB"
+    )]
+    pub sqlite_log_reserve_mib: u64,
 }
 
 impl DatabaseArgs {
@@ -76,6 +89,7 @@ impl DatabaseArgs {
             max_connections: 8,
             acquire_timeout_secs: 10,
             statement_timeout_secs: 300,
+            sqlite_log_reserve_mib: 0,
         }
     }
 
@@ -312,6 +326,26 @@ mod tests {
     fn parse(flags: &[&str]) -> Result<ServeArgs, clap::Error> {
         let argv = std::iter::once("tirage").chain(flags.iter().copied());
         Serve::try_parse_from(argv).map(|serve| serve.args)
+    }
+
+    #[test]
+    fn no_log_space_is_made_ready_unless_asked_for_and_at_most_64_gib() {
+        let database = |flags: &[&str]| parse(flags).map(|args| args.database);
+        assert_eq!(database(&[]).unwrap().sqlite_log_reserve_mib, 0);
+        assert_eq!(
+            database(&["--sqlite-log-reserve-mib", "5120"])
+                .unwrap()
+                .sqlite_log_reserve_mib,
+            5120
+        );
+        for bad in ["-1", "65537", "5GiB", ""] {
+            let flag = format!("--sqlite-log-reserve-mib={bad}");
+            let error = database(&[&flag]).err().unwrap();
+            assert!(
+                error.to_string().contains("--sqlite-log-reserve-mib"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

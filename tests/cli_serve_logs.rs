@@ -20,16 +20,15 @@ impl Drop for Server {
     }
 }
 
-#[test]
-fn json_logs_are_one_object_per_line_without_personal_data() {
-    // Arrange: the real binary, on a free port, with JSON logs chosen by the variable
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}?mode=rwc", dir.path().join("logs.db").display());
+/// Starts `tirage serve` on a free port with JSON logs at `info` and the variables
+/// `env`; the lines of its standard error arrive on the receiver.
+fn serve(database: &str, env: &[(&str, &str)]) -> (Server, mpsc::Receiver<String>) {
     let mut server = Server(
         Command::new(env!("CARGO_BIN_EXE_tirage"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
             .env("TIRAGE_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -44,6 +43,15 @@ fn json_logs_are_one_object_per_line_without_personal_data() {
             }
         }
     });
+    (server, lines)
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_without_personal_data() {
+    // Arrange: the real binary, on a free port, with JSON logs chosen by the variable
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}?mode=rwc", dir.path().join("logs.db").display());
+    let (server, lines) = serve(&database, &[]);
     let next = || {
         let line = lines
             .recv_timeout(Duration::from_secs(60))
@@ -91,4 +99,25 @@ fn json_logs_are_one_object_per_line_without_personal_data() {
         "{text}"
     );
     assert!(text.contains("404"), "{text}");
+}
+
+#[test]
+fn with_log_space_asked_for_the_sqlite_log_is_made_that_long_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("space.db");
+    let database = format!("sqlite://{}?mode=rwc", file.display());
+    let (server, lines) = serve(&database, &[("TIRAGE_SQLITE_LOG_RESERVE_MIB", "24")]);
+    let ready = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a log line");
+        let value: Value = serde_json::from_str(&line).unwrap();
+        if value["message"] == "the log's space is ready" {
+            break value;
+        }
+    };
+    assert_eq!(ready["log_bytes"], 24 << 20, "{ready}");
+    let log = dir.path().join("space.db-wal");
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), 24 << 20);
+    drop(server);
 }

@@ -3,6 +3,8 @@
 //!
 //! - [`clock`]: the [`Clock`](clock::Clock) trait, the system clock and a settable
 //!   clock for tests.
+//! - [`log_space`]: SQLite's log file made ready at start, before registrations
+//!   stream in.
 //! - [`mailer`]: the [`Mailer`](mailer::Mailer) trait and its three transports: `log`,
 //!   `file:DIR` (one `.eml` per message) and `smtp://host:port`.
 //! - [`messages`]: the texts of the mails, in French and English.
@@ -15,6 +17,7 @@
 //! - [`scheduler`]: closes and draws windows when their time comes.
 
 pub mod clock;
+pub mod log_space;
 pub mod mailer;
 pub mod messages;
 pub mod offers;

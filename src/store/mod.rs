@@ -34,6 +34,7 @@ pub mod draws;
 pub mod entries;
 pub mod idempotency;
 pub mod keys;
+mod log_space;
 pub mod metrics;
 pub mod outbox;
 pub mod packed;

@@ -275,8 +275,14 @@ impl TestApp {
     /// Registers applicants 1 to `n` online all at once, each request a task of its
     /// own (so that the registrar gathers them in batches), each answered `201`.
     pub async fn register_applicants_at_once(&self, window_id: &str, n: u32) {
+        self.register_applicants_at_once_from(window_id, 1, n).await;
+    }
+
+    /// [`TestApp::register_applicants_at_once`] for `applicant(first)` and the `n - 1`
+    /// after it.
+    pub async fn register_applicants_at_once_from(&self, window_id: &str, first: u32, n: u32) {
         let mut tasks = tokio::task::JoinSet::new();
-        for i in 1..=n {
+        for i in first..first + n {
             let request = post_request(
                 &format!("/api/v1/windows/{window_id}/entries"),
                 &applicant(i),

@@ -22,6 +22,7 @@ mod fuzz_findings;
 mod health;
 mod idempotency;
 mod instances;
+mod log_space;
 mod log_sync;
 mod mail;
 mod openapi;

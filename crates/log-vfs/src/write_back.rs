@@ -14,11 +14,15 @@ use std::time::Instant;
 /// Linux's `sync_file_range`; elsewhere it writes nothing and the caller's sync does
 /// all of it at once.
 pub fn write_back_gently(file: &File, slice: u64) -> io::Result<()> {
-    let length = file.metadata()?.len();
+    write_back_range_gently(file, 0, file.metadata()?.len(), slice)
+}
+
+/// [`write_back_gently`] for the bytes of `file` from `start` up to `end` only.
+pub fn write_back_range_gently(file: &File, start: u64, end: u64, slice: u64) -> io::Result<()> {
     let slice = slice.max(1);
-    let mut offset = 0;
-    while offset < length {
-        let bytes = slice.min(length - offset);
+    let mut offset = start;
+    while offset < end {
+        let bytes = slice.min(end - offset);
         let started = Instant::now();
         write_out(file, offset, bytes)?;
         std::thread::sleep(2 * started.elapsed());
@@ -65,6 +69,11 @@ mod tests {
         // slices that do not divide the file, and one larger than it
         for slice in [4096, 65_536, 1 << 20] {
             write_back_gently(&file, slice).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        // a range inside the file, one reaching past its end, and an empty one
+        for (start, end) in [(4096, 200_000), (250_000, 400_000), (7, 7)] {
+            write_back_range_gently(&file, start, end, 65_536).unwrap();
         }
         assert_eq!(std::fs::read(&path).unwrap(), data);
     }
