@@ -676,7 +676,7 @@ impl Store {
 /// The unique index or columns a unique violation names, if it is one.
 ///
 /// PostgreSQL reports the index name (`entries_email_key`); SQLite reports the columns
-/// (`UNIQUE constraint failed: entries.window_id, entries.email_key`). Both contain the
+/// (`UNIQUE constraint failed: entries.email_key, entries.window_id`). Both contain the
 /// key column, which is what [`duplicate_rule`] looks for.
 pub(crate) fn unique_violation(error: &sqlx::Error) -> Option<String> {
     let db_error = error.as_database_error()?;
