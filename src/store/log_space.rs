@@ -6,7 +6,7 @@
 //! blocks for it, and every sync of the log then also writes the file system's record
 //! of those blocks: the writer and the syncs that every registration waits for both
 //! pay for it. Into a log file already that long, written once, registrations streamed
-//! 14 to 20% faster, with a lower p99 (`docs/benchmarks.md`, twenty-second round).
+//! 12 to 15% faster, with a lower p99 (`docs/benchmarks.md`, twenty-second round).
 //!
 //! [`Store::lengthen_log`] writes zeros past the log's end, a piece at a time, each
 //! while holding SQLite's write lock: no commit appends to the log meanwhile, so the
