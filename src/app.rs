@@ -210,6 +210,11 @@ impl Application {
             self.retention,
             self.shutdown.subscribe(),
         ));
+        let metrics = tokio::spawn(crate::http::metrics::upkeep_until(
+            self.state.metrics.clone(),
+            crate::http::metrics::UPKEEP_EVERY,
+            self.shutdown.subscribe(),
+        ));
         let log_space = (self.log_reserve > 0).then(|| {
             tokio::spawn(crate::jobs::log_space::reserve(
                 self.state.store.clone(),
@@ -239,6 +244,9 @@ impl Application {
         }
         if let Err(error) = scheduler.await {
             tracing::error!(error = %error, "the scheduler failed");
+        }
+        if let Err(error) = metrics.await {
+            tracing::error!(error = %error, "the metrics' upkeep failed");
         }
         if let Some(Err(error)) = match log_space {
             Some(log_space) => Some(log_space.await),

@@ -277,7 +277,9 @@ pub fn preimage(event: &EventContent<'_>, prev_hash: &str) -> Result<String, Cha
 
 /// `hex(SHA-256(preimage))`: the hash of an event chained after `prev_hash`.
 pub fn event_hash(event: &EventContent<'_>, prev_hash: &str) -> Result<String, ChainError> {
-    Ok(hex::encode(sha256(preimage(event, prev_hash)?.as_bytes())))
+    Ok(crate::draw::hex(sha256(
+        preimage(event, prev_hash)?.as_bytes(),
+    )))
 }
 
 fn same(a: &str, b: &str) -> bool {

@@ -101,12 +101,12 @@ pub fn staff_token(random: [u8; 32]) -> String {
 pub fn hash_staff_token(token: &str) -> String {
     let mut input = b"tirage-staff-token-v1\n".to_vec();
     input.extend_from_slice(token.trim().as_bytes());
-    hex::encode(sha256(&input))
+    crate::draw::hex(sha256(&input))
 }
 
 /// `seed_commitment = hex(SHA-256(secret))`, DRAW-SPEC section 3.
 pub fn seed_commitment(secret: &[u8; 32]) -> String {
-    hex::encode(sha256(secret))
+    crate::draw::hex(sha256(secret))
 }
 
 #[cfg(test)]

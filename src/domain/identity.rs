@@ -518,7 +518,7 @@ fn key(domain: &str, value: &str) -> String {
     input.extend_from_slice(domain.as_bytes());
     input.push(b'\n');
     input.extend_from_slice(value.as_bytes());
-    hex::encode(crate::draw::sha256(&input))
+    crate::draw::hex(crate::draw::sha256(&input))
 }
 
 #[cfg(test)]

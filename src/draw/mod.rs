@@ -26,7 +26,7 @@ pub mod types;
 pub mod verify;
 
 pub use bundle::{Bundle, DrawInputs, ResultRow, run_draw};
-pub use types::{Digest, Entry, EntryId, InputError, MAX_WEIGHT, Slot, sha256};
+pub use types::{Digest, Entry, EntryId, InputError, MAX_WEIGHT, Slot, hex, sha256};
 
 /// The format name written in every bundle and hashed into every commitment.
 pub const FORMAT: &str = "tirage-draw-v1";

@@ -18,6 +18,18 @@ pub fn sha256(data: &[u8]) -> Digest {
     Sha256::digest(data).into()
 }
 
+/// `bytes` as lowercase hex, two digits a byte. The same text as `hex::encode`, made
+/// from a table: that crate builds its text one `char` at a time, and a registration
+/// writes about seven digests as hex (its duplicate keys, its audit event).
+pub fn hex(bytes: impl AsRef<[u8]>) -> String {
+    let bytes = bytes.as_ref();
+    let mut out = Vec::with_capacity(2 * bytes.len());
+    for &byte in bytes {
+        out.extend_from_slice(&HEX_PAIRS[usize::from(byte)]);
+    }
+    String::from_utf8(out).expect("hex digits are ASCII")
+}
+
 /// Why a value given to the draw is not acceptable: which field, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
@@ -75,7 +87,7 @@ impl EntryId {
     }
 
     pub fn to_hex(&self) -> String {
-        String::from_utf8(self.hex_bytes().to_vec()).expect("hex is ASCII")
+        hex(self.0)
     }
 
     /// The 32 lowercase hex characters, without allocating.
@@ -268,6 +280,14 @@ pub fn check_line(text: &str, path: &str) -> Result<(), InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lowercase_digits_a_byte() {
+        assert_eq!(hex([]), "");
+        assert_eq!(hex([0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        let every: Vec<u8> = (0..=255).collect();
+        assert_eq!(hex(&every), hex::encode(&every));
+    }
 
     #[test]
     fn entry_id_round_trips_and_refuses_other_spellings() {

@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, MatchedPath, RawPathParams, R
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -18,7 +18,14 @@ use crate::store::{Actor, Role, StaffToken};
 
 /// A JSON request body, parsed into `T`, with a digest of its canonical form (for
 /// idempotency). Syntax errors answer 400, a missing or wrong content type 415, a value
-/// of the wrong type 422 naming its field, a body over the limit 413.
+/// of the wrong type 422 naming its field (a member given twice is refused the same
+/// way), a body over the limit 413.
+///
+/// The digest is made only for a request that carries an `Idempotency-Key` header, the
+/// only one that keeps it; it is empty otherwise. The body is read straight into `T`,
+/// without building a tree of JSON values first: under a burst of registrations the
+/// tree, and the digest made from it for every request, were a sixth of the
+/// instructions a request took (`docs/benchmarks.md`, twenty-third round).
 #[derive(Debug)]
 pub struct JsonBody<T> {
     pub value: T,
@@ -46,8 +53,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if !is_json(request.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
+        let digest = wants_digest(request.headers());
         let bytes = body_bytes(request, state).await?;
-        parse_json(&bytes)
+        parse_json(&bytes, digest)
     }
 }
 
@@ -61,6 +69,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let json = is_json(request.headers());
+        let digest = wants_digest(request.headers());
         let bytes = body_bytes(request, state).await?;
         if bytes.is_empty() {
             return Ok(Self(None));
@@ -68,7 +77,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
         if !json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        parse_json(&bytes).map(|body| Self(Some(body)))
+        parse_json(&bytes, digest).map(|body| Self(Some(body)))
     }
 }
 
@@ -84,21 +93,47 @@ async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes
         })
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError> {
-    let raw: Value =
-        serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    let fingerprint = fingerprint(&raw);
-    let value = serde_path_to_error::deserialize(raw).map_err(|error| {
+/// Whether a body's digest will be kept: only with an idempotency key.
+fn wants_digest(headers: &HeaderMap) -> bool {
+    headers.contains_key(IDEMPOTENCY_KEY)
+}
+
+/// Parses `bytes` into `T`; with `digest`, also makes the digest of its canonical form.
+///
+/// The whole text is first checked to be JSON, without keeping anything of it, so that
+/// a body that is not JSON is refused as such (400) wherever its first error lies, as
+/// before any of it is read into `T` (whose errors name a field, 422).
+fn parse_json<T: DeserializeOwned>(bytes: &[u8], digest: bool) -> Result<JsonBody<T>, ApiError> {
+    let malformed = |e: serde_json::Error| ApiError::MalformedJson(e.to_string());
+    serde_json::from_slice::<IgnoredAny>(bytes).map_err(malformed)?;
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut reader).map_err(|error| {
         let path = error.path().to_string();
         let field = if path == "." { String::new() } else { path };
-        let message = error.into_inner().to_string();
+        let inner = error.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            // a number too large for any type, found only when read as one
+            return malformed(inner);
+        }
+        // serde_json adds where in the text the error is; the field's path says it
+        let place = format!(" at line {} column {}", inner.line(), inner.column());
+        let message = inner.to_string();
+        let message = message.strip_suffix(&place).unwrap_or(&message).to_owned();
         let code = if message.starts_with("unknown field") {
             "unknown_field"
+        } else if message.starts_with("duplicate field") {
+            "duplicate_field"
         } else {
             "invalid_type"
         };
         ApiError::Validation(ValidationErrors::single(field, Issue::new(code, message)))
     })?;
+    reader.end().map_err(malformed)?;
+    let fingerprint = if digest {
+        fingerprint(&serde_json::from_slice::<Value>(bytes).map_err(malformed)?)
+    } else {
+        String::new()
+    };
     Ok(JsonBody { value, fingerprint })
 }
 
@@ -110,7 +145,7 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError
 fn fingerprint(value: &Value) -> String {
     let mut hash = HashWriter(Sha256::new());
     serde_json::to_writer(&mut hash, value).expect("a JSON value writes to a hash");
-    hex::encode(hash.0.finalize())
+    crate::draw::hex(hash.0.finalize())
 }
 
 /// Bytes written into a SHA-256.
@@ -236,6 +271,9 @@ impl FromRequestParts<AppState> for MaybeStaff {
     }
 }
 
+/// The header of an idempotency key, as the HTTP library names it (in lower case).
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 /// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey(pub Option<String>);
@@ -244,7 +282,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get("idempotency-key") else {
+        let Some(value) = parts.headers.get(IDEMPOTENCY_KEY) else {
             return Ok(Self(None));
         };
         let key = value
@@ -292,6 +330,92 @@ mod tests {
             fingerprint(&c),
             hex::encode(crate::draw::sha256(canonical.as_bytes()))
         );
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Form {
+        name: String,
+        inner: Inner,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        n: u32,
+    }
+
+    /// The one field error of a body refused as invalid: (field, code, message).
+    fn refusal(body: &str) -> (String, String, String) {
+        match parse_json::<Form>(body.as_bytes(), false) {
+            Err(ApiError::Validation(errors)) => {
+                assert_eq!(errors.0.len(), 1, "{errors:?}");
+                let error = &errors.0[0];
+                (
+                    error.field.clone(),
+                    error.code.clone(),
+                    error.message.clone(),
+                )
+            }
+            other => panic!("{body}: not a field error: {other:?}"),
+        }
+    }
+
+    fn malformed(body: &str) -> String {
+        match parse_json::<Form>(body.as_bytes(), true) {
+            Err(ApiError::MalformedJson(why)) => why,
+            other => panic!("{body}: not refused as malformed: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_bodies_are_read_straight_into_their_type() {
+        let text = r#"{"inner": {"n": 7}, "name": "Awa"}"#;
+        let body = parse_json::<Form>(text.as_bytes(), false).unwrap();
+        assert_eq!((body.value.name.as_str(), body.value.inner.n), ("Awa", 7));
+        // the digest only when asked for, and then that of the canonical form
+        assert_eq!(body.fingerprint, "");
+        let keyed = parse_json::<Form>(text.as_bytes(), true).unwrap();
+        assert_eq!(
+            keyed.fingerprint,
+            hex::encode(crate::draw::sha256(br#"{"inner":{"n":7},"name":"Awa"}"#))
+        );
+        let reordered = r#"{"name":"Awa","inner":{"n":7}}"#;
+        let again = parse_json::<Form>(reordered.as_bytes(), true).unwrap();
+        assert_eq!(again.fingerprint, keyed.fingerprint);
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_refused_as_such_wherever_its_error_lies() {
+        // a value of the wrong type comes first, but the text is not JSON
+        assert!(malformed(r#"{"name": 5, "inner": {"n": 1}"#).contains("EOF"));
+        assert!(malformed(r#"{"name": 5, "inner": {"n": 1}} x"#).contains("trailing"));
+        assert!(malformed(r#"{"name": "a", "inner": {"n": 1e400}}"#).contains("out of range"));
+        assert!(malformed("").contains("EOF"));
+    }
+
+    #[test]
+    fn a_field_error_names_its_field_without_a_place_in_the_text() {
+        let (field, code, message) = refusal(r#"{"name": 5, "inner": {"n": 1}}"#);
+        assert_eq!(field, "name");
+        assert_eq!(code, "invalid_type");
+        assert_eq!(message, "invalid type: integer `5`, expected a string");
+        let (field, code, message) = refusal(r#"{"name": "a", "inner": {"n": -1}}"#);
+        assert_eq!(field, "inner.n");
+        assert_eq!(code, "invalid_type");
+        assert_eq!(message, "invalid value: integer `-1`, expected u32");
+        let (field, code, _) = refusal(r#"{"name": "a", "inner": {"n": 1, "m": 2}}"#);
+        assert_eq!(
+            (field.as_str(), code.as_str()),
+            ("inner.m", "unknown_field")
+        );
+        let (_, code, message) = refusal(r#"{"name": "a"}"#);
+        assert_eq!(code, "invalid_type");
+        assert_eq!(message, "missing field `inner`");
+        // a member given twice is ambiguous: refused, not read as either
+        let (_, code, message) = refusal(r#"{"name": "a", "name": "b", "inner": {"n": 1}}"#);
+        assert_eq!(code, "duplicate_field");
+        assert_eq!(message, "duplicate field `name`");
     }
 
     #[test]
