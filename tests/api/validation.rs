@@ -330,3 +330,41 @@ async fn unparseable_json_is_400_and_a_missing_content_type_415() {
     not_an_object.assert_problem(422, "validation");
     assert_eq!(app.count("entries").await, 0);
 }
+
+#[tokio::test]
+async fn a_member_given_twice_names_its_field_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let window_id = app.open_window().await;
+    let uri = format!("/api/v1/windows/{window_id}/entries");
+    // a valid registration, but the address given twice: neither is taken
+    let text = applicant(1).to_string();
+    let twice = text.replacen('{', r#"{"email": "other@example.org", "#, 1);
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(&uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("idempotency-key", "twice-1")
+        .body(Body::from(twice))
+        .unwrap();
+    let answer = app.send_request(request).await;
+    let problem = answer.assert_problem(422, "validation");
+    assert_eq!(problem["errors"][0]["code"], "duplicate_field", "{problem}");
+    assert_eq!(
+        problem["errors"][0]["message"], "duplicate field `email`",
+        "{problem}"
+    );
+    assert_eq!(app.count("entries").await, 0);
+    assert_eq!(app.count("idempotency_keys").await, 0);
+
+    // a type error first and broken JSON after it: refused as not JSON
+    let broken = Request::builder()
+        .method(Method::POST)
+        .uri(&uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"family_name": 5, "given_names": "#))
+        .unwrap();
+    app.send_request(broken)
+        .await
+        .assert_problem(400, "malformed-json");
+    assert_eq!(app.count("entries").await, 0);
+}
