@@ -297,12 +297,7 @@ async fn unparseable_json_is_400_and_a_missing_content_type_415() {
     let window_id = app.open_window().await;
     let uri = format!("/api/v1/windows/{window_id}/entries");
 
-    let broken = Request::builder()
-        .method(Method::POST)
-        .uri(&uri)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(r#"{"family_name": "Diallo","#))
-        .unwrap();
+    let broken = json_request(&uri, r#"{"family_name": "Diallo","#);
     app.send_request(broken)
         .await
         .assert_problem(400, "malformed-json");
@@ -357,14 +352,19 @@ async fn a_member_given_twice_names_its_field_and_stores_nothing() {
     assert_eq!(app.count("idempotency_keys").await, 0);
 
     // a type error first and broken JSON after it: refused as not JSON
-    let broken = Request::builder()
-        .method(Method::POST)
-        .uri(&uri)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(r#"{"family_name": 5, "given_names": "#))
-        .unwrap();
+    let broken = json_request(&uri, r#"{"family_name": 5, "given_names": "#);
     app.send_request(broken)
         .await
         .assert_problem(400, "malformed-json");
     assert_eq!(app.count("entries").await, 0);
+}
+
+/// A POST of `text` to `uri`, sent as JSON whatever it holds.
+fn json_request(uri: &str, text: &str) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(text.to_owned()))
+        .unwrap()
 }
