@@ -47,7 +47,8 @@ pub struct Metrics {
     handle: PrometheusHandle,
     /// The handles of the request metrics of each route seen so far, by route template.
     /// Registered once each: making their labels and keys and looking them up in the
-    /// recorder again for every request cost more than the recording.
+    /// recorder again for every request cost more than the recording. Bounded: route
+    /// templates (not paths), standard methods and statuses.
     routes: Arc<RwLock<HashMap<String, Vec<RequestHandles>>>>,
 }
 
@@ -141,8 +142,7 @@ impl Metrics {
         self.handle.run_upkeep();
     }
 
-    /// Counts one answered request.
-    /// Counts one request answered and records its latency.
+    /// Counts one answered request and records its latency.
     pub fn request(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
         let known = self
             .routes
@@ -194,6 +194,7 @@ impl Metrics {
         handles
     }
 
+    /// Counts one request refused by a rate limit.
     pub fn rate_limited(&self, class: &'static str) {
         self.recorder
             .register_counter(
