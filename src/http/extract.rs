@@ -100,12 +100,19 @@ fn wants_digest(headers: &HeaderMap) -> bool {
 
 /// Parses `bytes` into `T`; with `digest`, also makes the digest of its canonical form.
 ///
-/// The whole text is first checked to be JSON, without keeping anything of it, so that
-/// a body that is not JSON is refused as such (400) wherever its first error lies, as
-/// before any of it is read into `T` (whose errors name a field, 422).
+/// The whole text is first checked to be JSON, so that a body that is not JSON is
+/// refused as such (400) wherever its first error lies, before any of it is read into
+/// `T` (whose errors name a field, 422). With `digest` that check is the reading of the
+/// tree the digest is made from; without, nothing of the text is kept.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8], digest: bool) -> Result<JsonBody<T>, ApiError> {
     let malformed = |e: serde_json::Error| ApiError::MalformedJson(e.to_string());
-    serde_json::from_slice::<IgnoredAny>(bytes).map_err(malformed)?;
+    let fingerprint = if digest {
+        fingerprint(&serde_json::from_slice::<Value>(bytes).map_err(malformed)?)
+    } else {
+        serde_json::from_slice::<IgnoredAny>(bytes).map_err(malformed)?;
+        String::new()
+    };
+    // the check above refused anything after the value, as it reads to the end
     let mut reader = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut reader).map_err(|error| {
         let path = error.path().to_string();
@@ -128,12 +135,6 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8], digest: bool) -> Result<JsonBod
         };
         ApiError::Validation(ValidationErrors::single(field, Issue::new(code, message)))
     })?;
-    reader.end().map_err(malformed)?;
-    let fingerprint = if digest {
-        fingerprint(&serde_json::from_slice::<Value>(bytes).map_err(malformed)?)
-    } else {
-        String::new()
-    };
     Ok(JsonBody { value, fingerprint })
 }
 

@@ -61,6 +61,12 @@ struct RequestHandles {
     requests: Counter,
 }
 
+impl RequestHandles {
+    fn are_for(&self, method: &str, status: u16) -> bool {
+        self.method == method && self.status == status
+    }
+}
+
 /// How often the recorder folds the latencies it was given into its histograms'
 /// buckets ([`Metrics::upkeep`]).
 pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -149,12 +155,7 @@ impl Metrics {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(route)
-            .and_then(|handles| {
-                handles
-                    .iter()
-                    .find(|h| h.method == method && h.status == status)
-                    .cloned()
-            });
+            .and_then(|handles| handles.iter().find(|h| h.are_for(method, status)).cloned());
         let handles = match known {
             Some(handles) => handles,
             None => self.register_request(method, route, status),
@@ -185,10 +186,7 @@ impl Metrics {
         };
         let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
         let known = routes.entry(route.to_owned()).or_default();
-        if !known
-            .iter()
-            .any(|h| h.method == method && h.status == status)
-        {
+        if !known.iter().any(|h| h.are_for(method, status)) {
             known.push(handles.clone());
         }
         handles
