@@ -114,7 +114,7 @@ impl Application {
             getrandom::fill(&mut id)
                 .map_err(|e| StartupError::Config(format!("OS randomness: {e}")))?;
             if store
-                .seed_admin_token(&hex::encode(id), &hash_staff_token(token), clock.now())
+                .seed_admin_token(&crate::draw::hex(id), &hash_staff_token(token), clock.now())
                 .await?
             {
                 tracing::info!("admin token from the configuration registered");

@@ -268,7 +268,7 @@ pub fn check_evidence(
                 return Err("the evidence names another public key than quicknet's".into());
             }
             let value = verify_quicknet(round, *given, signature).map_err(|e| e.to_string())?;
-            if hex::encode(value) != beacon_value_hex {
+            if crate::draw::hex(value) != beacon_value_hex {
                 return Err("beacon_value is not sha256(signature)".into());
             }
             Ok(format!(
@@ -288,7 +288,7 @@ pub fn check_evidence(
                     "the key string of these sources is {expected:?}, not {key_string:?}"
                 ));
             }
-            if hex::encode(key_string.as_bytes()) != beacon_value_hex {
+            if crate::draw::hex(key_string.as_bytes()) != beacon_value_hex {
                 return Err("beacon_value is not the bytes of the key string".into());
             }
             Ok(format!(

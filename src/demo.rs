@@ -61,7 +61,7 @@ pub async fn run(args: &DemoArgs) -> Result<DemoOutcome, String> {
     }
     let start = parse_time("2027-03-01T09:00:00Z");
     let clock = ManualClock::new(start);
-    let token = hex::encode(sha256(format!("demo {}", db_path.display()).as_bytes()));
+    let token = crate::draw::hex(sha256(format!("demo {}", db_path.display()).as_bytes()));
     let mut config = ServeArgs::new(
         format!("sqlite://{}?mode=rwc", db_path.display()),
         "127.0.0.1:0".parse().expect("a loopback address"),

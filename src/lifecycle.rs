@@ -601,12 +601,12 @@ fn compute(
     written.map_err(corrupt)?;
     outcome.results_hash = results_hash
         .map_err(|_| StoreError::Corrupt(format!("bundle of {}: a thread panicked", window.id)))?;
-    bundle.results_hash = hex::encode(outcome.results_hash);
+    bundle.results_hash = crate::draw::hex(outcome.results_hash);
     write_tail_rest(&mut writer, window, &bundle, &stats, committed_at, now).map_err(corrupt)?;
     let hashing = writer
         .into_inner()
         .map_err(|e| StoreError::Corrupt(format!("bundle of {}: {e}", window.id)))?;
-    Ok((outcome, stats, hex::encode(hashing.finish())))
+    Ok((outcome, stats, crate::draw::hex(hashing.finish())))
 }
 
 /// The bundle (DRAW-SPEC section 10) and its statistics from the committed inputs and
@@ -682,9 +682,9 @@ impl<'a> Head<'a> {
         Self {
             window_id,
             beacon: &inputs.commitment.beacon,
-            beacon_value: hex::encode(beacon_value),
+            beacon_value: crate::draw::hex(beacon_value),
             seed_commitment: &inputs.commitment.seed_commitment,
-            secret: hex::encode(inputs.secret),
+            secret: crate::draw::hex(inputs.secret),
             entries: &inputs.entries,
             slots: &inputs.slots,
         }
@@ -905,7 +905,7 @@ fn rebuild_bundle(
         record.draw.drawn_at,
     )
     .map_err(|e| StoreError::Corrupt(format!("bundle of {id}: {e}")))?;
-    let sha256 = hex::encode(crate::draw::sha256(&bytes));
+    let sha256 = crate::draw::hex(crate::draw::sha256(&bytes));
     if sha256 != expected {
         return Err(StoreError::Corrupt(format!(
             "the bundle of {id} rebuilt from the database hashes to {sha256}, not to the \

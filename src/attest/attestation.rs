@@ -201,7 +201,7 @@ impl Attestation {
         let signature = key.signing_key().sign(self.signed_text()?.as_bytes());
         Ok(SignedAttestation {
             attestation: self,
-            signature: hex::encode(signature.to_bytes()),
+            signature: crate::draw::hex(signature.to_bytes()),
         })
     }
 }

@@ -24,7 +24,7 @@ const PKCS8_ED25519_PREFIX: [u8; 16] = [
 
 /// The id of a public key: the first 16 hex characters of SHA-256 over its 32 bytes.
 pub fn key_id(public_key: &[u8; 32]) -> String {
-    let mut id = hex::encode(sha256(public_key));
+    let mut id = crate::draw::hex(sha256(public_key));
     id.truncate(16);
     id
 }
@@ -102,7 +102,7 @@ impl PublishedKey {
         Self {
             key_id: key_id(public_key),
             algorithm: ALGORITHM.to_owned(),
-            public_key_hex: hex::encode(public_key),
+            public_key_hex: crate::draw::hex(public_key),
             public_key_base64: BASE64.encode(public_key),
             created_at,
             retired_at,

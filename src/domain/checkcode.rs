@@ -98,7 +98,7 @@ impl CheckCode {
     pub fn lookup_digest(&self) -> String {
         let mut input = b"tirage-check-lookup-v1\n".to_vec();
         input.extend_from_slice(self.0.as_bytes());
-        hex::encode(sha256(&input))
+        crate::draw::hex(sha256(&input))
     }
 
     /// Compares two codes in constant time.

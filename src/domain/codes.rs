@@ -93,7 +93,7 @@ pub fn verification_code_matches(entry_id: &str, code: &str, stored_hash: &[u8])
 
 /// A staff token: `tirage_` and 64 hex characters (256 bits).
 pub fn staff_token(random: [u8; 32]) -> String {
-    format!("tirage_{}", hex::encode(random))
+    format!("tirage_{}", crate::draw::hex(random))
 }
 
 /// The stored form of a staff token. Tokens are high-entropy, so an unsalted hash is

@@ -44,9 +44,9 @@ pub fn commitment(input: &CommitmentInput<'_>) -> Digest {
         "{FORMAT}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
         input.window_id,
         input.n_entries,
-        hex::encode(input.entries_root),
+        crate::draw::hex(input.entries_root),
         input.n_slots,
-        hex::encode(input.slots_hash),
+        crate::draw::hex(input.slots_hash),
         input.seed_commitment,
         input.beacon,
     );
@@ -55,16 +55,16 @@ pub fn commitment(input: &CommitmentInput<'_>) -> Digest {
 
 /// `seed_commitment = hex(H(secret))`, published before registration opens.
 pub fn seed_commitment(secret: &[u8; 32]) -> String {
-    hex::encode(Sha256::digest(secret))
+    crate::draw::hex(Sha256::digest(secret))
 }
 
 /// The seed of section 5, from the commitment, the revealed secret and the beacon value.
 pub fn seed(commitment: &Digest, secret: &[u8; 32], beacon_value: &[u8]) -> Digest {
     let text = format!(
         "tirage-seed-v1\n{}\n{}\n{}\n",
-        hex::encode(commitment),
-        hex::encode(secret),
-        hex::encode(beacon_value),
+        crate::draw::hex(commitment),
+        crate::draw::hex(secret),
+        crate::draw::hex(beacon_value),
     );
     Sha256::digest(text.as_bytes()).into()
 }

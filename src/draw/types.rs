@@ -18,9 +18,11 @@ pub fn sha256(data: &[u8]) -> Digest {
     Sha256::digest(data).into()
 }
 
-/// `bytes` as lowercase hex, two digits a byte. The same text as `hex::encode`, made
-/// from a table: that crate builds its text one `char` at a time, and a registration
-/// writes about seven digests as hex (its duplicate keys, its audit event).
+/// `bytes` as lowercase hex, two digits a byte: the project's one hex writer. The same
+/// text as `hex::encode` (the `hex` crate stays for reading hex, and as the tests'
+/// reference), made from a table: that crate builds its text one `char` at a time, and
+/// a registration writes about seven digests as hex (its duplicate keys, its audit
+/// event).
 pub fn hex(bytes: impl AsRef<[u8]>) -> String {
     let bytes = bytes.as_ref();
     let mut out = Vec::with_capacity(2 * bytes.len());

@@ -159,14 +159,14 @@ pub fn check_bundle(bundle: Bundle) -> Result<Report, InputError> {
             name: "beacon_value",
             ok: false,
             expected: String::new(),
-            found: hex::encode(&inputs.beacon_value),
+            found: crate::draw::hex(&inputs.beacon_value),
             first_rank: None,
         });
     }
     if let Some(evidence) = &beacon_evidence {
         // Not part of DRAW-SPEC: the bundle says how its beacon value was obtained, so
         // that value is checked as well (a drand signature, an RFC 3797 key string).
-        let beacon_value = hex::encode(&inputs.beacon_value);
+        let beacon_value = crate::draw::hex(&inputs.beacon_value);
         let outcome = crate::beacon::check_evidence(&inputs.beacon, &beacon_value, evidence);
         checks.push(Check {
             name: "beacon",
@@ -213,17 +213,17 @@ pub fn check_bundle(bundle: Bundle) -> Result<Report, InputError> {
     );
     checks.push(Check::digest(
         "entries_root",
-        hex::encode(committed.entries_root),
+        crate::draw::hex(committed.entries_root),
         &entries_root,
     ));
     checks.push(Check::digest(
         "slots_hash",
-        hex::encode(committed.slots_hash),
+        crate::draw::hex(committed.slots_hash),
         &slots_hash,
     ));
     checks.push(Check::digest(
         "commitment",
-        hex::encode(committed.commitment),
+        crate::draw::hex(committed.commitment),
         &commitment,
     ));
 
@@ -234,12 +234,12 @@ pub fn check_bundle(bundle: Bundle) -> Result<Report, InputError> {
         &inputs.entries,
         &inputs.slots,
     );
-    checks.push(Check::digest("seed", hex::encode(outcome.seed), &seed));
+    checks.push(Check::digest("seed", crate::draw::hex(outcome.seed), &seed));
     let expected_results = outcome.rows(&inputs.entries, &inputs.slots);
     checks.push(results_check(&expected_results, &results));
     checks.push(Check::digest(
         "results_hash",
-        hex::encode(outcome.results_hash),
+        crate::draw::hex(outcome.results_hash),
         &results_hash,
     ));
 

@@ -40,7 +40,7 @@ pub const PRIVATE: &str = "private, no-cache";
 /// A strong tag for `body`: the first 128 bits of its SHA-256, in hex.
 pub fn etag_of(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
-    format!("\"{}\"", hex::encode(&digest[..16]))
+    format!("\"{}\"", crate::draw::hex(&digest[..16]))
 }
 
 /// Whether `If-None-Match` names `etag` (or `*`), by the weak comparison.

@@ -586,12 +586,12 @@ impl Store {
             let record = CommitmentRecord {
                 window_id: id.to_owned(),
                 n_entries: entries.len() as i64,
-                entries_root: hex::encode(entries_root),
+                entries_root: crate::draw::hex(entries_root),
                 n_slots,
-                slots_hash: hex::encode(slots_hash),
+                slots_hash: crate::draw::hex(slots_hash),
                 seed_commitment,
                 beacon,
-                commitment: hex::encode(commitment),
+                commitment: crate::draw::hex(commitment),
                 committed_at: now,
             };
             let hash_ms = started.elapsed().as_millis() as u64;
@@ -842,9 +842,9 @@ impl Store {
         let statistics = serde_json::to_value(output.statistics).expect("statistics serialize");
         let record = DrawRecord {
             window_id: window_id.to_owned(),
-            beacon_value: hex::encode(output.beacon_value),
-            seed: hex::encode(output.outcome.seed),
-            results_hash: hex::encode(output.outcome.results_hash),
+            beacon_value: crate::draw::hex(output.beacon_value),
+            seed: crate::draw::hex(output.outcome.seed),
+            results_hash: crate::draw::hex(output.outcome.results_hash),
             n_selected,
             statistics,
             drawn_at: now,

@@ -178,7 +178,7 @@ pub(crate) async fn entry_view(
                 weight: outcome.weight,
                 leaf_index: outcome.leaf_index,
                 tree_size: outcome.n_entries,
-                audit_path: path.iter().map(hex::encode).collect(),
+                audit_path: path.iter().map(crate::draw::hex).collect(),
                 entries_root: outcome.entries_root.clone(),
             })
         }

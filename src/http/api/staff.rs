@@ -72,7 +72,7 @@ async fn create_staff_token(
     v.finish()?;
     let (name, role) = (name.expect("checked"), role.expect("checked"));
     let token = staff_token(random_bytes::<32>()?);
-    let id = hex::encode(random_bytes::<8>()?);
+    let id = crate::draw::hex(random_bytes::<8>()?);
     let details = state
         .store
         .create_staff_token(

@@ -201,7 +201,7 @@ pub(crate) async fn create_window(
 ) -> Result<(StatusCode, Json<WindowView>), ApiError> {
     staff.require(Role::Staff)?;
     let spec = WindowSpec::from_form(&body.value)?;
-    let id = hex::encode(random_bytes::<8>()?);
+    let id = crate::draw::hex(random_bytes::<8>()?);
     let window = state
         .store
         .create_window(&id, &spec, &staff.actor(), state.clock.now())

@@ -238,7 +238,7 @@ pub async fn create(
         .await
         .map_err(|e| PageError::internal(lang, e))?;
     let token = staff_token(random_bytes::<32>().map_err(|e| PageError::internal(lang, e))?);
-    let token_id = hex::encode(random_bytes::<8>().map_err(|e| PageError::internal(lang, e))?);
+    let token_id = crate::draw::hex(random_bytes::<8>().map_err(|e| PageError::internal(lang, e))?);
     let created = state
         .store
         .create_staff_account(

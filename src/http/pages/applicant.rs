@@ -171,7 +171,7 @@ pub fn json_body<T>(value: T) -> JsonBody<T> {
 pub fn json_body_with_fingerprint<T: Serialize>(value: T) -> JsonBody<T> {
     let text = serde_json::to_string(&value).unwrap_or_default();
     JsonBody {
-        fingerprint: hex::encode(crate::draw::sha256(text.as_bytes())),
+        fingerprint: crate::draw::hex(crate::draw::sha256(text.as_bytes())),
         value,
     }
 }
@@ -231,7 +231,7 @@ pub fn closed_reason(window: &WindowRecord, now: DateTime<Utc>) -> Option<&'stat
 
 pub fn new_form_id(lang: super::i18n::Lang) -> Result<String, PageError> {
     random_bytes::<16>()
-        .map(hex::encode)
+        .map(crate::draw::hex)
         .map_err(|e| PageError::internal(lang, e))
 }
 

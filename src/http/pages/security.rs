@@ -86,7 +86,7 @@ pub async fn csrf_cookie(
     let (token, new) = match existing {
         Some(token) => (token, false),
         None => match random_bytes::<32>() {
-            Ok(bytes) => (hex::encode(bytes), true),
+            Ok(bytes) => (crate::draw::hex(bytes), true),
             Err(error) => {
                 return axum::response::IntoResponse::into_response(PageError::internal(
                     Default::default(),
@@ -166,7 +166,7 @@ pub fn session_key_from(server_key: &[u8; 32]) -> [u8; 32] {
 fn sign(key: &[u8; 32], payload: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
     mac.update(payload.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    crate::draw::hex(mac.finalize().into_bytes())
 }
 
 /// The cookie value of a session for token `token_id`, valid until `expires` (Unix time).
