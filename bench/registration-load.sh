@@ -12,8 +12,16 @@
 # /healthz again; and prints one table row per connection count with the registrations
 # answered 201 per second, their p50 and p99 latency, and the ratio to the mean of the
 # two /healthz rates, and the CPU time the server and the whole machine spent for each
-# good answer of either kind. CONNECTIONS="256" runs that count only. Not run in CI:
-# it takes about two minutes and its numbers depend on the machine. With
+# good answer of either kind. CONNECTIONS="256" runs that count only.
+#
+# Then, for each connection count, registrations in an open loop
+# (examples/open_load.rs): offered at fixed shares of that /healthz rate (OPEN_SHARES,
+# default "25 50" percent), due at fixed times whatever the server answers and timed
+# from when they were due; a second table gives their p50, p90, p99 and p99.9. Each
+# open-loop run starts once the server is idle again (after a stream, SQLite's log is
+# copied into the database in the background). With TIMELINES=DIR, each open-loop run
+# also writes its latencies second by second to DIR/open-CONNECTIONS-RATE.txt. Not run
+# in CI: it takes about five minutes and its numbers depend on the machine. With
 # REGISTER_KEYS=1, every registration carries its own Idempotency-Key header (as the
 # public registration form sends one). On SQLite the server first makes 5 GiB of log
 # file ready (TIRAGE_SQLITE_LOG_RESERVE_MIB, about half a minute) before any load.
@@ -31,28 +39,7 @@ source bench/serve.sh
 start_server "$database"
 wait_for_log_space "$database"
 
-# a window open for registration now
-window=$(python3 - "$base" "$token" <<'PY'
-import json, sys, urllib.request
-from datetime import datetime, timedelta, timezone
-base, token = sys.argv[1:]
-now = datetime.now(timezone.utc)
-iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")
-def call(path, body=None):
-    req = urllib.request.Request(base + path, method="POST",
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
-    return json.load(urllib.request.urlopen(req))
-window = call("/api/v1/windows", {
-    "site": "34", "procedure": "renewal",
-    "registration_opens_at": iso(now - timedelta(minutes=1)),
-    "registration_closes_at": iso(now + timedelta(days=1)),
-    "draw_at": iso(now + timedelta(days=2)), "beacon": "none",
-    "slots": [{"starts_at": iso(now + timedelta(days=10)), "counter": "G1"}]})
-call(f"/api/v1/windows/{window['id']}/open")
-print(window["id"])
-PY
-)
+window=$(open_window)
 
 # CPU time (clock ticks) the server has used, and the whole machine's busy ticks
 server_ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; }
@@ -73,11 +60,46 @@ load() {
                  1e6 * s / hz / n, 1e6 * m / hz / n }' <<<"$result"
 }
 
+# the open-loop load (examples/open_load.rs), built beside the server
+cargo build --release --example open_load >&2
+open_load=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/examples/open_load
+
+# waits (up to two minutes) until the server has used under 5% of a core for a
+# second: after a stream of registrations it copies its log into the database in the
+# background (SQLite), which each open-loop run should not inherit from the run before
+wait_until_idle() {
+    local before hz SECONDS=0
+    hz=$(getconf CLK_TCK)
+    for _ in $(seq 120); do
+        before=$(server_ticks)
+        sleep 1
+        if (($(server_ticks) - before < hz / 20)); then
+            echo "idle after ${SECONDS}s" >&2
+            return 0
+        fi
+    done
+    echo "the server was still busy after two minutes" >&2
+}
+
+# one open-loop run of registrations at a fixed rate; prints "ok/s p50 p90 p99 p999
+# max late non-2xx errors"
+open_loop() {
+    local connections=$1 rate=$2 run=$3
+    "$open_load" --url "$base/api/v1/windows/$window/entries" --rate "$rate" \
+        --connections "$connections" --seconds "$seconds" --run "$run" \
+        ${TIMELINES:+--timeline "$TIMELINES/open-$connections-$rate.txt"} \
+        | sed -n 's/^RESULT //p' \
+        | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                 print v["ok_per_s"], v["p50_ms"], v["p90_ms"], v["p99_ms"], v["p999_ms"], v["max_ms"],
+                       v["late"], v["other"], v["errors"] }'
+}
+
 echo "database: ${database%%://*}, ${seconds} s per run, $threads wrk threads, $(nproc) cores${REGISTER_KEYS:+, an Idempotency-Key on every registration}"
 echo
 echo "| connections | /healthz req/s | /healthz p50 / p99 ms | registrations 201/s | registration p50 / p99 ms | ratio to /healthz | non-201 | socket errors | CPU µs a /healthz: server / machine | CPU µs a registration: server / machine |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 run=0
+open_rows=""
 for connections in ${CONNECTIONS:-64 256}; do
     read -r h1 h1p50 h1p99 _ _ hs hm < <(load "$connections" bench/get.lua "$base/healthz")
     read -r reg p50 p99 other errors rs rm < <(load "$connections" bench/register.lua "$base/api/v1/windows/$window/entries" "$run")
@@ -87,4 +109,20 @@ for connections in ${CONNECTIONS:-64 256}; do
         -v r="$reg" -v p50="$p50" -v p99="$p99" -v o="$other" -v e="$errors" \
         -v hs="$hs" -v hm="$hm" -v rs="$rs" -v rm="$rm" \
         'BEGIN { h = (h1 + h2) / 2; printf "| %d | %.0f | %.1f / %.1f | %.0f | %.1f / %.1f | %.0f%% | %d | %d | %.0f / %.0f | %.0f / %.0f |\n", c, h, hp50, hp99, r, p50, p99, 100 * r / h, o, e, hs, hm, rs, rm }'
+    # the same connections, registrations offered at fixed shares of that /healthz rate
+    for share in ${OPEN_SHARES:-25 50}; do
+        rate=$(awk -v h1="$h1" -v h2="$h2" -v s="$share" 'BEGIN { printf "%.0f", (h1 + h2) / 2 * s / 100 }')
+        wait_until_idle
+        read -r ok p50 p90 p99 p999 max late other errors < <(open_loop "$connections" "$rate" "$run")
+        run=$((run + 1))
+        open_rows+=$(printf '| %d | %d (%d%%) | %.0f | %.1f / %.1f / %.1f / %.1f | %.1f | %d | %d | %d |' \
+            "$connections" "$rate" "$share" "$ok" "$p50" "$p90" "$p99" "$p999" "$max" "$late" "$other" "$errors")$'\n'
+    done
 done
+
+# Open loop: requests due at fixed times whatever the server answers, each timed
+# from when it was due (examples/open_load.rs)
+echo
+echo "| connections | registrations offered/s (share of /healthz) | answered 2xx/s | p50 / p90 / p99 / p99.9 ms | max ms | sent late | non-2xx | errors |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+printf '%s' "$open_rows"

@@ -65,3 +65,26 @@ wait_for_log_space() {
     return 1
 }
 
+# Creates a window open for registration now, and prints its id.
+open_window() {
+    python3 - "$base" "$token" <<'PY'
+import json, sys, urllib.request
+from datetime import datetime, timedelta, timezone
+base, token = sys.argv[1:]
+now = datetime.now(timezone.utc)
+iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")
+def call(path, body=None):
+    req = urllib.request.Request(base + path, method="POST",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(req))
+window = call("/api/v1/windows", {
+    "site": "34", "procedure": "renewal",
+    "registration_opens_at": iso(now - timedelta(minutes=1)),
+    "registration_closes_at": iso(now + timedelta(days=1)),
+    "draw_at": iso(now + timedelta(days=2)), "beacon": "none",
+    "slots": [{"starts_at": iso(now + timedelta(days=10)), "counter": "G1"}]})
+call(f"/api/v1/windows/{window['id']}/open")
+print(window["id"])
+PY
+}
