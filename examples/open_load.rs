@@ -17,7 +17,7 @@
 //!
 //! ```text
 //! cargo run --release --example open_load -- --url http://127.0.0.1:8080/api/v1/windows/ID/entries \
-//!     --rate 2500 --connections 256 --seconds 15 --run 3 [--get] [--timeline FILE]
+//!     --rate 2500 --connections 256 --seconds 15 --run 3 [--get] [--timeline FILE] [--samples FILE]
 //! ```
 //!
 //! Without `--get` every request is a new, valid registration (a different person,
@@ -28,7 +28,9 @@
 //! p90_ms=… p99_ms=… p999_ms=… max_ms=…` (ok: answered 2xx), and with `--timeline`
 //! writes, for each second of the schedule, the requests due in it and their p50,
 //! p99 and longest latency, after a line giving the wall-clock time of second 0 (to
-//! line the seconds up with the server's log).
+//! line the seconds up with the server's log). With `--samples FILE` it writes every
+//! request as a line "due_µs latency_µs" (µs from the start of the schedule), to see
+//! which requests a stall held and when they were answered.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -49,6 +51,7 @@ struct Args {
     run: u32,
     get: bool,
     timeline: Option<std::path::PathBuf>,
+    samples: Option<std::path::PathBuf>,
 }
 
 fn args() -> Result<Args, String> {
@@ -60,6 +63,7 @@ fn args() -> Result<Args, String> {
         run: 0,
         get: false,
         timeline: None,
+        samples: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -71,6 +75,7 @@ fn args() -> Result<Args, String> {
             "--seconds" => args.seconds = number(&flag, &value()?)?,
             "--run" => args.run = number(&flag, &value()?)?,
             "--timeline" => args.timeline = Some(value()?.into()),
+            "--samples" => args.samples = Some(value()?.into()),
             "--get" => args.get = true,
             other => return Err(format!("unknown argument {other}")),
         }
@@ -371,6 +376,13 @@ fn main() {
         percentile(&latencies, 99.9),
         percentile(&latencies, 100.0),
     );
+    if let Some(file) = args.samples {
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(file).expect("the samples file"));
+        for sample in &samples {
+            writeln!(out, "{} {}", sample.due_us, sample.latency_us).expect("the samples file");
+        }
+    }
     if let Some(file) = args.timeline {
         samples.sort_unstable_by_key(|s| s.due_us);
         let mut out =
