@@ -21,6 +21,7 @@ use metrics_exporter_prometheus::{
 };
 
 use super::state::AppState;
+use crate::jobs::registrar::WriteTimings;
 use crate::store::metrics::OperationalCounts;
 
 const REQUESTS: &str = "tirage_http_requests_total";
@@ -31,11 +32,23 @@ const DRAWS: &str = "tirage_draws_total";
 const OUTBOX_PENDING: &str = "tirage_outbox_pending";
 const OUTBOX_FAILED: &str = "tirage_outbox_failed_total";
 const RATE_LIMITED: &str = "tirage_rate_limited_total";
+const BATCH_SIZE: &str = "tirage_registration_batch_size";
+const BATCH_SECONDS: &str = "tirage_registration_batch_seconds";
+const LOG_SYNC_SECONDS: &str = "tirage_sqlite_log_sync_seconds";
 
 /// Latency buckets, in seconds: from a cached read to the 30-second timeout.
 const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+
+/// The registrar's timings, in seconds: a sync of the log takes well under a
+/// millisecond on a good disk, and a stall of the disk hundreds.
+const WRITE_BUCKETS: &[f64] = &[
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Registrations a batch, up to the registrar's largest batch.
+const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
@@ -87,7 +100,23 @@ impl Metrics {
     pub fn new() -> Self {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(DURATION.to_owned()), BUCKETS)
-            .expect("the latency buckets are not empty")
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full(BATCH_SIZE.to_owned()),
+                    BATCH_SIZE_BUCKETS,
+                )
+            })
+            .and_then(|builder| {
+                builder
+                    .set_buckets_for_metric(Matcher::Full(BATCH_SECONDS.to_owned()), WRITE_BUCKETS)
+            })
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full(LOG_SYNC_SECONDS.to_owned()),
+                    WRITE_BUCKETS,
+                )
+            })
+            .expect("the buckets are not empty")
             .build_recorder();
         let describe = |name: &'static str, unit: Option<Unit>, help: &'static str| {
             recorder.describe_counter(KeyName::from(name), unit, SharedString::from(help));
@@ -128,6 +157,24 @@ impl Metrics {
             None,
             SharedString::from("Mails waiting to be sent or retried (in the database)"),
         );
+        let histogram = |name: &'static str, unit: Option<Unit>, help: &'static str| {
+            recorder.describe_histogram(KeyName::from(name), unit, SharedString::from(help));
+        };
+        histogram(
+            BATCH_SIZE,
+            None,
+            "Registrations stored together in one transaction by the registrar",
+        );
+        histogram(
+            BATCH_SECONDS,
+            Some(Unit::Seconds),
+            "Time to store a batch of registrations, its wait for the write turn and its commit included",
+        );
+        histogram(
+            LOG_SYNC_SECONDS,
+            Some(Unit::Seconds),
+            "Time to sync the SQLite log to the disk before answering the batches it covers",
+        );
         let handle = recorder.handle();
         Self {
             recorder: Arc::new(recorder),
@@ -146,6 +193,19 @@ impl Metrics {
     /// The service runs it every [`UPKEEP_EVERY`] ([`upkeep_until`]).
     pub fn upkeep(&self) {
         self.handle.run_upkeep();
+    }
+
+    /// The handles the registrar's writer records its batches and syncs through.
+    pub fn write_timings(&self) -> WriteTimings {
+        let histogram = |name: &'static str| {
+            self.recorder
+                .register_histogram(&Key::from_name(name), &METADATA)
+        };
+        WriteTimings {
+            batch_size: histogram(BATCH_SIZE),
+            batch_seconds: histogram(BATCH_SECONDS),
+            log_sync_seconds: histogram(LOG_SYNC_SECONDS),
+        }
     }
 
     /// Counts one answered request and records its latency.

@@ -72,7 +72,8 @@ impl AppState {
         // always could; a lost claim only frees the mail sooner), and the next sync of
         // the log covers them anyway. A commit from any connection but the registrar's
         // own empties that connection's page cache.
-        let registrar = Registrar::start(store.clone());
+        let metrics = Metrics::new();
+        let registrar = Registrar::start_timed(store.clone(), metrics.write_timings());
         let outbox_store = store
             .unsynced_writer()
             .map_or_else(|| store.clone(), |(writer, _)| writer);
@@ -91,7 +92,7 @@ impl AppState {
             session_key: Arc::new(random_key()),
             limiter: Arc::new(RateLimiter::new(RateLimits::OFF)),
             client_address: ClientAddress::default(),
-            metrics: Metrics::new(),
+            metrics,
             metrics_token_hash: None,
             request_timeout: super::DEFAULT_REQUEST_TIMEOUT,
         }))

@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
+use metrics::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::identity::DuplicateKeys;
@@ -135,6 +136,30 @@ impl NewRegistration {
 
 type Reply = oneshot::Sender<Result<RegisterOutcome, StoreError>>;
 
+/// What the writer records of its work, for `/metrics` ([`crate::http::metrics`]):
+/// how many registrations each batch held, how long storing it took (its wait for
+/// the writers' turn and its commit included; on PostgreSQL the commit makes it
+/// durable), and on a SQLite file how long each sync of the log took, after which the
+/// batches it covers are answered. A disk whose syncs stall holds every registration
+/// committed meanwhile (`docs/benchmarks.md`, twenty-fourth round); these say so.
+#[derive(Clone, Debug)]
+pub struct WriteTimings {
+    pub batch_size: Histogram,
+    pub batch_seconds: Histogram,
+    pub log_sync_seconds: Histogram,
+}
+
+impl WriteTimings {
+    /// Timings recorded nowhere.
+    pub fn unrecorded() -> Self {
+        Self {
+            batch_size: Histogram::noop(),
+            batch_seconds: Histogram::noop(),
+            log_sync_seconds: Histogram::noop(),
+        }
+    }
+}
+
 /// Hands registrations to the writer task. Cheap to clone; the task stops when the
 /// last clone is dropped, or at [`Registrar::close`], after storing what it was given.
 #[derive(Clone, Debug)]
@@ -156,12 +181,17 @@ impl Registrar {
     /// writes through the store's [`Store::unsynced_writer`] and answers each batch
     /// once the log is synced (see [`LogFile`]).
     pub fn start(store: Store) -> Self {
+        Self::start_timed(store, WriteTimings::unrecorded())
+    }
+
+    /// [`Registrar::start`], recording the writer's work in `timings`.
+    pub fn start_timed(store: Store, timings: WriteTimings) -> Self {
         match store.unsynced_writer() {
             Some((writer, log)) => {
                 let log = LogFile::new(log);
-                Self::start_with_sync(store.clone(), writer, Arc::new(log))
+                Self::start_with_sync_timed(store.clone(), writer, Arc::new(log), timings)
             }
-            None => Self::spawn(store.clone(), store, None),
+            None => Self::spawn(store.clone(), store, None, timings),
         }
     }
 
@@ -174,12 +204,30 @@ impl Registrar {
     /// directly ([`Store::direct_writer`], see [`crate::store::direct`]); if that
     /// connection cannot be opened, or is lost, they go through `writer`'s.
     pub fn start_with_sync(store: Store, writer: Store, log: Arc<dyn LogSync>) -> Self {
-        let (committed, to_sync) = mpsc::channel(SYNC_QUEUE);
-        tokio::spawn(sync_then_answer(log, to_sync));
-        Self::spawn(store, writer, Some(committed))
+        Self::start_with_sync_timed(store, writer, log, WriteTimings::unrecorded())
     }
 
-    fn spawn(store: Store, writer: Store, synced: Option<mpsc::Sender<Committed>>) -> Self {
+    fn start_with_sync_timed(
+        store: Store,
+        writer: Store,
+        log: Arc<dyn LogSync>,
+        timings: WriteTimings,
+    ) -> Self {
+        let (committed, to_sync) = mpsc::channel(SYNC_QUEUE);
+        tokio::spawn(sync_then_answer(
+            log,
+            to_sync,
+            timings.log_sync_seconds.clone(),
+        ));
+        Self::spawn(store, writer, Some(committed), timings)
+    }
+
+    fn spawn(
+        store: Store,
+        writer: Store,
+        synced: Option<mpsc::Sender<Committed>>,
+        timings: WriteTimings,
+    ) -> Self {
         let direct = match store.direct_writer() {
             Some(Ok(direct)) => Some(direct),
             Some(Err(error)) => {
@@ -214,7 +262,12 @@ impl Registrar {
                 }
                 None => writer,
             };
-            write(writer, direct, waiting, marks, stopped, checkpoints, synced).await;
+            let tasks = Tasks {
+                checkpoints,
+                synced,
+                timings,
+            };
+            write(writer, direct, waiting, marks, stopped, tasks).await;
             finished.send_replace(true);
         };
         run_on_own_thread(writes);
@@ -298,6 +351,14 @@ fn run_on_own_thread(writes: impl Future<Output = ()> + Send + 'static) {
     }
 }
 
+/// Where the writer hands its work on: the checkpoints' task (SQLite), the sync
+/// task that answers committed batches (a SQLite file), and its timings.
+struct Tasks {
+    checkpoints: Option<mpsc::Sender<Ask>>,
+    synced: Option<mpsc::Sender<Committed>>,
+    timings: WriteTimings,
+}
+
 /// The writer task: takes what is waiting, stores it, answers (or hands the answers
 /// to [`sync_then_answer`]), again.
 async fn write(
@@ -306,9 +367,13 @@ async fn write(
     mut waiting: mpsc::Receiver<(NewRegistration, Reply)>,
     mut marks: Option<mpsc::UnboundedReceiver<SentMails>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    checkpoints: Option<mpsc::Sender<Ask>>,
-    synced: Option<mpsc::Sender<Committed>>,
+    tasks: Tasks,
 ) {
+    let Tasks {
+        checkpoints,
+        synced,
+        timings,
+    } = tasks;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // The registrations of the last batch, and those already waiting when it was
     // committed: about how many requests are in flight.
@@ -344,10 +409,13 @@ async fn write(
         stored = batch.len();
         let (registrations, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         let sent = queued_marks(&mut marks);
+        let started = std::time::Instant::now();
         let (outcomes, unwritten) = {
             let _turn = store.write_turn().await;
             store_through(&store, &mut direct, registrations, sent).await
         };
+        timings.batch_seconds.record(started.elapsed());
+        timings.batch_size.record(stored as f64);
         record_sent(&store, unwritten).await;
         waited = waiting.len();
         store.registrations_stored(
@@ -552,14 +620,20 @@ impl LogSync for LogFile {
 /// has returned. If the sync fails, nothing says those commits are on the disk: each
 /// registration stored is answered with the error instead (a retry then finds the
 /// entry if it survived; a refusal, which wrote nothing, is answered as it is).
-async fn sync_then_answer(log: Arc<dyn LogSync>, mut committed: mpsc::Receiver<Committed>) {
+async fn sync_then_answer(
+    log: Arc<dyn LogSync>,
+    mut committed: mpsc::Receiver<Committed>,
+    sync_seconds: Histogram,
+) {
     let mut batches = Vec::with_capacity(SYNC_QUEUE);
     while committed.recv_many(&mut batches, SYNC_QUEUE).await > 0 {
         let log = Arc::clone(&log);
+        let started = std::time::Instant::now();
         let synced = match tokio::task::spawn_blocking(move || log.sync()).await {
             Ok(synced) => synced,
             Err(panicked) => Err(std::io::Error::other(panicked.to_string())),
         };
+        sync_seconds.record(started.elapsed());
         let failure = synced.err().map(|error| {
             tracing::error!(error = %error, "could not sync the log after a batch of registrations");
             not_synced(&error.to_string())

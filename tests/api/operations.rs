@@ -112,6 +112,52 @@ async fn metrics_count_requests_by_route_and_the_database_totals() {
 }
 
 #[tokio::test]
+async fn metrics_time_the_registrars_batches_and_the_logs_syncs() {
+    // Arrange: nothing registered yet
+    let app = TestApp::spawn().await;
+    let window_id = app.open_window().await;
+    let before = app.get("/metrics", None).await;
+    before.assert_status(200);
+    assert_eq!(
+        sample(&before.text, "tirage_registration_batch_size_count", &[]),
+        Some(0.0),
+        "{}",
+        before.text
+    );
+
+    // Act: twelve registrations at once, then one refused as already registered
+    app.register_applicants_at_once(&window_id, 12).await;
+    app.register(&window_id, &applicant(3))
+        .await
+        .assert_status(409);
+    let text = app.get("/metrics", None).await.text;
+
+    // Assert: every registration handed to the writer was in exactly one batch
+    let value = |name: &str| sample(&text, name, &[]).unwrap_or_else(|| panic!("{name}: {text}"));
+    assert_eq!(value("tirage_registration_batch_size_sum"), 13.0);
+    let batches = value("tirage_registration_batch_size_count");
+    assert!((2.0..=13.0).contains(&batches), "{batches} batches");
+    assert_eq!(value("tirage_registration_batch_seconds_count"), batches);
+    assert!(value("tirage_registration_batch_seconds_sum") > 0.0);
+    assert!(
+        text.contains(r#"tirage_registration_batch_seconds_bucket{le="0.00025"}"#),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE tirage_registration_batch_size histogram"));
+    // on a SQLite file every batch is answered after a sync of the log, which may
+    // cover several; PostgreSQL's commits wait for its own log
+    let syncs = sample(&text, "tirage_sqlite_log_sync_seconds_count", &[]).unwrap_or(0.0);
+    if app.store().is_sqlite() {
+        assert!(
+            (1.0..=batches).contains(&syncs),
+            "{syncs} syncs, {batches} batches"
+        );
+    } else {
+        assert_eq!(syncs, 0.0);
+    }
+}
+
+#[tokio::test]
 async fn metrics_count_draws_and_counter_registrations() {
     let app = TestApp::spawn().await;
     let window_id = app.open_window().await;
