@@ -35,6 +35,10 @@ threads=${WRK_THREADS:-2}
 # (docs/configuration.md); TIRAGE_SQLITE_LOG_RESERVE_MIB=0 measures without it
 export TIRAGE_SQLITE_LOG_RESERVE_MIB=${TIRAGE_SQLITE_LOG_RESERVE_MIB:-5120}
 export RUST_LOG=${RUST_LOG:-warn,tirage::jobs::log_space=info}
+# the open-loop load (examples/open_load.rs), built before the server starts
+cargo build --release --example open_load >&2
+open_load=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/examples/open_load
+
 source bench/serve.sh
 start_server "$database"
 wait_for_log_space "$database"
@@ -59,10 +63,6 @@ load() {
            print v["created_per_s"], v["p50_ms"], v["p99_ms"], v["other"], v["errors"],
                  1e6 * s / hz / n, 1e6 * m / hz / n }' <<<"$result"
 }
-
-# the open-loop load (examples/open_load.rs), built beside the server
-cargo build --release --example open_load >&2
-open_load=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/examples/open_load
 
 # waits (up to two minutes) until the server has used under 5% of a core for a
 # second: after a stream of registrations it copies its log into the database in the
