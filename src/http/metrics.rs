@@ -50,6 +50,34 @@ const WRITE_BUCKETS: &[f64] = &[
 /// Registrations a batch, up to the registrar's largest batch.
 const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
+/// The histograms: name, unit, help text and buckets.
+const HISTOGRAMS: [(&str, Option<Unit>, &str, &[f64]); 4] = [
+    (
+        DURATION,
+        Some(Unit::Seconds),
+        "Time to answer HTTP requests, by method and route template",
+        BUCKETS,
+    ),
+    (
+        BATCH_SIZE,
+        None,
+        "Registrations stored together in one transaction by the registrar",
+        BATCH_SIZE_BUCKETS,
+    ),
+    (
+        BATCH_SECONDS,
+        Some(Unit::Seconds),
+        "Time to store a batch of registrations, its wait for the write turn and its commit included",
+        WRITE_BUCKETS,
+    ),
+    (
+        LOG_SYNC_SECONDS,
+        Some(Unit::Seconds),
+        "Time to sync the SQLite log to the disk before answering the batches it covers",
+        WRITE_BUCKETS,
+    ),
+];
+
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
@@ -98,24 +126,14 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full(DURATION.to_owned()), BUCKETS)
-            .and_then(|builder| {
-                builder.set_buckets_for_metric(
-                    Matcher::Full(BATCH_SIZE.to_owned()),
-                    BATCH_SIZE_BUCKETS,
-                )
-            })
-            .and_then(|builder| {
-                builder
-                    .set_buckets_for_metric(Matcher::Full(BATCH_SECONDS.to_owned()), WRITE_BUCKETS)
-            })
-            .and_then(|builder| {
-                builder.set_buckets_for_metric(
-                    Matcher::Full(LOG_SYNC_SECONDS.to_owned()),
-                    WRITE_BUCKETS,
-                )
-            })
+        let recorder = HISTOGRAMS
+            .iter()
+            .try_fold(
+                PrometheusBuilder::new(),
+                |builder, (name, _, _, buckets)| {
+                    builder.set_buckets_for_metric(Matcher::Full((*name).to_owned()), buckets)
+                },
+            )
             .expect("the buckets are not empty")
             .build_recorder();
         let describe = |name: &'static str, unit: Option<Unit>, help: &'static str| {
@@ -142,11 +160,6 @@ impl Metrics {
             None,
             "Mails given up after every attempt failed (in the database)",
         );
-        recorder.describe_histogram(
-            KeyName::from(DURATION),
-            Some(Unit::Seconds),
-            SharedString::from("Time to answer HTTP requests, by method and route template"),
-        );
         recorder.describe_gauge(
             KeyName::from(WINDOWS),
             None,
@@ -157,24 +170,9 @@ impl Metrics {
             None,
             SharedString::from("Mails waiting to be sent or retried (in the database)"),
         );
-        let histogram = |name: &'static str, unit: Option<Unit>, help: &'static str| {
+        for (name, unit, help, _) in HISTOGRAMS {
             recorder.describe_histogram(KeyName::from(name), unit, SharedString::from(help));
-        };
-        histogram(
-            BATCH_SIZE,
-            None,
-            "Registrations stored together in one transaction by the registrar",
-        );
-        histogram(
-            BATCH_SECONDS,
-            Some(Unit::Seconds),
-            "Time to store a batch of registrations, its wait for the write turn and its commit included",
-        );
-        histogram(
-            LOG_SYNC_SECONDS,
-            Some(Unit::Seconds),
-            "Time to sync the SQLite log to the disk before answering the batches it covers",
-        );
+        }
         let handle = recorder.handle();
         Self {
             recorder: Arc::new(recorder),
