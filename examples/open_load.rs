@@ -113,7 +113,8 @@ fn split_url(url: &str) -> Result<(String, String, String), String> {
 }
 
 /// One answered (or failed) request: when it was due, in µs from the start of the
-/// schedule, and how long after that it was answered.
+/// schedule, and how long after that (or after its send, if it went out early) it was
+/// answered.
 struct Sample {
     due_us: u64,
     latency_us: u64,
@@ -307,15 +308,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 fn main() {
-    let args = match args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("open_load: {message}");
-            std::process::exit(2);
-        }
-    };
-    let (address, host, path) = match split_url(&args.url) {
-        Ok(parts) => parts,
+    let parsed = args().and_then(|args| split_url(&args.url).map(|parts| (args, parts)));
+    let (args, (address, host, path)) = match parsed {
+        Ok(parsed) => parsed,
         Err(message) => {
             eprintln!("open_load: {message}");
             std::process::exit(2);
