@@ -88,7 +88,7 @@ load() {
 }
 etag() { curl -s -o /dev/null -D - "$@" | tr -d '\r' | sed -n 's/^[Ee][Tt]ag: //p'; }
 
-echo "database: ${database%%://*}, $entries entries, ${seconds} s per run at 64 connections, $(nproc) cores"
+echo "database: $(engine_of "$database"), $entries entries, ${seconds} s per run at 64 connections, $(nproc) cores"
 echo
 echo "| read | bytes sent | req/s | p50 / p99 ms | MiB/s |"
 echo "|---|---:|---:|---:|---:|"

@@ -11,8 +11,9 @@
 # /healthz, registrations (bench/register.lua: every request a new valid person), and
 # /healthz again; and prints one table row per connection count with the registrations
 # answered 201 per second, their p50 and p99 latency, and the ratio to the mean of the
-# two /healthz rates, and the CPU time the server and the whole machine spent for each
-# good answer of either kind. CONNECTIONS="256" runs that count only.
+# two /healthz rates, and the CPU time spent for each good answer of either kind: by the
+# server, by PostgreSQL, by wrk itself, and by the whole machine, whose cores bound the
+# rate. CONNECTIONS="256" runs that count only.
 #
 # Then, for each connection count, registrations in an open loop
 # (examples/open_load.rs): offered at fixed shares of that /healthz rate (OPEN_SHARES,
@@ -35,80 +36,58 @@ threads=${WRK_THREADS:-2}
 # (docs/configuration.md); TIRAGE_SQLITE_LOG_RESERVE_MIB=0 measures without it
 export TIRAGE_SQLITE_LOG_RESERVE_MIB=${TIRAGE_SQLITE_LOG_RESERVE_MIB:-5120}
 export RUST_LOG=${RUST_LOG:-warn,tirage::jobs::log_space=info}
-# the open-loop load (examples/open_load.rs), built before the server starts
-cargo build --release --example open_load >&2
-open_load=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/examples/open_load
-
 source bench/serve.sh
+# the open-loop load (examples/open_load.rs), built before the server starts
+build_open_load
 start_server "$database"
 wait_for_log_space "$database"
 
 window=$(open_window)
 
-# CPU time (clock ticks) the server has used, and the whole machine's busy ticks
-server_ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; }
+# the whole machine's busy CPU time (clock ticks); the server's is server_ticks
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+# the CPU time (clock ticks) of the PostgreSQL processes, those that ended included
+# (counted in their parent's); 0 on SQLite, which runs inside the server
+database_ticks() {
+    [[ $database == postgres* ]] || { echo 0; return; }
+    cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 == "(postgres)" { t += $14 + $15 + $16 + $17 } END { print t + 0 }'
+}
 
-# one wrk run; prints "created/s p50 p99 non-2xx errors server-µs machine-µs", the
-# last two being the CPU time the server, and the whole machine (wrk and the kernel's
-# writeback included), spent for each good answer
+# one wrk run; prints "created/s p50 p99 non-2xx errors" and then the CPU time spent
+# for each good answer, in µs: by the server, by the database (PostgreSQL), by wrk
+# itself (each with the kernel's work done on its behalf), and by the whole machine
 load() {
-    local connections=$1 script=$2 url=$3 run=${4:-0} s0 m0 result
-    s0=$(server_ticks) m0=$(machine_ticks)
-    result=$(wrk -t "$threads" -c "$connections" -d "${seconds}s" --timeout 10s -s "$script" "$url" -- "$run" ${REGISTER_KEYS:+keys} \
-        | sed -n 's/^RESULT //p')
-    awk -v s="$(($(server_ticks) - s0))" -v m="$(($(machine_ticks) - m0))" -v hz="$(getconf CLK_TCK)" \
+    local connections=$1 script=$2 url=$3 run=${4:-0} s0 d0 m0 result
+    s0=$(server_ticks) d0=$(database_ticks) m0=$(machine_ticks)
+    result=$(/usr/bin/time -f "LOAD_CPU %U %S" \
+        wrk -t "$threads" -c "$connections" -d "${seconds}s" --timeout 10s -s "$script" "$url" -- "$run" ${REGISTER_KEYS:+keys} 2>&1 \
+        | sed -n 's/^RESULT //p; s/^LOAD_CPU //p' | tr '\n' ' ')
+    awk -v s="$(($(server_ticks) - s0))" -v d="$(($(database_ticks) - d0))" -v m="$(($(machine_ticks) - m0))" \
+        -v hz="$(getconf CLK_TCK)" \
         '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
            n = v["created"] > 0 ? v["created"] : 1
+           load_us = 1e6 * ($(NF - 1) + $NF) / n
+           server_us = 1e6 * s / hz / n; database_us = 1e6 * d / hz / n; machine_us = 1e6 * m / hz / n
            print v["created_per_s"], v["p50_ms"], v["p99_ms"], v["other"], v["errors"],
-                 1e6 * s / hz / n, 1e6 * m / hz / n }' <<<"$result"
+                 server_us, database_us, load_us, machine_us }' <<<"$result"
 }
 
-# waits (up to two minutes) until the server has used under 5% of a core for a
-# second: after a stream of registrations it copies its log into the database in the
-# background (SQLite), which each open-loop run should not inherit from the run before
-wait_until_idle() {
-    local before hz SECONDS=0
-    hz=$(getconf CLK_TCK)
-    for _ in $(seq 120); do
-        before=$(server_ticks)
-        sleep 1
-        if (($(server_ticks) - before < hz / 20)); then
-            echo "idle after ${SECONDS}s" >&2
-            return 0
-        fi
-    done
-    echo "the server was still busy after two minutes" >&2
-}
-
-# one open-loop run of registrations at a fixed rate; prints "ok/s p50 p90 p99 p999
-# max late non-2xx errors"
-open_loop() {
-    local connections=$1 rate=$2 run=$3
-    "$open_load" --url "$base/api/v1/windows/$window/entries" --rate "$rate" \
-        --connections "$connections" --seconds "$seconds" --run "$run" \
-        ${TIMELINES:+--timeline "$TIMELINES/open-$connections-$rate.txt"} \
-        | sed -n 's/^RESULT //p' \
-        | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-                 print v["ok_per_s"], v["p50_ms"], v["p90_ms"], v["p99_ms"], v["p999_ms"], v["max_ms"],
-                       v["late"], v["other"], v["errors"] }'
-}
-
-echo "database: ${database%%://*}, ${seconds} s per run, $threads wrk threads, $(nproc) cores${REGISTER_KEYS:+, an Idempotency-Key on every registration}"
+echo "database: $(engine_of "$database"), ${seconds} s per run, $threads wrk threads, $(nproc) cores${REGISTER_KEYS:+, an Idempotency-Key on every registration}"
 echo
-echo "| connections | /healthz req/s | /healthz p50 / p99 ms | registrations 201/s | registration p50 / p99 ms | ratio to /healthz | non-201 | socket errors | CPU µs a /healthz: server / machine | CPU µs a registration: server / machine |"
+echo "| connections | /healthz req/s | /healthz p50 / p99 ms | registrations 201/s | registration p50 / p99 ms | ratio to /healthz | non-201 | socket errors | CPU µs a /healthz: server / database / wrk, machine | CPU µs a registration: server / database / wrk, machine |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 run=0
 open_rows=""
 for connections in ${CONNECTIONS:-64 256}; do
-    read -r h1 h1p50 h1p99 _ _ hs hm < <(load "$connections" bench/get.lua "$base/healthz")
-    read -r reg p50 p99 other errors rs rm < <(load "$connections" bench/register.lua "$base/api/v1/windows/$window/entries" "$run")
-    read -r h2 h2p50 h2p99 _ _ _ _ < <(load "$connections" bench/get.lua "$base/healthz")
+    read -r h1 h1p50 h1p99 _ _ hs hd hl hm < <(load "$connections" bench/get.lua "$base/healthz")
+    read -r reg p50 p99 other errors rs rd rl rm < <(load "$connections" bench/register.lua "$base/api/v1/windows/$window/entries" "$run")
+    read -r h2 h2p50 h2p99 _ _ _ _ _ _ < <(load "$connections" bench/get.lua "$base/healthz")
     run=$((run + 1))
     awk -v c="$connections" -v h1="$h1" -v h2="$h2" -v hp50="$h1p50" -v hp99="$h1p99" \
         -v r="$reg" -v p50="$p50" -v p99="$p99" -v o="$other" -v e="$errors" \
-        -v hs="$hs" -v hm="$hm" -v rs="$rs" -v rm="$rm" \
-        'BEGIN { h = (h1 + h2) / 2; printf "| %d | %.0f | %.1f / %.1f | %.0f | %.1f / %.1f | %.0f%% | %d | %d | %.0f / %.0f | %.0f / %.0f |\n", c, h, hp50, hp99, r, p50, p99, 100 * r / h, o, e, hs, hm, rs, rm }'
+        -v hcpu="$hs $hd $hl $hm" -v rcpu="$rs $rd $rl $rm" \
+        'function cpu(parts, p) { split(parts, p, " "); return sprintf("%.0f / %.0f / %.0f, %.0f", p[1], p[2], p[3], p[4]) }
+         BEGIN { h = (h1 + h2) / 2; printf "| %d | %.0f | %.1f / %.1f | %.0f | %.1f / %.1f | %.0f%% | %d | %d | %s | %s |\n", c, h, hp50, hp99, r, p50, p99, 100 * r / h, o, e, cpu(hcpu), cpu(rcpu) }'
     # the same connections, registrations offered at fixed shares of that /healthz rate
     for share in ${OPEN_SHARES:-25 50}; do
         rate=$(awk -v h1="$h1" -v h2="$h2" -v s="$share" 'BEGIN { printf "%.0f", (h1 + h2) / 2 * s / 100 }')

@@ -4,6 +4,9 @@
 #   source bench/serve.sh
 #   start_server "$database"      # empty: a SQLite file in a temporary folder
 #   # then: $base (http://127.0.0.1:PORT), $token (admin), $work (temporary folder)
+#   window=$(open_window)         # a window open for registration now
+#   build_open_load; open_loop CONNECTIONS RATE RUN   # registrations in an open loop
+#   wait_until_idle               # until the server has done its background work
 #
 # All the load comes from one address, so the per-client rate budgets are turned off.
 # The server's log goes to $work/server.log; with SERVER_ERR=FILE its standard error
@@ -87,4 +90,51 @@ window = call("/api/v1/windows", {
 call(f"/api/v1/windows/{window['id']}/open")
 print(window["id"])
 PY
+}
+
+# CPU time (clock ticks) the server has used
+server_ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; }
+
+# waits (up to two minutes) until the server has used under 5% of a core for a
+# second: after a stream of registrations it copies its log into the database in the
+# background (SQLite), which each open-loop run should not inherit from the run before
+wait_until_idle() {
+    local before hz SECONDS=0
+    hz=$(getconf CLK_TCK)
+    for _ in $(seq 120); do
+        before=$(server_ticks)
+        sleep 1
+        if (($(server_ticks) - before < hz / 20)); then
+            echo "idle after ${SECONDS}s" >&2
+            return 0
+        fi
+    done
+    echo "the server was still busy after two minutes" >&2
+}
+
+# Builds the open-loop load (examples/open_load.rs) and sets $open_load to it.
+build_open_load() {
+    cargo build --release --example open_load >&2
+    open_load=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/examples/open_load
+}
+
+# One open-loop run of registrations on $window for $seconds at a fixed rate; prints
+# "ok/s p50 p90 p99 p999 max late non-2xx errors". With TIMELINES=DIR it also writes
+# the run's latencies second by second to DIR/open-CONNECTIONS-RATE[-TAG].txt.
+open_loop() {
+    local connections=$1 rate=$2 run=$3 tag=${4:+-$4}
+    "$open_load" --url "$base/api/v1/windows/$window/entries" --rate "$rate" \
+        --connections "$connections" --seconds "$seconds" --run "$run" \
+        ${TIMELINES:+--timeline "$TIMELINES/open-$connections-$rate$tag.txt"} \
+        | sed -n 's/^RESULT //p' \
+        | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                 print v["ok_per_s"], v["p50_ms"], v["p90_ms"], v["p99_ms"], v["p999_ms"], v["max_ms"],
+                       v["late"], v["other"], v["errors"] }'
+}
+
+# The engine of a database URL for the tables' headings: "postgres", or "sqlite"
+# (also for the empty URL, a temporary SQLite file).
+engine_of() {
+    local engine=${1%%://*}
+    echo "${engine:-sqlite}"
 }
