@@ -32,17 +32,8 @@ cd "$(dirname "$0")/.."
 database=${1:-}
 seconds=${2:-15}
 threads=${WRK_THREADS:-2}
-# SQLite: the log file's space made ready at start, as in production
-# (docs/configuration.md); TIRAGE_SQLITE_LOG_RESERVE_MIB=0 measures without it
-export TIRAGE_SQLITE_LOG_RESERVE_MIB=${TIRAGE_SQLITE_LOG_RESERVE_MIB:-5120}
-export RUST_LOG=${RUST_LOG:-warn,tirage::jobs::log_space=info}
 source bench/serve.sh
-# the open-loop load (examples/open_load.rs), built before the server starts
-build_open_load
-start_server "$database"
-wait_for_log_space "$database"
-
-window=$(open_window)
+start_for_registrations "$database"
 
 # the whole machine's busy CPU time (clock ticks); the server's is server_ticks
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }

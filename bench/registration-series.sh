@@ -33,14 +33,8 @@ if ((runs < 1 || runs > 10)); then
     echo "RUNS must be from 1 to 10" >&2
     exit 2
 fi
-export TIRAGE_SQLITE_LOG_RESERVE_MIB=${TIRAGE_SQLITE_LOG_RESERVE_MIB:-5120}
-export RUST_LOG=${RUST_LOG:-warn,tirage::jobs::log_space=info}
-
 source bench/serve.sh
-build_open_load
-start_server "$database"
-wait_for_log_space "$database"
-window=$(open_window)
+start_for_registrations "$database"
 
 echo "database: $(engine_of "$database"), $rate registrations a second offered, $runs runs of ${seconds} s, $(nproc) cores"
 echo

@@ -5,6 +5,7 @@
 #   start_server "$database"      # empty: a SQLite file in a temporary folder
 #   # then: $base (http://127.0.0.1:PORT), $token (admin), $work (temporary folder)
 #   window=$(open_window)         # a window open for registration now
+#   start_for_registrations "$database"   # the same, plus $window and the open-loop tool
 #   build_open_load; open_loop CONNECTIONS RATE RUN   # registrations in an open loop
 #   wait_until_idle               # until the server has done its background work
 #
@@ -137,4 +138,17 @@ open_loop() {
 engine_of() {
     local engine=${1%%://*}
     echo "${engine:-sqlite}"
+}
+
+# For the registration loads: the open-loop tool built, the server started on
+# $1 with the SQLite log's space made ready first, as in production
+# (docs/configuration.md; TIRAGE_SQLITE_LOG_RESERVE_MIB=0 measures without it), and
+# $window open for registration.
+start_for_registrations() {
+    export TIRAGE_SQLITE_LOG_RESERVE_MIB=${TIRAGE_SQLITE_LOG_RESERVE_MIB:-5120}
+    export RUST_LOG=${RUST_LOG:-warn,tirage::jobs::log_space=info}
+    build_open_load
+    start_server "$1"
+    wait_for_log_space "$1"
+    window=$(open_window)
 }
