@@ -41,7 +41,9 @@ machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 # (counted in their parent's); 0 on SQLite, which runs inside the server
 database_ticks() {
     [[ $database == postgres* ]] || { echo 0; return; }
-    cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 == "(postgres)" { t += $14 + $15 + $16 + $17 } END { print t + 0 }'
+    # a process may end between the list and its read: not a failure of the pipeline
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } \
+        | awk '$2 == "(postgres)" { t += $14 + $15 + $16 + $17 } END { print t + 0 }'
 }
 
 # one wrk run; prints "created/s p50 p99 non-2xx errors" and then the CPU time spent
@@ -52,12 +54,12 @@ load() {
     s0=$(server_ticks) d0=$(database_ticks) m0=$(machine_ticks)
     result=$(/usr/bin/time -f "LOAD_CPU %U %S" \
         wrk -t "$threads" -c "$connections" -d "${seconds}s" --timeout 10s -s "$script" "$url" -- "$run" ${REGISTER_KEYS:+keys} 2>&1 \
-        | sed -n 's/^RESULT //p; s/^LOAD_CPU //p' | tr '\n' ' ')
+        | sed -n 's/^RESULT //p; s/^LOAD_CPU \([^ ]*\) \([^ ]*\)$/load_user=\1 load_system=\2/p' | tr '\n' ' ')
     awk -v s="$(($(server_ticks) - s0))" -v d="$(($(database_ticks) - d0))" -v m="$(($(machine_ticks) - m0))" \
         -v hz="$(getconf CLK_TCK)" \
         '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
            n = v["created"] > 0 ? v["created"] : 1
-           load_us = 1e6 * ($(NF - 1) + $NF) / n
+           load_us = 1e6 * (v["load_user"] + v["load_system"]) / n
            server_us = 1e6 * s / hz / n; database_us = 1e6 * d / hz / n; machine_us = 1e6 * m / hz / n
            print v["created_per_s"], v["p50_ms"], v["p99_ms"], v["other"], v["errors"],
                  server_us, database_us, load_us, machine_us }' <<<"$result"
