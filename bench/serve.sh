@@ -11,7 +11,8 @@
 #
 # All the load comes from one address, so the per-client rate budgets are turned off.
 # The server's log goes to $work/server.log; with SERVER_ERR=FILE its standard error
-# (where a build instrumented for profiling can write its timings) goes to FILE.
+# (where a build instrumented for profiling can write its timings) goes to FILE; with
+# KEEP_SERVER_LOG=FILE the server's log is copied to FILE when the script exits.
 
 work=$(mktemp -d)
 server_pid=""
@@ -19,6 +20,9 @@ cleanup() {
     if [[ -n $server_pid ]]; then
         kill "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
+    fi
+    if [[ -n ${KEEP_SERVER_LOG:-} && -f $work/server.log ]]; then
+        cp "$work/server.log" "$KEEP_SERVER_LOG"
     fi
     rm -rf "$work"
 }

@@ -22,7 +22,8 @@
 //!
 //! Beside it, [`write_back_gently`] writes the database file out to the disk a slice
 //! at a time, leaving the disk to the log's syncs between slices
-//! ([`write_back_range_gently`]: part of a file).
+//! ([`write_back_range_gently`]: part of a file), and [`write_back_in_slices`] a slice
+//! at a time without rests.
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::mem::size_of;
@@ -32,7 +33,7 @@ use std::sync::OnceLock;
 use libsqlite3_sys as ffi;
 
 mod write_back;
-pub use write_back::{write_back_gently, write_back_range_gently};
+pub use write_back::{write_back_gently, write_back_in_slices, write_back_range_gently};
 
 /// The name the VFS is registered under, to open a connection with.
 pub const NAME: &str = "tirage-log";

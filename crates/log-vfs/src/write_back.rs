@@ -19,13 +19,32 @@ pub fn write_back_gently(file: &File, slice: u64) -> io::Result<()> {
 
 /// [`write_back_gently`] for the bytes of `file` from `start` up to `end` only.
 pub fn write_back_range_gently(file: &File, start: u64, end: u64, slice: u64) -> io::Result<()> {
+    write_back_range(file, start, end, slice, 2)
+}
+
+/// Writes out the changed pages of `file`, `slice` bytes of the file at a time, each
+/// slice as soon as the one before it is on the disk. There are no rests, so this
+/// takes about as much of the disk's time as one `fdatasync` of the file would; but
+/// that `fdatasync` hands the disk every changed page at once, and whatever waits for
+/// the disk meanwhile (the log's syncs) waits behind all of them, where here it waits
+/// behind one slice at most. The caller syncs the file afterwards, as for
+/// [`write_back_gently`]. Elsewhere than on Linux it writes nothing.
+pub fn write_back_in_slices(file: &File, slice: u64) -> io::Result<()> {
+    write_back_range(file, 0, file.metadata()?.len(), slice, 0)
+}
+
+/// Writes out `file` from `start` up to `end`, `slice` bytes at a time, resting
+/// `rest` times as long as each slice took after it.
+fn write_back_range(file: &File, start: u64, end: u64, slice: u64, rest: u32) -> io::Result<()> {
     let slice = slice.max(1);
     let mut offset = start;
     while offset < end {
         let bytes = slice.min(end - offset);
         let started = Instant::now();
         write_out(file, offset, bytes)?;
-        std::thread::sleep(2 * started.elapsed());
+        if rest > 0 {
+            std::thread::sleep(rest * started.elapsed());
+        }
         offset += bytes;
     }
     Ok(())
@@ -69,6 +88,7 @@ mod tests {
         // slices that do not divide the file, and one larger than it
         for slice in [4096, 65_536, 1 << 20] {
             write_back_gently(&file, slice).unwrap();
+            write_back_in_slices(&file, slice).unwrap();
         }
         assert_eq!(std::fs::read(&path).unwrap(), data);
         // a range inside the file, one reaching past its end, and an empty one
