@@ -477,15 +477,13 @@ impl Store {
         .await
     }
 
-    /// SQLite, a database file: like [`Store::sync_database_file`], but yielding the
-    /// disk to the log's syncs. After a checkpoint pass has copied a long log (tens of
-    /// thousands of pages, hundreds of MiB), a single `fdatasync` of the file kept the
-    /// disk busy for a second or more, and the log's syncs, which every registration
-    /// waits for, waited behind it (up to 310 ms). Here the file is written out a
-    /// slice at a time ([`WRITE_BACK_SLICE`], Linux's `sync_file_range`), and after
-    /// each slice the thread rests twice as long as the slice took, so that the
-    /// write-back has at most a third of the disk's time; then one `fdatasync`, which
-    /// finds little left. Elsewhere than on Linux, a plain `fdatasync`.
+    /// SQLite, a database file: like [`Store::sync_database_file`], a slice at a time,
+    /// but after each slice the thread rests twice as long as the slice took, so that
+    /// the write-back has at most a third of the disk's time. For the first write-out
+    /// after a pass has copied a long log (tens of thousands of pages, hundreds of
+    /// MiB): a single `fdatasync` of it kept the disk busy for a second or more, and
+    /// the log's syncs, which every registration waits for, waited behind it (up to
+    /// 310 ms). Elsewhere than on Linux, a plain `fdatasync`.
     pub async fn write_back_database_file(&self) -> Result<(), StoreError> {
         self.on_database_file(|file| {
             tirage_log_vfs::write_back_gently(file, WRITE_BACK_SLICE)?;

@@ -1,4 +1,6 @@
-//! Writing a database file out to the disk without taking all of the disk's time.
+//! Writing a database file out to the disk a slice at a time, so that whatever else
+//! waits for the disk meanwhile waits behind one slice at most; with rests between
+//! slices, without taking all of the disk's time either.
 
 use std::fs::File;
 use std::io;
